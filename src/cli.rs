@@ -1,0 +1,211 @@
+//! The command line: `serve`, `migrate`, and `client …`, which manages clients
+//! directly in the database (same rules as the admin API) and prints JSON.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::{
+    clients::{ClientView, RegistrationRequest, Registry},
+    clock::Clock,
+    config::Settings,
+    startup::Application,
+    store::Storage,
+};
+
+/// Portcullis: OAuth 2.0 client-credentials authorization server.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+pub struct Cli {
+    /// TOML configuration file (also `PORTCULLIS_CONFIG`).
+    #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (applies migrations first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage clients directly in the database.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+/// `portcullis client …`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints it with its secret (shown once).
+    Create(ClientFields),
+    /// List clients, ordered by id.
+    List {
+        /// Page size (1-200).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Start after this client id.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one client.
+    Show {
+        /// Client id.
+        client_id: String,
+    },
+    /// Change a client; only the given options change.
+    Update {
+        /// Client id.
+        client_id: String,
+        /// New values.
+        #[command(flatten)]
+        fields: ClientFields,
+    },
+    /// Issue a new secret; the old one stays valid for the grace period.
+    RotateSecret {
+        /// Client id.
+        client_id: String,
+        /// Seconds the previous secret stays valid (0 = ends now).
+        #[arg(long, default_value_t = 0)]
+        grace: i64,
+    },
+    /// Disable a client (it can no longer obtain tokens).
+    Disable {
+        /// Client id.
+        client_id: String,
+    },
+    /// Enable a disabled client.
+    Enable {
+        /// Client id.
+        client_id: String,
+    },
+    /// Delete a client and its secrets.
+    Delete {
+        /// Client id.
+        client_id: String,
+    },
+}
+
+/// Client metadata options shared by `create` and `update`.
+#[derive(Debug, Args)]
+pub struct ClientFields {
+    /// Client id (generated when omitted on create).
+    #[arg(long = "id")]
+    client_id: Option<String>,
+    /// Human-readable name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Allowed scopes, space-separated.
+    #[arg(long)]
+    scope: Option<String>,
+    /// Allowed audience (repeat for several).
+    #[arg(long = "audience")]
+    audiences: Vec<String>,
+    /// Default audience.
+    #[arg(long)]
+    default_audience: Option<String>,
+    /// Access-token lifetime in seconds.
+    #[arg(long)]
+    ttl: Option<i64>,
+    /// client_secret_basic (default) or client_secret_post.
+    #[arg(long)]
+    auth_method: Option<String>,
+}
+
+impl ClientFields {
+    fn apply_to(self, mut r: RegistrationRequest) -> RegistrationRequest {
+        r.client_id = self.client_id.or(r.client_id);
+        r.client_name = self.name.or(r.client_name);
+        r.scope = self.scope.or(r.scope);
+        if !self.audiences.is_empty() {
+            r.allowed_audiences = Some(self.audiences);
+        }
+        r.default_audience = self.default_audience.or(r.default_audience);
+        r.access_token_ttl = self.ttl.or(r.access_token_ttl);
+        r.token_endpoint_auth_method = self.auth_method.or(r.token_endpoint_auth_method);
+        r
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    crate::telemetry::init(settings.log_format, &settings.log_level);
+    match cli.command {
+        Command::Serve => {
+            Application::build(settings, Clock::System)
+                .await?
+                .run_until_stopped()
+                .await?
+        }
+        Command::Migrate => {
+            let store = Storage::connect(&settings.database_url, 1).await?;
+            print(&json!({ "migrated": store.engine() }))?;
+        }
+        Command::Client(cmd) => {
+            let store = Storage::connect(&settings.database_url, 2).await?;
+            run_client(&Registry::new(store, settings.max_access_token_ttl), cmd).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<()> {
+    let now = Clock::System.now();
+    let out = match cmd {
+        ClientCommand::Create(fields) => {
+            let (client, secret) = registry
+                .create(fields.apply_to(RegistrationRequest::default()), now)
+                .await?;
+            json!(ClientView::new(&client, Some(&secret)))
+        }
+        ClientCommand::List { limit, after } => {
+            anyhow::ensure!(
+                (1..=200).contains(&limit),
+                "--limit must be between 1 and 200"
+            );
+            let clients = registry.list(after.as_deref(), limit).await?;
+            json!(clients
+                .iter()
+                .map(|c| ClientView::new(c, None))
+                .collect::<Vec<_>>())
+        }
+        ClientCommand::Show { client_id } => {
+            json!(ClientView::new(&registry.get(&client_id).await?, None))
+        }
+        ClientCommand::Update { client_id, fields } => {
+            let current = registry.get(&client_id).await?;
+            let request = fields.apply_to(RegistrationRequest::from(&current));
+            json!(ClientView::new(
+                &registry.update(&client_id, request, now).await?,
+                None
+            ))
+        }
+        ClientCommand::RotateSecret { client_id, grace } => {
+            let (secret, until) = registry.rotate_secret(&client_id, grace, now).await?;
+            json!({ "client_id": client_id, "client_secret": secret.expose(), "previous_secrets_expire_at": until.timestamp() })
+        }
+        ClientCommand::Disable { client_id } => json!(ClientView::new(
+            &registry.set_enabled(&client_id, false, now).await?,
+            None
+        )),
+        ClientCommand::Enable { client_id } => json!(ClientView::new(
+            &registry.set_enabled(&client_id, true, now).await?,
+            None
+        )),
+        ClientCommand::Delete { client_id } => {
+            registry.delete(&client_id).await?;
+            json!({ "deleted": client_id })
+        }
+    };
+    print(&out)
+}
+
+fn print(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! OAuth clients: the registered model, secrets, and the registry operations
+//! shared by the admin REST API and the CLI.
+
+pub mod model;
+pub mod registry;
+pub mod secret;
+pub mod view;
+
+pub use model::{AuthMethod, Client, ClientId, GrantType, RegistrationRequest};
+pub use registry::{Registry, RegistryError};
+pub use secret::{PlainSecret, SecretHash, SecretVerifier};
+pub use view::ClientView;

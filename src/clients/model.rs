@@ -1,0 +1,396 @@
+//! The client model and RFC 7591 metadata validation.
+//!
+//! Standard metadata that does not apply to this server (`redirect_uris`,
+//! `response_types`, …) is ignored, as RFC 7591 §2 requires; invalid values
+//! of the fields we use are refused with a message naming the field.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::oauth::scope::ScopeSet;
+
+/// A client identifier: 1–128 characters of `A–Z a–z 0–9 - . _ ~` (URL-safe,
+/// and unchanged by the form-encoding of HTTP Basic credentials).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Validates a client id.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err("client_id must be 1-128 characters of A-Z a-z 0-9 - . _ ~".to_owned())
+        }
+    }
+
+    /// A new random client id (a UUID).
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Grant types a client may be registered for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// The wire value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+
+    /// Parses a wire value this server supports.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_credentials" => Some(Self::ClientCredentials),
+            _ => None,
+        }
+    }
+}
+
+/// Token-endpoint client authentication methods (RFC 7591 §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic (RFC 6749 §2.3.1); the RFC 7591 default.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// The wire value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    /// Parses a wire value this server supports.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_secret_basic" => Some(Self::ClientSecretBasic),
+            "client_secret_post" => Some(Self::ClientSecretPost),
+            _ => None,
+        }
+    }
+}
+
+/// A registered client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// Identifier.
+    pub id: ClientId,
+    /// Human-readable name.
+    pub name: Option<String>,
+    /// Grants the client may use.
+    pub grant_types: Vec<GrantType>,
+    /// How the client authenticates at the token endpoint.
+    pub auth_method: AuthMethod,
+    /// Scopes the client may be granted (its allow-list).
+    pub scope: ScopeSet,
+    /// Audiences (RFC 8707 resources) the client may request.
+    pub allowed_audiences: Vec<String>,
+    /// Audience used when a token request names no `resource`.
+    pub default_audience: Option<String>,
+    /// Access-token lifetime in seconds (capped by the server maximum).
+    pub access_token_ttl: Option<u32>,
+    /// Disabled clients cannot obtain tokens.
+    pub enabled: bool,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// RFC 7591 client metadata as submitted (create or full update). Unknown
+/// members are ignored; `client_secret` is refused (secrets are generated).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct RegistrationRequest {
+    /// Requested client id; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Defaults to `["client_credentials"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types: Option<Vec<String>>,
+    /// Defaults to `client_secret_basic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// Space-separated allowed scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Allowed audiences (absolute URIs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_audiences: Option<Vec<String>>,
+    /// Default audience; must be one of `allowed_audiences`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_audience: Option<String>,
+    /// Access-token lifetime in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl: Option<i64>,
+    /// Present only to be refused with a clear message.
+    #[serde(default, skip_serializing)]
+    pub client_secret: Option<serde_json::Value>,
+}
+
+impl From<&Client> for RegistrationRequest {
+    /// The metadata that would register `client` as it is (for partial updates).
+    fn from(c: &Client) -> Self {
+        Self {
+            client_id: Some(c.id.to_string()),
+            client_name: c.name.clone(),
+            grant_types: Some(
+                c.grant_types
+                    .iter()
+                    .map(|g| g.as_str().to_owned())
+                    .collect(),
+            ),
+            token_endpoint_auth_method: Some(c.auth_method.as_str().to_owned()),
+            scope: Some(c.scope.to_string()),
+            allowed_audiences: Some(c.allowed_audiences.clone()),
+            default_audience: c.default_audience.clone(),
+            access_token_ttl: c.access_token_ttl.map(i64::from),
+            client_secret: None,
+        }
+    }
+}
+
+/// Validated metadata, ready to become a [`Client`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientMetadata {
+    /// Requested id, if any.
+    pub client_id: Option<ClientId>,
+    /// Name.
+    pub name: Option<String>,
+    /// Grants.
+    pub grant_types: Vec<GrantType>,
+    /// Auth method.
+    pub auth_method: AuthMethod,
+    /// Allowed scopes.
+    pub scope: ScopeSet,
+    /// Allowed audiences.
+    pub allowed_audiences: Vec<String>,
+    /// Default audience.
+    pub default_audience: Option<String>,
+    /// Token lifetime.
+    pub access_token_ttl: Option<u32>,
+}
+
+impl RegistrationRequest {
+    /// Validates the metadata. `max_ttl` is the server's access-token ceiling.
+    pub fn validate(self, max_ttl: u32) -> Result<ClientMetadata, String> {
+        if self.client_secret.is_some() {
+            return Err("client_secret cannot be chosen; the server generates it (rotate it with POST /admin/clients/{client_id}/secret)".into());
+        }
+        let client_id = self.client_id.as_deref().map(ClientId::parse).transpose()?;
+        let name = self
+            .client_name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        if name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control))
+        {
+            return Err(
+                "client_name must be at most 200 characters without control characters".into(),
+            );
+        }
+        let grant_types = parse_grant_types(self.grant_types)?;
+        let auth_method = match self.token_endpoint_auth_method.as_deref() {
+            None => AuthMethod::ClientSecretBasic,
+            Some(m) => AuthMethod::parse(m).ok_or_else(|| {
+                format!("token_endpoint_auth_method {m:?} is not supported; use client_secret_basic or client_secret_post")
+            })?,
+        };
+        let scope =
+            ScopeSet::parse(self.scope.as_deref().unwrap_or("")).map_err(|e| e.to_string())?;
+        let allowed_audiences = parse_audiences(self.allowed_audiences.unwrap_or_default())?;
+        let default_audience = match self.default_audience {
+            Some(a) if !allowed_audiences.contains(&a) => {
+                return Err("default_audience must be one of allowed_audiences".into())
+            }
+            Some(a) => Some(a),
+            None if allowed_audiences.len() == 1 => allowed_audiences.first().cloned(),
+            None => None,
+        };
+        let access_token_ttl = match self.access_token_ttl {
+            None => None,
+            Some(t) if t >= 1 && t <= i64::from(max_ttl) => Some(t as u32),
+            Some(_) => {
+                return Err(format!(
+                    "access_token_ttl must be between 1 and {max_ttl} seconds"
+                ))
+            }
+        };
+        Ok(ClientMetadata {
+            client_id,
+            name,
+            grant_types,
+            auth_method,
+            scope,
+            allowed_audiences,
+            default_audience,
+            access_token_ttl,
+        })
+    }
+}
+
+fn parse_grant_types(requested: Option<Vec<String>>) -> Result<Vec<GrantType>, String> {
+    let Some(requested) = requested else {
+        return Ok(vec![GrantType::ClientCredentials]);
+    };
+    if requested.is_empty() {
+        return Err("grant_types must not be empty".into());
+    }
+    let mut grants = Vec::new();
+    for g in &requested {
+        let grant = GrantType::parse(g).ok_or_else(|| {
+            format!("grant type {g:?} is not supported; this server issues client_credentials")
+        })?;
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    Ok(grants)
+}
+
+/// Audiences are absolute URIs without a fragment (RFC 8707 §2).
+pub fn parse_audiences(list: Vec<String>) -> Result<Vec<String>, String> {
+    if list.len() > 100 {
+        return Err("allowed_audiences may hold at most 100 entries".into());
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for a in list {
+        if !is_absolute_uri(&a) {
+            return Err(format!(
+                "audience {a:?} is not an absolute URI without a fragment"
+            ));
+        }
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `s` is an absolute URI without a fragment, at most 2048 bytes.
+#[must_use]
+pub fn is_absolute_uri(s: &str) -> bool {
+    s.len() <= 2048 && !s.contains('#') && url::Url::parse(s).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(json: serde_json::Value) -> Result<ClientMetadata, String> {
+        serde_json::from_value::<RegistrationRequest>(json)
+            .unwrap()
+            .validate(3600)
+    }
+
+    #[test]
+    fn minimal_metadata_gets_rfc_7591_defaults() {
+        let m = req(serde_json::json!({})).unwrap();
+        assert_eq!(m.grant_types, vec![GrantType::ClientCredentials]);
+        assert_eq!(m.auth_method, AuthMethod::ClientSecretBasic);
+        assert!(m.scope.is_empty());
+        assert_eq!(m.client_id, None);
+    }
+
+    #[test]
+    fn a_single_allowed_audience_becomes_the_default() {
+        let m = req(serde_json::json!({"allowed_audiences": ["https://api.example"]})).unwrap();
+        assert_eq!(m.default_audience.as_deref(), Some("https://api.example"));
+    }
+
+    #[test]
+    fn inapplicable_standard_metadata_is_ignored() {
+        assert!(req(serde_json::json!({"redirect_uris": ["https://x/cb"], "response_types": [], "logo_uri": 5})).is_ok());
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_the_field_named() {
+        let cases = [
+            (
+                serde_json::json!({"grant_types": ["authorization_code"]}),
+                "grant type",
+            ),
+            (serde_json::json!({"grant_types": []}), "grant_types"),
+            (
+                serde_json::json!({"token_endpoint_auth_method": "none"}),
+                "token_endpoint_auth_method",
+            ),
+            (serde_json::json!({"scope": "a\"b"}), "scope"),
+            (
+                serde_json::json!({"allowed_audiences": ["not a uri"]}),
+                "audience",
+            ),
+            (
+                serde_json::json!({"allowed_audiences": ["https://a#frag"]}),
+                "audience",
+            ),
+            (
+                serde_json::json!({"allowed_audiences": ["https://a", "https://b"], "default_audience": "https://c"}),
+                "default_audience",
+            ),
+            (
+                serde_json::json!({"access_token_ttl": 0}),
+                "access_token_ttl",
+            ),
+            (
+                serde_json::json!({"access_token_ttl": 3601}),
+                "access_token_ttl",
+            ),
+            (serde_json::json!({"client_id": "has space"}), "client_id"),
+            (serde_json::json!({"client_id": ""}), "client_id"),
+            (
+                serde_json::json!({"client_secret": "mine"}),
+                "client_secret",
+            ),
+            (
+                serde_json::json!({"client_name": "x".repeat(201)}),
+                "client_name",
+            ),
+        ];
+        for (json, field) in cases {
+            let err = req(json.clone()).expect_err(&json.to_string());
+            assert!(err.contains(field), "{json}: {err}");
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Client registry operations (RFC 7591 / 7592 semantics), shared by the admin
+//! REST API and the CLI so both behave identically.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{
+    model::{ClientMetadata, RegistrationRequest},
+    Client, ClientId, PlainSecret,
+};
+use crate::store::{NewSecret, Storage, Store, StoreError};
+
+/// The longest grace period an old secret may be given on rotation (30 days).
+pub const MAX_GRACE_PERIOD_SECS: i64 = 30 * 24 * 3600;
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Invalid client metadata (RFC 7591 `invalid_client_metadata`).
+    #[error("{0}")]
+    InvalidMetadata(String),
+    /// No such client.
+    #[error("no client with this client_id")]
+    NotFound,
+    /// The requested client id is taken.
+    #[error("a client with this client_id already exists")]
+    Conflict,
+    /// Something outside the caller's control failed.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict { .. } => Self::Conflict,
+            e => Self::Internal(e.into()),
+        }
+    }
+}
+
+/// The registry: storage plus the server limits metadata is checked against.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    store: Storage,
+    max_ttl: u32,
+}
+
+impl Registry {
+    /// A registry over `store`; `max_ttl` caps clients' token lifetimes.
+    #[must_use]
+    pub fn new(store: Storage, max_ttl: u32) -> Self {
+        Self { store, max_ttl }
+    }
+
+    /// Registers a client and returns it with its generated secret (shown once).
+    #[tracing::instrument(skip_all)]
+    pub async fn create(
+        &self,
+        request: RegistrationRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(Client, PlainSecret), RegistryError> {
+        let meta = request
+            .validate(self.max_ttl)
+            .map_err(RegistryError::InvalidMetadata)?;
+        let id = meta.client_id.clone().unwrap_or_else(ClientId::generate);
+        let client = apply(meta, id, true, now, now);
+        let (secret, new) = new_secret(now).await?;
+        self.store.create_client(&client, &new).await?;
+        tracing::info!(client_id = %client.id, "client registered");
+        Ok((client, secret))
+    }
+
+    /// Looks a client up.
+    pub async fn get(&self, id: &str) -> Result<Client, RegistryError> {
+        let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
+        self.store
+            .find_client(&id)
+            .await?
+            .ok_or(RegistryError::NotFound)
+    }
+
+    /// A page of clients ordered by id, after `after`.
+    pub async fn list(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Client>, RegistryError> {
+        let after = match after {
+            Some(a) => Some(ClientId::parse(a).map_err(RegistryError::InvalidMetadata)?),
+            None => None,
+        };
+        Ok(self.store.list_clients(after.as_ref(), limit).await?)
+    }
+
+    /// Replaces a client's metadata (RFC 7592 §2.2: omitted fields take their
+    /// defaults). A `client_id` in the body must match.
+    #[tracing::instrument(skip_all, fields(client_id = %id))]
+    pub async fn update(
+        &self,
+        id: &str,
+        request: RegistrationRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Client, RegistryError> {
+        let existing = self.get(id).await?;
+        let meta = request
+            .validate(self.max_ttl)
+            .map_err(RegistryError::InvalidMetadata)?;
+        if meta.client_id.as_ref().is_some_and(|c| c != &existing.id) {
+            return Err(RegistryError::InvalidMetadata(
+                "client_id in the body does not match the URL".into(),
+            ));
+        }
+        let client = apply(
+            meta,
+            existing.id,
+            existing.enabled,
+            existing.created_at,
+            now,
+        );
+        self.store.update_client(&client).await?;
+        tracing::info!(client_id = %client.id, "client updated");
+        Ok(client)
+    }
+
+    /// Enables or disables a client.
+    #[tracing::instrument(skip_all, fields(client_id = %id))]
+    pub async fn set_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Client, RegistryError> {
+        let mut client = self.get(id).await?;
+        client.enabled = enabled;
+        client.updated_at = now;
+        self.store.update_client(&client).await?;
+        tracing::info!(client_id = %client.id, enabled, "client enabled state changed");
+        Ok(client)
+    }
+
+    /// Deletes a client and its secrets.
+    #[tracing::instrument(skip_all, fields(client_id = %id))]
+    pub async fn delete(&self, id: &str) -> Result<(), RegistryError> {
+        let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
+        self.store.delete_client(&id).await?;
+        tracing::info!(client_id = %id, "client deleted");
+        Ok(())
+    }
+
+    /// Issues a new secret; the previous ones stay valid for `grace_secs`
+    /// (0 = they stop working at once). Returns the secret and when the old
+    /// ones stop working.
+    #[tracing::instrument(skip_all, fields(client_id = %id))]
+    pub async fn rotate_secret(
+        &self,
+        id: &str,
+        grace_secs: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(PlainSecret, DateTime<Utc>), RegistryError> {
+        if !(0..=MAX_GRACE_PERIOD_SECS).contains(&grace_secs) {
+            return Err(RegistryError::InvalidMetadata(format!(
+                "grace_period must be between 0 and {MAX_GRACE_PERIOD_SECS} seconds"
+            )));
+        }
+        let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
+        let (secret, new) = new_secret(now).await?;
+        let until = now + Duration::seconds(grace_secs);
+        self.store.rotate_client_secret(&id, &new, until).await?;
+        tracing::info!(client_id = %id, grace_secs, "client secret rotated");
+        Ok((secret, until))
+    }
+}
+
+fn apply(
+    meta: ClientMetadata,
+    id: ClientId,
+    enabled: bool,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Client {
+    Client {
+        id,
+        name: meta.name,
+        grant_types: meta.grant_types,
+        auth_method: meta.auth_method,
+        scope: meta.scope,
+        allowed_audiences: meta.allowed_audiences,
+        default_audience: meta.default_audience,
+        access_token_ttl: meta.access_token_ttl,
+        enabled,
+        created_at,
+        updated_at: now,
+    }
+}
+
+/// Generates and hashes a secret (argon2 runs on the blocking pool).
+async fn new_secret(now: DateTime<Utc>) -> Result<(PlainSecret, NewSecret), RegistryError> {
+    let (secret, hash) = tokio::task::spawn_blocking(|| -> anyhow::Result<_> {
+        let secret =
+            PlainSecret::generate().map_err(|_| anyhow::anyhow!("random generator failed"))?;
+        let hash = secret
+            .hash()
+            .map_err(|e| anyhow::anyhow!("argon2 failed: {e}"))?;
+        Ok((secret, hash))
+    })
+    .await
+    .map_err(anyhow::Error::from)??;
+    let new = NewSecret {
+        id: uuid::Uuid::new_v4().to_string(),
+        hash,
+        created_at: now,
+    };
+    Ok((secret, new))
+}

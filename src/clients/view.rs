@@ -1,0 +1,63 @@
+//! [`ClientView`]: a client as the admin API and the CLI show it (RFC 7591
+//! §3.2.1 response members plus Portcullis's own).
+
+use serde::Serialize;
+
+use super::{Client, PlainSecret};
+
+/// The JSON representation of a client.
+#[derive(Debug, Serialize)]
+pub struct ClientView {
+    /// Identifier.
+    pub client_id: String,
+    /// Present only in the response that created or rotated the secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Registration time, seconds since the epoch.
+    pub client_id_issued_at: i64,
+    /// 0: the secret does not expire (it is rotated explicitly).
+    pub client_secret_expires_at: i64,
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Grants.
+    pub grant_types: Vec<&'static str>,
+    /// Token endpoint auth method.
+    pub token_endpoint_auth_method: &'static str,
+    /// Allowed scopes, space-separated.
+    pub scope: String,
+    /// Allowed audiences.
+    pub allowed_audiences: Vec<String>,
+    /// Default audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_audience: Option<String>,
+    /// Access-token lifetime in seconds, when the client sets its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl: Option<u32>,
+    /// Whether the client may obtain tokens.
+    pub enabled: bool,
+    /// Last change, seconds since the epoch.
+    pub updated_at: i64,
+}
+
+impl ClientView {
+    /// The view of `client`, with `secret` when it was just generated.
+    #[must_use]
+    pub fn new(client: &Client, secret: Option<&PlainSecret>) -> Self {
+        Self {
+            client_id: client.id.to_string(),
+            client_secret: secret.map(|s| s.expose().to_owned()),
+            client_id_issued_at: client.created_at.timestamp(),
+            client_secret_expires_at: 0,
+            client_name: client.name.clone(),
+            grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
+            token_endpoint_auth_method: client.auth_method.as_str(),
+            scope: client.scope.to_string(),
+            allowed_audiences: client.allowed_audiences.clone(),
+            default_audience: client.default_audience.clone(),
+            access_token_ttl: client.access_token_ttl,
+            enabled: client.enabled,
+            updated_at: client.updated_at.timestamp(),
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! Settings: built-in defaults, then a TOML file, then `PORTCULLIS_*` environment
+//! variables (the environment wins). Plain `DATABASE_URL` is honoured below
+//! `PORTCULLIS_DATABASE_URL`. [`Settings::validate`] rejects inconsistent values
+//! with a message that names the setting.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use figment::{
+    providers::{Env, Format, Toml},
+    Figment,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+use crate::keys::Algorithm;
+
+/// Everything that can go wrong while loading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file or an environment variable could not be read or parsed.
+    #[error("configuration could not be loaded: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range or inconsistent with another one.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A file named by the configuration could not be read.
+    #[error("could not read {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Output format of the log lines.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (default; what log pipelines want).
+    Json,
+    /// Human-readable lines for a terminal.
+    Pretty,
+}
+
+/// The server's settings. Every field is documented in the README with its
+/// `PORTCULLIS_…` name and default.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address and port the HTTP listener binds to.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// Public issuer URL; defaults to `http://` + the bound listen address.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// `sqlite://…` or `postgres://…`.
+    #[serde(default = "defaults::database_url")]
+    pub database_url: SecretString,
+    /// Maximum connections in the database pool.
+    #[serde(default = "defaults::database_max_connections")]
+    pub database_max_connections: u32,
+    /// Admin bearer tokens (a list, or one comma-separated string).
+    #[serde(default, deserialize_with = "comma_list")]
+    pub admin_tokens: Vec<SecretString>,
+    /// A file with one admin token per line, added to `admin_tokens`.
+    #[serde(default)]
+    pub admin_tokens_file: Option<PathBuf>,
+    /// File holding the base64 key-encryption key.
+    #[serde(default = "defaults::kek_file")]
+    pub kek_file: PathBuf,
+    /// The base64 key-encryption key itself (takes precedence over `kek_file`).
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub kek: Option<SecretString>,
+    /// Generate a KEK into `kek_file` when none exists. Defaults to true for
+    /// SQLite (the development setup) and false otherwise.
+    #[serde(default)]
+    pub kek_generate: Option<bool>,
+    /// Algorithm of newly generated signing keys.
+    #[serde(default = "defaults::signing_alg")]
+    pub signing_alg: Algorithm,
+    /// Access-token lifetime in seconds for clients that do not set their own.
+    #[serde(default = "defaults::access_token_ttl")]
+    pub access_token_ttl: u32,
+    /// Upper bound in seconds for any client's access-token lifetime.
+    #[serde(default = "defaults::max_access_token_ttl")]
+    pub max_access_token_ttl: u32,
+    /// `Cache-Control: max-age` of the JWKS and metadata documents, in seconds.
+    #[serde(default = "defaults::jwks_max_age")]
+    pub jwks_max_age: u32,
+    /// Largest accepted request body in bytes.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Concurrent argon2 verifications; 0 means the number of CPU cores.
+    #[serde(default)]
+    pub argon2_concurrency: usize,
+    /// HTTP worker threads; 0 means the number of CPU cores.
+    #[serde(default)]
+    pub workers: usize,
+    /// Log output format.
+    #[serde(default = "defaults::log_format")]
+    pub log_format: LogFormat,
+    /// Log filter (`tracing` `EnvFilter` syntax); `RUST_LOG` wins when set.
+    #[serde(default = "defaults::log_level")]
+    pub log_level: String,
+}
+
+mod defaults {
+    use super::{Algorithm, LogFormat, PathBuf, SecretString, SocketAddr};
+
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn database_url() -> SecretString {
+        SecretString::from("sqlite://data/portcullis.db")
+    }
+    pub fn database_max_connections() -> u32 {
+        16
+    }
+    pub fn kek_file() -> PathBuf {
+        PathBuf::from("keys/kek")
+    }
+    pub fn signing_alg() -> Algorithm {
+        Algorithm::Es256
+    }
+    pub fn access_token_ttl() -> u32 {
+        300
+    }
+    pub fn max_access_token_ttl() -> u32 {
+        3600
+    }
+    pub fn jwks_max_age() -> u32 {
+        300
+    }
+    pub fn max_body_bytes() -> usize {
+        16 * 1024
+    }
+    pub fn log_format() -> LogFormat {
+        LogFormat::Json
+    }
+    pub fn log_level() -> String {
+        "info".to_owned()
+    }
+}
+
+impl Settings {
+    /// Loads defaults → `config_file` (if given) → environment, and validates.
+    pub fn load(config_file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = config_file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let figment = figment
+            .merge(Env::raw().only(&["database_url"]))
+            .merge(Env::prefixed("PORTCULLIS_").ignore(&["config"]));
+        Self::from_figment(&figment)
+    }
+
+    /// Extracts and validates settings from a prepared figment (tests build their own).
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let mut settings: Self = figment.extract().map_err(Box::new)?;
+        settings.read_admin_tokens_file()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn read_admin_tokens_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.admin_tokens_file else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+            path: path.clone(),
+            source,
+        })?;
+        self.admin_tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| SecretString::from(l.to_owned())),
+        );
+        Ok(())
+    }
+
+    /// Checks ranges and cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.access_token_ttl == 0 || self.max_access_token_ttl == 0 {
+            return invalid("access_token_ttl and max_access_token_ttl must be at least 1 second");
+        }
+        if self.access_token_ttl > self.max_access_token_ttl {
+            return invalid("access_token_ttl must not exceed max_access_token_ttl");
+        }
+        if self.max_access_token_ttl > 86_400 {
+            return invalid("max_access_token_ttl must not exceed 86400 seconds (one day)");
+        }
+        if self.max_body_bytes < 1024 || self.max_body_bytes > 1024 * 1024 {
+            return invalid("max_body_bytes must be between 1024 and 1048576");
+        }
+        if self.database_max_connections == 0 {
+            return invalid("database_max_connections must be at least 1");
+        }
+        if let Some(issuer) = &self.issuer {
+            validate_issuer(issuer).map_err(ConfigError::Invalid)?;
+        }
+        let url = self.database_url.expose_secret();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return invalid("database_url must start with sqlite:, postgres: or postgresql:");
+        }
+        for token in &self.admin_tokens {
+            if token.expose_secret().len() < 16 {
+                return invalid("every admin token must be at least 16 characters long");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the configured database is the embedded SQLite engine.
+    #[must_use]
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.expose_secret().starts_with("sqlite:")
+    }
+
+    /// Whether a missing KEK may be generated (see [`Settings::kek_generate`]).
+    #[must_use]
+    pub fn may_generate_kek(&self) -> bool {
+        self.kek_generate.unwrap_or_else(|| self.is_sqlite())
+    }
+
+    /// Number of argon2 verifications allowed at once.
+    #[must_use]
+    pub fn argon2_permits(&self) -> usize {
+        if self.argon2_concurrency > 0 {
+            self.argon2_concurrency
+        } else {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }
+    }
+}
+
+/// An issuer is an `http`/`https` URL without query or fragment (RFC 8414 §2).
+fn validate_issuer(issuer: &str) -> Result<(), String> {
+    let url = url::Url::parse(issuer).map_err(|e| format!("issuer is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("issuer must be an http or https URL".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("issuer must not have a query or fragment".into());
+    }
+    if issuer.ends_with('/') {
+        return Err("issuer must not end with '/'".into());
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("database_url", &"[redacted]")
+            .field("admin_tokens", &self.admin_tokens.len())
+            .field("kek_file", &self.kek_file)
+            .field("signing_alg", &self.signing_alg)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("max_access_token_ttl", &self.max_access_token_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A value from TOML or the environment that should be text. Environment
+/// values that look like numbers or booleans arrive typed; take them back as text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn into_string(self) -> String {
+        match self {
+            Self::Text(s) => s,
+            Self::Int(i) => i.to_string(),
+            Self::Float(f) => f.to_string(),
+            Self::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<Scalar>),
+    One(Scalar),
+}
+
+fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(v) => v.into_iter().map(Scalar::into_string).collect(),
+        OneOrMany::One(s) => s
+            .into_string()
+            .split(',')
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from)
+        .collect())
+}
+
+fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    Ok(Option::<Scalar>::deserialize(d)?.map(|s| SecretString::from(s.into_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    fn settings(pairs: &[(&str, serde_json::Value)]) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new();
+        for (k, v) in pairs {
+            figment = figment.merge(Serialized::default(k, v));
+        }
+        Settings::from_figment(&figment)
+    }
+
+    #[test]
+    fn defaults_follow_the_specification() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            s.database_url.expose_secret(),
+            "sqlite://data/portcullis.db"
+        );
+        assert_eq!(s.signing_alg, Algorithm::Es256);
+        assert_eq!(s.access_token_ttl, 300);
+        assert!(s.may_generate_kek());
+    }
+
+    #[test]
+    fn admin_tokens_accept_a_comma_separated_string_or_a_list() {
+        let s = settings(&[(
+            "admin_tokens",
+            "first-admin-token-0001, second-admin-token-002".into(),
+        )])
+        .unwrap();
+        assert_eq!(s.admin_tokens.len(), 2);
+        assert_eq!(s.admin_tokens[1].expose_secret(), "second-admin-token-002");
+        let s = settings(&[("admin_tokens", serde_json::json!(["x-admin-token-00001"]))]).unwrap();
+        assert_eq!(s.admin_tokens.len(), 1);
+    }
+
+    #[test]
+    fn inconsistent_values_are_refused_with_the_setting_named() {
+        let cases: &[(&[(&str, serde_json::Value)], &str)] = &[
+            (&[("access_token_ttl", 0.into())], "access_token_ttl"),
+            (&[("access_token_ttl", 7200.into())], "max_access_token_ttl"),
+            (&[("issuer", "ftp://x".into())], "issuer"),
+            (&[("issuer", "https://x/?a=b".into())], "issuer"),
+            (&[("database_url", "mysql://x".into())], "database_url"),
+            (&[("admin_tokens", "short".into())], "admin token"),
+            (&[("listen", "not an address".into())], "listen"),
+            (&[("unknown_key", 1.into())], "unknown_key"),
+        ];
+        for (pairs, needle) in cases {
+            let err = settings(pairs)
+                .err()
+                .unwrap_or_else(|| panic!("{needle}: accepted"));
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn postgres_does_not_generate_a_kek_unless_told_to() {
+        let s = settings(&[("database_url", "postgres://localhost/x".into())]).unwrap();
+        assert!(!s.may_generate_kek());
+        let s = settings(&[
+            ("database_url", "postgres://localhost/x".into()),
+            ("kek_generate", true.into()),
+        ])
+        .unwrap();
+        assert!(s.may_generate_kek());
+    }
+}

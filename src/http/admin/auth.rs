@@ -1,0 +1,97 @@
+//! Admin authentication: `Authorization: Bearer <admin token>`, where the
+//! tokens come from configuration and are kept only as SHA-256 digests,
+//! compared in constant time against every configured token.
+
+use std::future::{ready, Ready};
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use ring::digest;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use crate::{http::errors::ApiError, state::AppState};
+
+/// Digests of the configured admin tokens.
+pub struct AdminTokens(Vec<[u8; 32]>);
+
+impl AdminTokens {
+    /// Hashes the configured tokens; the clear values are not kept.
+    #[must_use]
+    pub fn new(tokens: &[SecretString]) -> Self {
+        Self(
+            tokens
+                .iter()
+                .map(|t| sha256(t.expose_secret().as_bytes()))
+                .collect(),
+        )
+    }
+
+    /// Whether no admin token is configured (the admin API then refuses everything).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `presented` is one of the tokens. Every digest is compared, so
+    /// timing does not depend on which one matched.
+    #[must_use]
+    pub fn verify(&self, presented: &[u8]) -> bool {
+        let candidate = sha256(presented);
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |acc, t| acc | t.ct_eq(&candidate))
+            .into()
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// Proof that the request carries a valid admin token.
+#[derive(Debug)]
+pub struct AdminPrincipal;
+
+impl FromRequest for AdminPrincipal {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        let ok = match (token, req.app_data::<web::Data<AppState>>()) {
+            (Some(t), Some(state)) if !t.is_empty() => state.admin_tokens.verify(t.as_bytes()),
+            _ => false,
+        };
+        ready(if ok {
+            Ok(Self)
+        } else {
+            Err(ApiError::Unauthorized)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configured_tokens_verify() {
+        let tokens = AdminTokens::new(&[
+            SecretString::from("first-admin-token".to_owned()),
+            SecretString::from("second-admin-token".to_owned()),
+        ]);
+        assert!(tokens.verify(b"first-admin-token"));
+        assert!(tokens.verify(b"second-admin-token"));
+        assert!(!tokens.verify(b"first-admin-toke"));
+        assert!(!tokens.verify(b""));
+        assert!(!AdminTokens::new(&[]).verify(b"anything"));
+    }
+}

@@ -1,0 +1,210 @@
+//! Client administration over REST (RFC 7591 registration, RFC 7592-style
+//! read/update/delete), plus secret rotation and enable/disable.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde::{de::DeserializeOwned, Deserialize};
+use serde_json::json;
+
+use super::auth::AdminPrincipal;
+use crate::{
+    clients::{ClientView, RegistrationRequest},
+    http::{errors::ApiError, has_media_type, read_body, BodyError},
+    state::AppState,
+};
+
+type Body = Result<web::Bytes, actix_web::Error>;
+
+/// Reads a JSON body; an empty body is `T::default()` when `optional`.
+fn json_body<T: DeserializeOwned + Default>(
+    req: &HttpRequest,
+    body: Body,
+    limit: usize,
+    optional: bool,
+    invalid: fn(String) -> ApiError,
+) -> Result<T, ApiError> {
+    let body = read_body(body, limit).map_err(|e| match e {
+        BodyError::TooLarge(n) => ApiError::BodyTooLarge(n),
+        BodyError::Unreadable => {
+            ApiError::InvalidRequest("the request body could not be read".into())
+        }
+    })?;
+    if optional && body.is_empty() {
+        return Ok(T::default());
+    }
+    if !has_media_type(req, "application/json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| invalid(format!("the request body is not valid: {e}")))
+}
+
+fn path_id(path: &web::Path<String>) -> &str {
+    path.as_str()
+}
+
+/// `POST /admin/clients`: register a client; the secret is in this response only.
+pub async fn create(
+    _: AdminPrincipal,
+    req: HttpRequest,
+    body: Body,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let request: RegistrationRequest = json_body(
+        &req,
+        body,
+        state.settings.max_body_bytes,
+        false,
+        ApiError::InvalidClientMetadata,
+    )?;
+    let (client, secret) = state.registry.create(request, state.clock.now()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/admin/clients/{}", client.id)))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ClientView::new(&client, Some(&secret))))
+}
+
+/// Query of `GET /admin/clients`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+/// `GET /admin/clients?limit=&after=`: a page of clients ordered by id.
+pub async fn list(
+    _: AdminPrincipal,
+    query: Result<web::Query<ListQuery>, actix_web::Error>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {e}")))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::InvalidRequest(
+            "limit must be between 1 and 200".into(),
+        ));
+    }
+    let after = query.after.as_deref().filter(|a| !a.is_empty());
+    let clients = state
+        .registry
+        .list(after, limit)
+        .await
+        .map_err(|e| match e {
+            crate::clients::RegistryError::InvalidMetadata(m) => {
+                ApiError::InvalidRequest(format!("after: {m}"))
+            }
+            e => e.into(),
+        })?;
+    let next_after = (clients.len() == limit as usize)
+        .then(|| clients.last().map(|c| c.id.to_string()))
+        .flatten();
+    let views: Vec<ClientView> = clients.iter().map(|c| ClientView::new(c, None)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "clients": views, "next_after": next_after })))
+}
+
+/// `GET /admin/clients/{client_id}`.
+pub async fn show(
+    _: AdminPrincipal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.registry.get(path_id(&path)).await?;
+    Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
+}
+
+/// `PUT /admin/clients/{client_id}`: replace the metadata (omitted fields take defaults).
+pub async fn update(
+    _: AdminPrincipal,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Body,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let request: RegistrationRequest = json_body(
+        &req,
+        body,
+        state.settings.max_body_bytes,
+        false,
+        ApiError::InvalidClientMetadata,
+    )?;
+    let client = state
+        .registry
+        .update(path_id(&path), request, state.clock.now())
+        .await?;
+    Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
+}
+
+/// `DELETE /admin/clients/{client_id}`.
+pub async fn delete(
+    _: AdminPrincipal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.registry.delete(path_id(&path)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Body of a secret rotation.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// Seconds the previous secret(s) stay valid; 0 (default) ends them now.
+    #[serde(default)]
+    grace_period: i64,
+}
+
+/// `POST /admin/clients/{client_id}/secret`: issue a new secret.
+pub async fn rotate_secret(
+    _: AdminPrincipal,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Body,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let request: RotateRequest = json_body(
+        &req,
+        body,
+        state.settings.max_body_bytes,
+        true,
+        ApiError::InvalidRequest,
+    )?;
+    let now = state.clock.now();
+    let (secret, until) = state
+        .registry
+        .rotate_secret(path_id(&path), request.grace_period, now)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "client_id": path_id(&path),
+            "client_secret": secret.expose(),
+            "client_secret_expires_at": 0,
+            "previous_secrets_expire_at": until.timestamp(),
+        })))
+}
+
+/// `POST /admin/clients/{client_id}/disable`.
+pub async fn disable(
+    _: AdminPrincipal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state
+        .registry
+        .set_enabled(path_id(&path), false, state.clock.now())
+        .await?;
+    Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
+}
+
+/// `POST /admin/clients/{client_id}/enable`.
+pub async fn enable(
+    _: AdminPrincipal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state
+        .registry
+        .set_enabled(path_id(&path), true, state.clock.now())
+        .await?;
+    Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
+}

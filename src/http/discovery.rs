@@ -1,0 +1,90 @@
+//! Discovery: the RFC 8414 metadata document (also served at the OpenID
+//! Connect path for tools that only know that one) and the JWKS (RFC 7517),
+//! served from the pre-rendered bytes with `Cache-Control` and `ETag`.
+
+use std::collections::BTreeSet;
+
+use actix_web::{
+    http::header::{self, HeaderValue},
+    web, HttpRequest, HttpResponse,
+};
+use serde_json::json;
+
+use crate::{
+    clients::{AuthMethod, GrantType},
+    keys::Algorithm,
+    oauth::scope::ScopeSet,
+    state::AppState,
+    store::Store,
+};
+
+/// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
+pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    let scopes: BTreeSet<String> = match state.store.client_scopes().await {
+        Ok(list) => list
+            .iter()
+            .filter_map(|s| ScopeSet::parse(s).ok())
+            .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
+            .collect(),
+        Err(e) => {
+            tracing::error!(error.cause_chain = ?e, "could not read scopes for the metadata document");
+            return super::errors::json_error(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the metadata document is temporarily unavailable",
+            );
+        }
+    };
+    let issuer = &state.issuer;
+    let algs: Vec<&str> = state
+        .keys
+        .algorithms()
+        .into_iter()
+        .map(Algorithm::as_str)
+        .collect();
+    let body = json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "registration_endpoint": format!("{issuer}/admin/clients"),
+        "scopes_supported": scopes,
+        "response_types_supported": [],
+        "grant_types_supported": [GrantType::ClientCredentials.as_str()],
+        "token_endpoint_auth_methods_supported": [AuthMethod::ClientSecretBasic.as_str(), AuthMethod::ClientSecretPost.as_str()],
+        "access_token_signing_alg_values_supported": algs,
+    });
+    HttpResponse::Ok()
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={}", state.settings.jwks_max_age),
+        ))
+        .json(body)
+}
+
+/// `GET /.well-known/jwks.json`: public keys only; `304` when `If-None-Match` matches.
+pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let doc = state.keys.jwks();
+    let cache_control = format!("public, max-age={}", state.settings.jwks_max_age);
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim() == "*"
+                || v.split(',')
+                    .any(|t| t.trim().trim_start_matches("W/") == doc.etag)
+        });
+    let mut response = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response.insert_header((header::CACHE_CONTROL, cache_control));
+    if let Ok(etag) = HeaderValue::from_str(&doc.etag) {
+        response.insert_header((header::ETAG, etag));
+    }
+    if matches {
+        return response.finish();
+    }
+    response.content_type("application/json").body(doc.body)
+}

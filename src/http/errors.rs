@@ -1,0 +1,157 @@
+//! How errors become HTTP responses, in one place.
+//!
+//! Policy: every error body is JSON `{"error", "error_description"}`. OAuth
+//! endpoints use the RFC 6749 §5.2 codes ([`OAuthError`]) and always carry
+//! `Cache-Control: no-store` and `Pragma: no-cache`; `invalid_client` after an
+//! HTTP Basic attempt carries `WWW-Authenticate: Basic`. The admin API uses
+//! RFC 7591 `invalid_client_metadata` for bad registrations and RFC 6750
+//! `invalid_token` (with `WWW-Authenticate: Bearer`) for bad admin tokens
+//! ([`ApiError`]). A 5xx body only says `server_error`; its cause chain is
+//! logged once, here. Descriptions never contain secrets.
+
+use actix_web::{
+    http::{header, StatusCode},
+    HttpResponse, HttpResponseBuilder, ResponseError,
+};
+use serde::Serialize;
+
+use crate::{clients::RegistryError, oauth::OAuthError};
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+/// A JSON error response with the given status, code and description.
+pub fn json_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
+    finish(error_builder(status), code, description)
+}
+
+fn error_builder(status: StatusCode) -> HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status);
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    builder.insert_header((header::PRAGMA, "no-cache"));
+    builder
+}
+
+fn finish(mut builder: HttpResponseBuilder, code: &str, description: &str) -> HttpResponse {
+    builder.json(ErrorBody {
+        error: code,
+        error_description: description,
+    })
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Server(cause) = self {
+            tracing::error!(error.cause_chain = ?cause, "token endpoint failed");
+        }
+        let mut builder = error_builder(self.status_code());
+        if matches!(
+            self,
+            Self::InvalidClient {
+                basic_attempted: true,
+                ..
+            }
+        ) {
+            builder.insert_header((
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"portcullis\", charset=\"UTF-8\"",
+            ));
+        }
+        finish(builder, self.code(), &self.to_string())
+    }
+}
+
+/// Errors of the admin REST API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or wrong admin bearer token.
+    #[error("a valid admin bearer token is required")]
+    Unauthorized,
+    /// No such client (or route).
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The client id is taken.
+    #[error("a client with this client_id already exists")]
+    Conflict,
+    /// Invalid client metadata (RFC 7591 §3.2.2).
+    #[error("{0}")]
+    InvalidClientMetadata(String),
+    /// Malformed request outside the metadata (query parameters, body framing).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The body is not `application/json`.
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// The body exceeds the limit.
+    #[error("request body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    /// The method is not allowed on this route.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A server-side failure; logged, not shown.
+    #[error("the server could not complete the request")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "invalid_token",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict => "conflict",
+            Self::InvalidClientMetadata(_) => "invalid_client_metadata",
+            Self::InvalidRequest(_) | Self::UnsupportedMediaType | Self::BodyTooLarge(_) => {
+                "invalid_request"
+            }
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::InvalidMetadata(m) => Self::InvalidClientMetadata(m),
+            RegistryError::NotFound => Self::NotFound("no client with this client_id"),
+            RegistryError::Conflict => Self::Conflict,
+            RegistryError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::InvalidClientMetadata(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(cause) = self {
+            tracing::error!(error.cause_chain = ?cause, "admin request failed");
+        }
+        let mut builder = error_builder(self.status_code());
+        if matches!(self, Self::Unauthorized) {
+            builder.insert_header((
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"portcullis-admin\", error=\"invalid_token\"",
+            ));
+        }
+        finish(builder, self.code(), &self.to_string())
+    }
+}

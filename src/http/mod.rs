@@ -1,0 +1,152 @@
+//! The HTTP layer: the route table, body limits, and thin handlers that parse,
+//! call into [`crate::oauth`] or [`crate::clients`], and render.
+
+pub mod admin;
+pub mod discovery;
+pub mod errors;
+pub mod health;
+pub mod token;
+
+use actix_web::{
+    http::{Method, StatusCode},
+    web, HttpRequest, HttpResponse, Route,
+};
+
+/// One route: method, path pattern (actix and OpenAPI share the `{name}` syntax), handler.
+struct RouteDef {
+    method: Method,
+    path: &'static str,
+    route: fn() -> Route,
+}
+
+macro_rules! route {
+    ($method:ident, $path:literal, $handler:path) => {
+        RouteDef {
+            method: Method::$method,
+            path: $path,
+            route: || web::method(Method::$method).to($handler),
+        }
+    };
+}
+
+/// The route table: the single list both [`configure`] and the OpenAPI
+/// consistency test read.
+fn routes() -> Vec<RouteDef> {
+    vec![
+        route!(GET, "/healthz", health::healthz),
+        route!(GET, "/readyz", health::readyz),
+        route!(
+            GET,
+            "/.well-known/oauth-authorization-server",
+            discovery::metadata
+        ),
+        route!(
+            GET,
+            "/.well-known/openid-configuration",
+            discovery::metadata
+        ),
+        route!(GET, "/.well-known/jwks.json", discovery::jwks),
+        route!(POST, "/token", token::token),
+        route!(POST, "/admin/clients", admin::clients::create),
+        route!(GET, "/admin/clients", admin::clients::list),
+        route!(GET, "/admin/clients/{client_id}", admin::clients::show),
+        route!(PUT, "/admin/clients/{client_id}", admin::clients::update),
+        route!(DELETE, "/admin/clients/{client_id}", admin::clients::delete),
+        route!(
+            POST,
+            "/admin/clients/{client_id}/secret",
+            admin::clients::rotate_secret
+        ),
+        route!(
+            POST,
+            "/admin/clients/{client_id}/disable",
+            admin::clients::disable
+        ),
+        route!(
+            POST,
+            "/admin/clients/{client_id}/enable",
+            admin::clients::enable
+        ),
+    ]
+}
+
+/// `(method, path)` of every route the server serves.
+#[must_use]
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    routes().into_iter().map(|r| (r.method, r.path)).collect()
+}
+
+/// Registers every route. Several methods on one path share one resource, so an
+/// unsupported method gets a JSON 405 rather than falling through.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+    let mut paths: Vec<&'static str> = Vec::new();
+    let table = routes();
+    for def in &table {
+        if !paths.contains(&def.path) {
+            paths.push(def.path);
+        }
+    }
+    cfg.app_data(web::PayloadConfig::new(max_body_bytes));
+    for path in paths {
+        let mut resource = web::resource(path).default_service(web::to(method_not_allowed));
+        for def in table.iter().filter(|d| d.path == path) {
+            resource = resource.route((def.route)());
+        }
+        cfg.service(resource);
+    }
+    cfg.default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    errors::json_error(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let pattern = req.match_pattern();
+    let allowed: Vec<String> = routes()
+        .into_iter()
+        .filter(|r| pattern.as_deref() == Some(r.path))
+        .map(|r| r.method.to_string())
+        .collect();
+    let mut response = errors::json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    );
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
+}
+
+/// Why a request body could not be read.
+pub enum BodyError {
+    /// Larger than the configured limit.
+    TooLarge(usize),
+    /// Any other failure while reading.
+    Unreadable,
+}
+
+/// Reads the outcome of the `Bytes` extractor, telling an oversized body apart.
+pub fn read_body(
+    body: Result<web::Bytes, actix_web::Error>,
+    limit: usize,
+) -> Result<web::Bytes, BodyError> {
+    body.map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
+        Some(actix_web::error::PayloadError::Overflow) => BodyError::TooLarge(limit),
+        _ if e.to_string().contains("overflow") => BodyError::TooLarge(limit),
+        _ => BodyError::Unreadable,
+    })
+}
+
+/// Whether the request's media type (parameters ignored) is `expected`.
+#[must_use]
+pub fn has_media_type(req: &HttpRequest, expected: &str) -> bool {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(expected))
+}

@@ -1,0 +1,226 @@
+//! The key-encryption key (KEK): AES-256-GCM sealing of signing keys at rest,
+//! with the key id as associated data so a sealed blob cannot be moved to
+//! another key's row (SPEC §3).
+
+use std::{fs, io::Write, path::Path};
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use ring::{
+    aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN},
+    digest,
+    rand::{SecureRandom, SystemRandom},
+};
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use crate::config::Settings;
+
+/// Errors of loading a KEK or opening a sealed key.
+#[derive(Debug, thiserror::Error)]
+pub enum KekError {
+    /// No KEK is configured and generating one is not allowed.
+    #[error(
+        "no key-encryption key: {path} does not exist and PORTCULLIS_KEK is not set. \
+         Create one with `head -c 32 /dev/urandom | base64 > {path}` (or set kek_generate = true)"
+    )]
+    Missing {
+        /// The configured KEK file.
+        path: String,
+    },
+    /// The KEK is not 32 bytes of base64.
+    #[error("the key-encryption key must be 32 random bytes, base64-encoded ({0})")]
+    Malformed(&'static str),
+    /// The KEK file could not be read or written.
+    #[error("key-encryption key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sealed blob did not open (wrong KEK, tampered data, or wrong key id).
+    #[error("a sealed signing key could not be decrypted with KEK {0}")]
+    Open(String),
+    /// The system random generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+}
+
+/// A loaded key-encryption key.
+pub struct Kek {
+    id: String,
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kek")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kek {
+    /// Builds a KEK from its 32 raw bytes. Its id is a fingerprint, so a stored
+    /// key can say which KEK it needs without revealing anything about it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KekError> {
+        if bytes.len() != 32 {
+            return Err(KekError::Malformed("wrong length"));
+        }
+        let fp = digest::digest(
+            &digest::SHA256,
+            &[b"portcullis-kek-id:".as_slice(), bytes].concat(),
+        );
+        let id = fp.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let key = UnboundKey::new(&AES_256_GCM, bytes)
+            .map_err(|_| KekError::Malformed("wrong length"))?;
+        Ok(Self {
+            id,
+            key: LessSafeKey::new(key),
+        })
+    }
+
+    /// Parses base64 text (surrounding white space ignored).
+    pub fn from_base64(text: &str) -> Result<Self, KekError> {
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(text.trim())
+                .map_err(|_| KekError::Malformed("not base64"))?,
+        );
+        Self::from_bytes(&bytes)
+    }
+
+    /// Loads the KEK from `PORTCULLIS_KEK`, else from `kek_file`, generating the
+    /// file when allowed. Returns the KEK and whether it was just generated.
+    pub fn load_or_generate(settings: &Settings) -> Result<(Self, bool), KekError> {
+        if let Some(kek) = &settings.kek {
+            return Ok((Self::from_base64(kek.expose_secret())?, false));
+        }
+        let path = &settings.kek_file;
+        let io = |source| KekError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        match fs::read_to_string(path) {
+            Ok(text) => Ok((Self::from_base64(&Zeroizing::new(text))?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !settings.may_generate_kek() {
+                    return Err(KekError::Missing {
+                        path: path.display().to_string(),
+                    });
+                }
+                let mut bytes = Zeroizing::new([0u8; 32]);
+                SystemRandom::new()
+                    .fill(bytes.as_mut())
+                    .map_err(|_| KekError::Random)?;
+                write_private_file(path, STANDARD.encode(bytes.as_ref()).as_bytes()).map_err(io)?;
+                Ok((Self::from_bytes(bytes.as_ref())?, true))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The KEK's public fingerprint, stored beside every key it seals.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Seals `plaintext` for the key `kid`: `nonce || ciphertext || tag`.
+    pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, KekError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| KekError::Random)?;
+        let mut buf = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(kid.as_bytes()),
+                &mut buf,
+            )
+            .map_err(|_| KekError::Random)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        buf.iter_mut().for_each(|b| *b = 0);
+        Ok(out)
+    }
+
+    /// Opens what [`Kek::seal`] produced for the same `kid`.
+    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KekError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(KekError::Open(self.id.clone()));
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| KekError::Open(self.id.clone()))?;
+        let mut buf = Zeroizing::new(ciphertext.to_vec());
+        let len = self
+            .key
+            .open_in_place(nonce, Aad::from(kid.as_bytes()), buf.as_mut_slice())
+            .map_err(|_| KekError::Open(self.id.clone()))?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
+    }
+}
+
+/// Writes a file readable only by its owner, creating its directory (mode 0700).
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kek(byte: u8) -> Kek {
+        Kek::from_bytes(&[byte; 32]).unwrap()
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_kek_and_kid() {
+        let sealed = kek(1).seal("kid-a", b"private").unwrap();
+        assert_eq!(
+            kek(1).open("kid-a", &sealed).unwrap().as_slice(),
+            b"private"
+        );
+        assert!(kek(2).open("kid-a", &sealed).is_err(), "other KEK");
+        assert!(kek(1).open("kid-b", &sealed).is_err(), "other kid (AAD)");
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(kek(1).open("kid-a", &tampered).is_err(), "tampered");
+        assert!(kek(1).open("kid-a", &sealed[..5]).is_err(), "truncated");
+    }
+
+    #[test]
+    fn kek_ids_differ_per_key_and_reveal_no_key_bytes() {
+        assert_ne!(kek(1).id(), kek(2).id());
+        assert_eq!(kek(1).id().len(), 16);
+    }
+
+    #[test]
+    fn malformed_keks_are_refused() {
+        assert!(Kek::from_base64("not base64!").is_err());
+        assert!(Kek::from_base64(&STANDARD.encode([0u8; 16])).is_err());
+        assert!(Kek::from_base64(&format!(" {}\n", STANDARD.encode([7u8; 32]))).is_ok());
+    }
+}

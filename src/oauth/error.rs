@@ -1,0 +1,74 @@
+//! [`OAuthError`]: the RFC 6749 §5.2 error vocabulary (plus RFC 8707's
+//! `invalid_target`). `code()` is the exact wire string; `Display` is the
+//! `error_description`, which never contains a secret.
+
+/// An error answered by the token endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// Missing, repeated or malformed parameter; wrong content type; oversized body.
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    /// The body exceeds the configured limit (`invalid_request`, status 413).
+    #[error("request body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    /// Client authentication failed ([RFC 6749 §5.2](https://www.rfc-editor.org/rfc/rfc6749#section-5.2)).
+    #[error("{description}")]
+    InvalidClient {
+        /// Whether the client tried HTTP Basic (then `WWW-Authenticate` is sent).
+        basic_attempted: bool,
+        /// Safe description.
+        description: &'static str,
+    },
+    /// The client may not use this grant type.
+    #[error("the client is not registered for the {0} grant")]
+    UnauthorizedClient(&'static str),
+    /// The grant type is unknown to this server.
+    #[error("grant_type is not supported; this server supports client_credentials")]
+    UnsupportedGrantType,
+    /// A requested scope is malformed or outside the client's allow-list.
+    #[error("{0}")]
+    InvalidScope(&'static str),
+    /// A requested resource is malformed or not allowed ([RFC 8707 §2](https://www.rfc-editor.org/rfc/rfc8707#section-2)).
+    #[error("{0}")]
+    InvalidTarget(&'static str),
+    /// Something failed on the server; the cause is logged, not sent.
+    #[error("the server could not complete the request")]
+    Server(#[source] anyhow::Error),
+}
+
+impl OAuthError {
+    /// The `error` code on the wire.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::BodyTooLarge(_) => "invalid_request",
+            Self::InvalidClient { .. } => "invalid_client",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
+            Self::Server(_) => "server_error",
+        }
+    }
+
+    /// The HTTP status (RFC 6749 §5.2: 400, or 401 for `invalid_client`).
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidClient { .. } => 401,
+            Self::BodyTooLarge(_) => 413,
+            Self::Server(_) => 500,
+            _ => 400,
+        }
+    }
+
+    /// The generic authentication failure, identical for unknown client,
+    /// wrong secret and expired secret so none of them can be told apart.
+    #[must_use]
+    pub fn authentication_failed(basic_attempted: bool) -> Self {
+        Self::InvalidClient {
+            basic_attempted,
+            description: "client authentication failed",
+        }
+    }
+}

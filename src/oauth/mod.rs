@@ -1,0 +1,11 @@
+//! OAuth 2.0 protocol logic, free of web-framework types: request parsing,
+//! client authentication, scope and audience rules, and the grants.
+
+pub mod audience;
+pub mod client_auth;
+pub mod error;
+pub mod grant;
+pub mod request;
+pub mod scope;
+
+pub use error::OAuthError;

@@ -1,0 +1,216 @@
+//! Storage: the [`Store`] contract, its two engines (PostgreSQL for
+//! production, SQLite embedded), and [`Storage`], the engine picked at start.
+//!
+//! Every method is one use-case-sized unit of work in domain types;
+//! multi-row changes are transactions inside the engine, so nothing is ever
+//! half-written. The SQL is shared text (numbered `$N` parameters, which both
+//! engines accept) expanded into each engine by [`shared`]; engine-specific
+//! work lives in each engine's module. The contract test in
+//! `tests/api/store.rs` runs against both real engines.
+
+mod postgres;
+mod rows;
+mod shared;
+mod sqlite;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::{
+    clients::{Client, ClientId, SecretHash},
+    keys::StoredKey,
+};
+
+/// Storage failures, as callers need to tell them apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row the operation needs does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness constraint refused the write.
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// The constraint that refused it.
+        constraint: String,
+    },
+    /// A stored value does not decode into the domain type.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database failed or is unreachable.
+    #[error("database error")]
+    Backend(#[source] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict {
+                constraint: db.constraint().unwrap_or("unique").to_owned(),
+            },
+            e => Self::Backend(e),
+        }
+    }
+}
+
+/// A new client secret to store.
+#[derive(Debug)]
+pub struct NewSecret {
+    /// Row id.
+    pub id: String,
+    /// The argon2id hash.
+    pub hash: SecretHash,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The storage contract both engines fulfil identically.
+pub trait Store: Send + Sync {
+    /// Checks the database answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new client with its first secret; `Conflict` if the id exists.
+    fn create_client(
+        &self,
+        client: &Client,
+        secret: &NewSecret,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Looks a client up by id.
+    fn find_client(
+        &self,
+        id: &ClientId,
+    ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
+    /// The hashes of the client's secrets that are valid at `now`.
+    fn active_secrets(
+        &self,
+        id: &ClientId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<SecretHash>, StoreError>> + Send;
+    /// Clients ordered by id, starting after `after`, at most `limit`.
+    fn list_clients(
+        &self,
+        after: Option<&ClientId>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Client>, StoreError>> + Send;
+    /// Replaces a client's metadata (not its secrets); `NotFound` if absent.
+    fn update_client(&self, client: &Client)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Deletes a client and its secrets; `NotFound` if absent.
+    fn delete_client(&self, id: &ClientId) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds a new secret; every secret valid now stays valid until
+    /// `old_valid_until` at the latest. Expired secrets are purged.
+    fn rotate_client_secret(
+        &self,
+        id: &ClientId,
+        secret: &NewSecret,
+        old_valid_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every client's allowed-scope string (for `scopes_supported`).
+    fn client_scopes(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Stores a signing key; `Conflict` if it would be a second `current` key.
+    fn insert_signing_key(
+        &self,
+        key: &StoredKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// All stored signing keys, oldest first.
+    fn signing_keys(&self) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
+}
+
+/// The configured engine. Handlers and services hold this, not a generic.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// PostgreSQL.
+    Postgres(PgStore),
+    /// SQLite.
+    Sqlite(SqliteStore),
+}
+
+impl Storage {
+    /// Connects to the engine named by the URL scheme and applies its migrations.
+    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
+        let url = url.expose_secret();
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(
+                SqliteStore::connect(url, max_connections).await?,
+            ))
+        } else {
+            Ok(Self::Postgres(
+                PgStore::connect(url, max_connections).await?,
+            ))
+        }
+    }
+
+    /// The engine's name, for logs.
+    #[must_use]
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $method:ident($($arg:expr),*)) => {
+        match $self {
+            Self::Postgres(s) => s.$method($($arg),*).await,
+            Self::Sqlite(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store for Storage {
+    async fn ping(&self) -> Result<(), StoreError> {
+        delegate!(self, ping())
+    }
+    async fn create_client(&self, client: &Client, secret: &NewSecret) -> Result<(), StoreError> {
+        delegate!(self, create_client(client, secret))
+    }
+    async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+        delegate!(self, find_client(id))
+    }
+    async fn active_secrets(
+        &self,
+        id: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SecretHash>, StoreError> {
+        delegate!(self, active_secrets(id, now))
+    }
+    async fn list_clients(
+        &self,
+        after: Option<&ClientId>,
+        limit: u32,
+    ) -> Result<Vec<Client>, StoreError> {
+        delegate!(self, list_clients(after, limit))
+    }
+    async fn update_client(&self, client: &Client) -> Result<(), StoreError> {
+        delegate!(self, update_client(client))
+    }
+    async fn delete_client(&self, id: &ClientId) -> Result<(), StoreError> {
+        delegate!(self, delete_client(id))
+    }
+    async fn rotate_client_secret(
+        &self,
+        id: &ClientId,
+        secret: &NewSecret,
+        old_valid_until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, rotate_client_secret(id, secret, old_valid_until))
+    }
+    async fn client_scopes(&self) -> Result<Vec<String>, StoreError> {
+        delegate!(self, client_scopes())
+    }
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        delegate!(self, insert_signing_key(key))
+    }
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        delegate!(self, signing_keys())
+    }
+}

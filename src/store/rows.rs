@@ -1,0 +1,177 @@
+//! Row types shared by both engines and their conversion to domain types.
+//!
+//! [`DbTime`] is the one engine-specific column type: `TIMESTAMPTZ` on
+//! PostgreSQL, integer microseconds since the epoch on SQLite (so that SQL
+//! comparisons of times are numeric, not textual).
+
+use chrono::{DateTime, Utc};
+use sqlx::{
+    encode::IsNull,
+    error::BoxDynError,
+    postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef},
+    sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef},
+    Decode, Encode, Postgres, Sqlite, Type,
+};
+
+use super::StoreError;
+use crate::{
+    clients::{AuthMethod, Client, ClientId, GrantType},
+    keys::{Algorithm, KeyState, StoredKey},
+    oauth::scope::ScopeSet,
+};
+
+/// A UTC timestamp column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DbTime(pub DateTime<Utc>);
+
+impl Type<Postgres> for DbTime {
+    fn type_info() -> PgTypeInfo {
+        <DateTime<Utc> as Type<Postgres>>::type_info()
+    }
+}
+impl<'r> Decode<'r, Postgres> for DbTime {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Self(<DateTime<Utc> as Decode<Postgres>>::decode(value)?))
+    }
+}
+impl Encode<'_, Postgres> for DbTime {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <DateTime<Utc> as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl Type<Sqlite> for DbTime {
+    fn type_info() -> SqliteTypeInfo {
+        <i64 as Type<Sqlite>>::type_info()
+    }
+}
+impl<'r> Decode<'r, Sqlite> for DbTime {
+    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        let micros = <i64 as Decode<Sqlite>>::decode(value)?;
+        DateTime::from_timestamp_micros(micros)
+            .map(Self)
+            .ok_or_else(|| "timestamp out of range".into())
+    }
+}
+impl<'q> Encode<'q, Sqlite> for DbTime {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
+        <i64 as Encode<Sqlite>>::encode_by_ref(&self.0.timestamp_micros(), buf)
+    }
+}
+
+/// A `clients` row.
+#[derive(sqlx::FromRow)]
+pub struct ClientRow {
+    id: String,
+    client_name: Option<String>,
+    grant_types: String,
+    token_endpoint_auth_method: String,
+    scope: String,
+    allowed_audiences: String,
+    default_audience: Option<String>,
+    access_token_ttl: Option<i64>,
+    enabled: bool,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+/// Column values of a client, in the order of the shared SQL's parameters.
+pub struct ClientColumns {
+    pub id: String,
+    pub client_name: Option<String>,
+    pub grant_types: String,
+    pub auth_method: &'static str,
+    pub scope: String,
+    pub allowed_audiences: String,
+    pub default_audience: Option<String>,
+    pub access_token_ttl: Option<i64>,
+    pub enabled: bool,
+    pub created_at: DbTime,
+    pub updated_at: DbTime,
+}
+
+impl From<&Client> for ClientColumns {
+    fn from(c: &Client) -> Self {
+        Self {
+            id: c.id.as_str().to_owned(),
+            client_name: c.name.clone(),
+            grant_types: c
+                .grant_types
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            auth_method: c.auth_method.as_str(),
+            scope: c.scope.to_string(),
+            allowed_audiences: serde_json::Value::from(c.allowed_audiences.clone()).to_string(),
+            default_audience: c.default_audience.clone(),
+            access_token_ttl: c.access_token_ttl.map(i64::from),
+            enabled: c.enabled,
+            created_at: DbTime(c.created_at),
+            updated_at: DbTime(c.updated_at),
+        }
+    }
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+
+    fn try_from(r: ClientRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("client {}: {what}", r.id));
+        let grant_types = r
+            .grant_types
+            .split(' ')
+            .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("unknown grant type")))
+            .collect::<Result<_, _>>()?;
+        Ok(Client {
+            id: ClientId::parse(&r.id).map_err(|_| corrupt("bad id"))?,
+            name: r.client_name.clone(),
+            grant_types,
+            auth_method: AuthMethod::parse(&r.token_endpoint_auth_method)
+                .ok_or_else(|| corrupt("auth method"))?,
+            scope: ScopeSet::parse(&r.scope).map_err(|_| corrupt("scope"))?,
+            allowed_audiences: serde_json::from_str(&r.allowed_audiences)
+                .map_err(|_| corrupt("audiences"))?,
+            default_audience: r.default_audience.clone(),
+            access_token_ttl: r
+                .access_token_ttl
+                .map(|t| t.clamp(1, i64::from(u32::MAX)) as u32),
+            enabled: r.enabled,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+/// A `signing_keys` row.
+#[derive(sqlx::FromRow)]
+pub struct KeyRow {
+    kid: String,
+    alg: String,
+    state: String,
+    public_jwk: String,
+    private_key: Option<Vec<u8>>,
+    kek_id: Option<String>,
+    created_at: DbTime,
+    activated_at: Option<DbTime>,
+    retired_at: Option<DbTime>,
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = StoreError;
+
+    fn try_from(r: KeyRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("signing key {}: {what}", r.kid));
+        Ok(StoredKey {
+            alg: Algorithm::parse(&r.alg).ok_or_else(|| corrupt("unknown algorithm"))?,
+            state: KeyState::parse(&r.state).ok_or_else(|| corrupt("unknown state"))?,
+            kid: r.kid,
+            public_jwk: r.public_jwk,
+            sealed_private_key: r.private_key,
+            kek_id: r.kek_id,
+            created_at: r.created_at.0,
+            activated_at: r.activated_at.map(|t| t.0),
+            retired_at: r.retired_at.map(|t| t.0),
+        })
+    }
+}

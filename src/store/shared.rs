@@ -1,0 +1,207 @@
+//! The SQL both engines run unchanged, expanded into each engine's `impl Store`.
+//!
+//! PostgreSQL and SQLite accept the same text for these statements (numbered
+//! `$N` parameters, `ON DELETE CASCADE`, partial unique indexes); writing them
+//! once keeps the two engines from drifting apart. Engine-specific statements
+//! are written in the engine's own module.
+
+/// Expands to the [`super::Store`] methods shared by both engines. The
+/// implementing type must have a `pool` field of the engine's pool type.
+macro_rules! shared_store_methods {
+    () => {
+        async fn ping(&self) -> Result<(), StoreError> {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        }
+
+        async fn create_client(&self, client: &Client, secret: &NewSecret) -> Result<(), StoreError> {
+            let c = ClientColumns::from(client);
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO clients (id, client_name, grant_types, token_endpoint_auth_method, scope, \
+                 allowed_audiences, default_audience, access_token_ttl, enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(c.id)
+            .bind(c.client_name)
+            .bind(c.grant_types)
+            .bind(c.auth_method)
+            .bind(c.scope)
+            .bind(c.allowed_audiences)
+            .bind(c.default_audience)
+            .bind(c.access_token_ttl)
+            .bind(c.enabled)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            insert_secret(&mut tx, &client.id, secret).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+            sqlx::query_as::<_, ClientRow>("SELECT * FROM clients WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(Client::try_from)
+                .transpose()
+        }
+
+        async fn active_secrets(&self, id: &ClientId, now: DateTime<Utc>) -> Result<Vec<SecretHash>, StoreError> {
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT secret_hash FROM client_secrets \
+                 WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY created_at DESC",
+            )
+            .bind(id.as_str())
+            .bind(DbTime(now))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(|(h,)| SecretHash::from_phc(h)).collect())
+        }
+
+        async fn list_clients(&self, after: Option<&ClientId>, limit: u32) -> Result<Vec<Client>, StoreError> {
+            sqlx::query_as::<_, ClientRow>("SELECT * FROM clients WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after.map_or("", ClientId::as_str))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(Client::try_from)
+                .collect()
+        }
+
+        async fn update_client(&self, client: &Client) -> Result<(), StoreError> {
+            let c = ClientColumns::from(client);
+            let done = sqlx::query(
+                "UPDATE clients SET client_name = $2, grant_types = $3, token_endpoint_auth_method = $4, \
+                 scope = $5, allowed_audiences = $6, default_audience = $7, access_token_ttl = $8, \
+                 enabled = $9, updated_at = $10 WHERE id = $1",
+            )
+            .bind(c.id)
+            .bind(c.client_name)
+            .bind(c.grant_types)
+            .bind(c.auth_method)
+            .bind(c.scope)
+            .bind(c.allowed_audiences)
+            .bind(c.default_audience)
+            .bind(c.access_token_ttl)
+            .bind(c.enabled)
+            .bind(c.updated_at)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+
+        async fn delete_client(&self, id: &ClientId) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM client_secrets WHERE client_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+            let done = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn rotate_client_secret(
+            &self,
+            id: &ClientId,
+            secret: &NewSecret,
+            old_valid_until: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let now = DbTime(secret.created_at);
+            let until = DbTime(old_valid_until);
+            let mut tx = self.pool.begin().await?;
+            // Touching the client row first locks it (PostgreSQL) or takes the
+            // write lock (SQLite), so two rotations of one client serialize.
+            let touched = sqlx::query("UPDATE clients SET updated_at = $2 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if touched.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query("DELETE FROM client_secrets WHERE client_id = $1 AND expires_at IS NOT NULL AND expires_at <= $2")
+                .bind(id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE client_secrets SET expires_at = $2 \
+                 WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(id.as_str())
+            .bind(until)
+            .execute(&mut *tx)
+            .await?;
+            insert_secret(&mut tx, id, secret).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn client_scopes(&self) -> Result<Vec<String>, StoreError> {
+            let rows: Vec<(String,)> =
+                sqlx::query_as("SELECT DISTINCT scope FROM clients WHERE scope <> ''").fetch_all(&self.pool).await?;
+            Ok(rows.into_iter().map(|(s,)| s).collect())
+        }
+
+        async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_key, kek_id, created_at, \
+                 activated_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&key.kid)
+            .bind(key.alg.as_str())
+            .bind(key.state.as_str())
+            .bind(&key.public_jwk)
+            .bind(key.sealed_private_key.as_deref())
+            .bind(key.kek_id.as_deref())
+            .bind(DbTime(key.created_at))
+            .bind(key.activated_at.map(DbTime))
+            .bind(key.retired_at.map(DbTime))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+            sqlx::query_as::<_, KeyRow>("SELECT * FROM signing_keys ORDER BY created_at, kid")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(StoredKey::try_from)
+                .collect()
+        }
+    };
+}
+
+/// Expands to the engine-generic helper `insert_secret` for one engine.
+macro_rules! shared_store_helpers {
+    ($db:ty) => {
+        async fn insert_secret(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            client: &ClientId,
+            secret: &NewSecret,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO client_secrets (id, client_id, secret_hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, NULL)",
+            )
+            .bind(&secret.id)
+            .bind(client.as_str())
+            .bind(secret.hash.as_phc())
+            .bind(DbTime(secret.created_at))
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(super) use {shared_store_helpers, shared_store_methods};

@@ -1,0 +1,60 @@
+//! The SQLite engine: the embedded default, for one process.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Sqlite, SqlitePool,
+};
+
+use super::{
+    rows::{ClientColumns, ClientRow, DbTime, KeyRow},
+    shared::{shared_store_helpers, shared_store_methods},
+    NewSecret, Store, StoreError,
+};
+use crate::{
+    clients::{Client, ClientId, SecretHash},
+    keys::StoredKey,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite storage.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory if needed) and migrates.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let dir = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(ToOwned::to_owned);
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(&dir).map_err(|e| StoreError::Backend(sqlx::Error::Io(e)))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Self { pool })
+    }
+}
+
+shared_store_helpers!(Sqlite);
+
+impl Store for SqliteStore {
+    shared_store_methods!();
+}

@@ -1,0 +1,21 @@
+//! Logging: structured JSON lines (or pretty text for a terminal) through
+//! `tracing`. Secrets never enter a span or an event: handlers and services
+//! record only client ids, key ids and token ids (`jti`).
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber; `RUST_LOG` overrides `level`. Safe to call twice.
+pub fn init(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}

@@ -95,7 +95,7 @@ pub enum ClientCommand {
 pub struct ClientFields {
     /// Client id (generated when omitted on create).
     #[arg(long = "id")]
-    client_id: Option<String>,
+    id: Option<String>,
     /// Human-readable name.
     #[arg(long)]
     name: Option<String>,
@@ -111,14 +111,14 @@ pub struct ClientFields {
     /// Access-token lifetime in seconds.
     #[arg(long)]
     ttl: Option<i64>,
-    /// client_secret_basic (default) or client_secret_post.
+    /// `client_secret_basic` (default) or `client_secret_post`.
     #[arg(long)]
     auth_method: Option<String>,
 }
 
 impl ClientFields {
     fn apply_to(self, mut r: RegistrationRequest) -> RegistrationRequest {
-        r.client_id = self.client_id.or(r.client_id);
+        r.client_id = self.id.or(r.client_id);
         r.client_name = self.name.or(r.client_name);
         r.scope = self.scope.or(r.scope);
         if !self.audiences.is_empty() {
@@ -140,7 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Application::build(settings, Clock::System)
                 .await?
                 .run_until_stopped()
-                .await?
+                .await?;
         }
         Command::Migrate => {
             let store = Storage::connect(&settings.database_url, 1).await?;

@@ -24,6 +24,7 @@ struct ErrorBody<'a> {
 }
 
 /// A JSON error response with the given status, code and description.
+#[must_use]
 pub fn json_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
     finish(error_builder(status), code, description)
 }
@@ -92,9 +93,6 @@ pub enum ApiError {
     /// The body exceeds the limit.
     #[error("request body exceeds {0} bytes")]
     BodyTooLarge(usize),
-    /// The method is not allowed on this route.
-    #[error("method not allowed")]
-    MethodNotAllowed,
     /// A server-side failure; logged, not shown.
     #[error("the server could not complete the request")]
     Internal(#[source] anyhow::Error),
@@ -110,7 +108,6 @@ impl ApiError {
             Self::InvalidRequest(_) | Self::UnsupportedMediaType | Self::BodyTooLarge(_) => {
                 "invalid_request"
             }
-            Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "server_error",
         }
     }
@@ -136,7 +133,6 @@ impl ResponseError for ApiError {
             Self::InvalidClientMetadata(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -74,8 +74,11 @@ impl Kek {
         );
         let id = fp.as_ref()[..8]
             .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+            .fold(String::with_capacity(16), |mut s, b| {
+                use std::fmt::Write as _;
+                let _ = write!(s, "{b:02x}");
+                s
+            });
         let key = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| KekError::Malformed("wrong length"))?;
         Ok(Self {
@@ -146,7 +149,7 @@ impl Kek {
             .map_err(|_| KekError::Random)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
-        buf.iter_mut().for_each(|b| *b = 0);
+        zeroize::Zeroize::zeroize(&mut buf);
         Ok(out)
     }
 

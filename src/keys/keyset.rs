@@ -187,7 +187,7 @@ impl KeySet {
             };
             match store.insert_signing_key(&stored).await {
                 Ok(()) => {
-                    tracing::info!(kid = %stored.kid, alg = alg.as_str(), "generated the first signing key")
+                    tracing::info!(kid = %stored.kid, alg = alg.as_str(), "generated the first signing key");
                 }
                 Err(StoreError::Conflict { .. }) => {} // another replica created it first
                 Err(e) => return Err(e.into()),

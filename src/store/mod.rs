@@ -4,7 +4,7 @@
 //! Every method is one use-case-sized unit of work in domain types;
 //! multi-row changes are transactions inside the engine, so nothing is ever
 //! half-written. The SQL is shared text (numbered `$N` parameters, which both
-//! engines accept) expanded into each engine by [`shared`]; engine-specific
+//! engines accept) expanded into each engine by `store::shared`; engine-specific
 //! work lives in each engine's module. The contract test in
 //! `tests/api/store.rs` runs against both real engines.
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::auth::AdminPrincipal;
 use crate::{
-    clients::{ClientView, RegistrationRequest},
+    clients::{ClientView, RegistrationRequest, RegistryError},
     http::{errors::ApiError, has_media_type, read_body, BodyError},
     state::AppState,
 };
@@ -85,17 +85,18 @@ pub async fn list(
         ));
     }
     let after = query.after.as_deref().filter(|a| !a.is_empty());
-    let clients = state
+    // One more than the page tells whether another page follows.
+    let mut clients = state
         .registry
-        .list(after, limit)
+        .list(after, limit + 1)
         .await
         .map_err(|e| match e {
-            crate::clients::RegistryError::InvalidMetadata(m) => {
-                ApiError::InvalidRequest(format!("after: {m}"))
-            }
+            RegistryError::InvalidMetadata(m) => ApiError::InvalidRequest(format!("after: {m}")),
             e => e.into(),
         })?;
-    let next_after = (clients.len() == limit as usize)
+    let more = clients.len() > limit as usize;
+    clients.truncate(limit as usize);
+    let next_after = more
         .then(|| clients.last().map(|c| c.id.to_string()))
         .flatten();
     let views: Vec<ClientView> = clients.iter().map(|c| ClientView::new(c, None)).collect();
@@ -172,7 +173,11 @@ pub async fn rotate_secret(
     let (secret, until) = state
         .registry
         .rotate_secret(path_id(&path), request.grace_period, now)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            RegistryError::InvalidMetadata(m) => ApiError::InvalidRequest(m),
+            e => e.into(),
+        })?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({

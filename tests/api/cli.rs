@@ -1,0 +1,221 @@
+//! The `portcullis` binary: client management commands and `serve` as a user runs them.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+use rstest::rstest;
+use serde_json::Value;
+
+use crate::helpers::{basic, fresh_database, Engine, ADMIN_TOKEN};
+
+fn portcullis(dir: &tempfile::TempDir, url: &str, args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("PORTCULLIS_DATABASE_URL", url)
+        .env("PORTCULLIS_LOG_LEVEL", "warn")
+        .output()
+        .expect("run portcullis");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON: {e}")))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[rstest]
+#[tokio::test]
+async fn client_commands_manage_clients_and_print_json(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(engine, &dir).await;
+    let run = |args: &[&str]| portcullis(&dir, &url, args);
+
+    assert!(run(&["migrate"]).unwrap()["migrated"].is_string());
+    let created = run(&[
+        "client",
+        "create",
+        "--id",
+        "inventory",
+        "--name",
+        "Inventory",
+        "--scope",
+        "stock:read",
+        "--audience",
+        "https://stock.example",
+        "--ttl",
+        "120",
+    ])
+    .unwrap();
+    assert_eq!(created["client_id"], "inventory");
+    assert_eq!(created["client_secret"].as_str().unwrap().len(), 43);
+    assert_eq!(created["default_audience"], "https://stock.example");
+
+    let shown = run(&["client", "show", "inventory"]).unwrap();
+    assert!(shown.get("client_secret").is_none());
+    assert_eq!(shown["access_token_ttl"], 120);
+
+    let updated = run(&[
+        "client",
+        "update",
+        "inventory",
+        "--scope",
+        "stock:read stock:write",
+    ])
+    .unwrap();
+    assert_eq!(updated["scope"], "stock:read stock:write");
+    assert_eq!(
+        updated["client_name"], "Inventory",
+        "options not given stay as they were"
+    );
+
+    let rotated = run(&["client", "rotate-secret", "inventory", "--grace", "60"]).unwrap();
+    assert_ne!(rotated["client_secret"], created["client_secret"]);
+    assert_eq!(
+        run(&["client", "disable", "inventory"]).unwrap()["enabled"],
+        false
+    );
+    assert_eq!(
+        run(&["client", "enable", "inventory"]).unwrap()["enabled"],
+        true
+    );
+    assert_eq!(
+        run(&["client", "list"]).unwrap().as_array().unwrap().len(),
+        1
+    );
+    run(&["client", "delete", "inventory"]).unwrap();
+    assert_eq!(run(&["client", "list"]).unwrap(), serde_json::json!([]));
+
+    // Bad input is a clear message and a failure status, never a panic.
+    for (args, needle) in [
+        (vec!["client", "show", "inventory"], "no client"),
+        (vec!["client", "create", "--scope", "bad\"scope"], "scope"),
+        (
+            vec!["client", "create", "--audience", "relative"],
+            "absolute URI",
+        ),
+        (
+            vec!["client", "rotate-secret", "nobody", "--grace=-5"],
+            "grace_period",
+        ),
+    ] {
+        let err = run(&args).expect_err(&format!("{args:?} must fail"));
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// Runs `portcullis serve` as the README does, gets a token, stops it with
+/// SIGTERM, and checks that no secret or token reached the logs.
+#[rstest]
+#[tokio::test]
+async fn serve_issues_tokens_shuts_down_gracefully_and_logs_no_secret(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(engine, &dir).await;
+    let created = portcullis(
+        &dir,
+        &url,
+        &[
+            "client",
+            "create",
+            "--scope",
+            "a",
+            "--audience",
+            "https://a.example",
+        ],
+    )
+    .unwrap();
+    let (id, secret) = (
+        created["client_id"].as_str().unwrap(),
+        created["client_secret"].as_str().unwrap(),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("PORTCULLIS_DATABASE_URL", &url)
+        .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
+        .env("PORTCULLIS_KEK_GENERATE", "true")
+        .env("PORTCULLIS_ADMIN_TOKENS", ADMIN_TOKEN)
+        .env("PORTCULLIS_LOG_LEVEL", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start portcullis serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut logs = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("server starts within 30 s");
+        logs.push(line.clone());
+        let v: Value = serde_json::from_str(&line).expect("log lines are JSON");
+        if v["message"] == "portcullis listening" {
+            break v["addr"].as_str().unwrap().to_owned();
+        }
+    };
+
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("http://{addr}/token"))
+        .header("Authorization", basic(id, secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = http
+        .post(format!("http://{addr}/token"))
+        .header("Authorization", basic(id, "wrong-secret-value"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = http
+        .get(format!("http://{addr}/admin/clients"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+    logs.extend(rx.try_iter());
+    let all = logs.join("\n");
+    assert!(all.contains("access token issued"), "issuance is logged");
+    let kek = std::fs::read_to_string(dir.path().join("keys/kek")).unwrap();
+    for (what, value) in [
+        ("client secret", secret),
+        ("access token", token.as_str()),
+        ("wrong secret", "wrong-secret-value"),
+        ("admin token", ADMIN_TOKEN),
+        ("KEK", kek.trim()),
+    ] {
+        assert!(!all.contains(value), "the {what} appeared in the logs");
+    }
+    if engine == Engine::Postgres {
+        assert!(!all.contains(&url), "the database URL is not logged");
+    }
+}

@@ -1,0 +1,170 @@
+//! RFC 8414 metadata and the JWKS.
+
+use reqwest::StatusCode;
+use rstest::rstest;
+use serde_json::{json, Value};
+
+use crate::helpers::{Engine, TestApp};
+
+#[rstest]
+#[tokio::test]
+async fn metadata_is_served_at_both_well_known_paths(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    app.standard_client().await;
+
+    let oauth: Value = app
+        .http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let oidc: Value = app
+        .http
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(oauth, oidc);
+    let issuer = app.base.as_str();
+    assert_eq!(
+        oauth,
+        json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "registration_endpoint": format!("{issuer}/admin/clients"),
+            "scopes_supported": ["read", "write"],
+            "response_types_supported": [],
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "access_token_signing_alg_values_supported": ["ES256"],
+        })
+    );
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_configured_issuer_is_used_everywhere(#[values(Engine::Sqlite)] engine: Engine) {
+    let app = TestApp::spawn_with(engine, json!({"issuer": "https://auth.example.com"})).await;
+    let meta: Value = app
+        .http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], "https://auth.example.com");
+    assert_eq!(
+        meta["jwks_uri"],
+        "https://auth.example.com/.well-known/jwks.json"
+    );
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_jwks_is_public_only_cacheable_and_supports_conditional_requests(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+
+    let res = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    let keys = body["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let key = keys[0].as_object().unwrap();
+    for member in ["kty", "crv", "x", "y", "kid", "use", "alg"] {
+        assert!(key.contains_key(member), "JWK member {member}");
+    }
+    assert_eq!(key.len(), 7, "only public members: {key:?}");
+    assert_eq!(key["use"], "sig");
+    assert_eq!(key["alg"], "ES256");
+
+    let res = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(res.headers()["etag"], etag.as_str());
+    let res = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .header("If-None-Match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[rstest]
+#[tokio::test]
+async fn eddsa_keys_sign_tokens_that_verify_against_the_jwks(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn_with(engine, json!({"signing_alg": "EdDSA"})).await;
+    let (id, secret) = app.standard_client().await;
+    let body = app
+        .token(&id, &secret, &[("grant_type", "client_credentials")])
+        .await;
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(token).unwrap().alg,
+        jsonwebtoken::Algorithm::EdDSA
+    );
+    app.verify(token, "https://api.example.com").await;
+    let jwks: Value = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    assert!(jwks["keys"][0].get("d").is_none());
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_tampered_token_does_not_verify(#[values(Engine::Sqlite)] engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.standard_client().await;
+    let token = app
+        .token(&id, &secret, &[("grant_type", "client_credentials")])
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].replacen('e', "f", 1);
+    let tampered = parts.join(".");
+    let jwks = app.jwks().await;
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["https://api.example.com"]);
+    assert!(jsonwebtoken::decode::<Value>(&tampered, &key, &validation).is_err());
+}

@@ -1,0 +1,257 @@
+//! `TestApp`: a real server on a random port against a fresh database
+//! (a SQLite file in a temp dir, or a new PostgreSQL database on the server
+//! named by `DATABASE_URL`), with a manual clock and a known admin token.
+
+use std::fmt;
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use figment::{providers::Serialized, Figment};
+use jsonwebtoken::{jwk::JwkSet, DecodingKey, Validation};
+use portcullis::{clock::Clock, config::Settings, startup::Application, state::AppState};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor, PgConnection};
+use tempfile::TempDir;
+
+/// The admin token every test server accepts.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Which storage engine a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// A fresh, empty database of the engine; returns its URL.
+pub async fn fresh_database(engine: Engine, dir: &TempDir) -> String {
+    match engine {
+        Engine::Sqlite => format!("sqlite://{}/portcullis.db", dir.path().display()),
+        Engine::Postgres => {
+            let base = std::env::var("DATABASE_URL")
+                .expect("DATABASE_URL must name a PostgreSQL server for the Postgres tests (scripts/test.sh sets it)");
+            let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = PgConnection::connect(&base)
+                .await
+                .expect("connect to DATABASE_URL");
+            conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+                .await
+                .expect("create test database");
+            conn.close().await.ok();
+            let mut url = url::Url::parse(&base).expect("DATABASE_URL is a URL");
+            url.set_path(&name);
+            url.to_string()
+        }
+    }
+}
+
+/// Settings for a test server; `overrides` are merged last (config keys as in the TOML file).
+pub fn test_settings(database_url: &str, dir: &TempDir, overrides: Value) -> Settings {
+    let base = json!({
+        "listen": "127.0.0.1:0",
+        "database_url": database_url,
+        "database_max_connections": 4,
+        "admin_tokens": [ADMIN_TOKEN],
+        "kek_file": dir.path().join("kek"),
+        "kek_generate": true,
+        "workers": 1,
+        "argon2_concurrency": 2,
+    });
+    Settings::from_figment(
+        &Figment::new()
+            .merge(Serialized::defaults(base))
+            .merge(Serialized::defaults(overrides)),
+    )
+    .expect("valid test settings")
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Clock,
+    pub state: AppState,
+    pub database_url: String,
+    pub dir: TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(engine, json!({})).await
+    }
+
+    pub async fn spawn_with(engine: Engine, overrides: Value) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = fresh_database(engine, &dir).await;
+        Self::spawn_on(engine, database_url, dir, overrides).await
+    }
+
+    /// A server on an existing database and KEK directory.
+    pub async fn spawn_on(
+        _engine: Engine,
+        database_url: String,
+        dir: TempDir,
+        overrides: Value,
+    ) -> Self {
+        let settings = test_settings(&database_url, &dir, overrides);
+        let clock = Clock::manual(Clock::System.now());
+        let app = Application::build(settings, clock.clone())
+            .await
+            .expect("server builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            clock,
+            state,
+            database_url,
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An admin API call with the admin token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("admin request")
+    }
+
+    /// Registers a client and returns the response body (with `client_secret`).
+    pub async fn register_client(&self, body: Value) -> Value {
+        let res = self.admin(Method::POST, "/admin/clients", Some(body)).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "registration failed");
+        res.json().await.expect("registration JSON")
+    }
+
+    /// Registers a client allowed `read write` on `https://api.example.com`.
+    pub async fn standard_client(&self) -> (String, String) {
+        let c = self
+            .register_client(json!({
+                "client_name": "payments",
+                "scope": "read write",
+                "allowed_audiences": ["https://api.example.com", "https://billing.example.com"],
+                "default_audience": "https://api.example.com",
+            }))
+            .await;
+        (
+            c["client_id"].as_str().unwrap().to_owned(),
+            c["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// `POST /token` with HTTP Basic credentials and a form body.
+    pub async fn token_basic(&self, id: &str, secret: &str, form: &[(&str, &str)]) -> Response {
+        self.http
+            .post(self.url("/token"))
+            .header("Authorization", basic(id, secret))
+            .form(form)
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// `POST /token` with exactly the given raw body and headers.
+    pub async fn token_raw(
+        &self,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        let mut req = self.http.post(self.url("/token")).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("token request")
+    }
+
+    /// Obtains a token with Basic auth and returns the response JSON (asserting 200).
+    pub async fn token(&self, id: &str, secret: &str, form: &[(&str, &str)]) -> Value {
+        let res = self.token_basic(id, secret, form).await;
+        let status = res.status();
+        let body: Value = res.json().await.expect("token JSON");
+        assert_eq!(status, StatusCode::OK, "token request failed: {body}");
+        body
+    }
+
+    pub async fn jwks(&self) -> JwkSet {
+        self.http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .expect("JWKS JSON")
+    }
+
+    /// Verifies `token` against the served JWKS with an independent JOSE
+    /// implementation (jsonwebtoken's `rust_crypto` backend; the server signs with ring).
+    pub async fn verify(&self, token: &str, audience: &str) -> Value {
+        let header = jsonwebtoken::decode_header(token).expect("JWS header");
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 typ");
+        let jwks = self.jwks().await;
+        let kid = header.kid.expect("kid in header");
+        let jwk = jwks.find(&kid).expect("kid is published in the JWKS");
+        let key = DecodingKey::from_jwk(jwk).expect("usable JWK");
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[&self.state.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud", "nbf", "iat"]);
+        validation.validate_nbf = true;
+        jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .expect("token verifies")
+            .claims
+    }
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// Asserts an OAuth or admin error: status, `error` code, no-store headers; returns the body.
+pub async fn assert_error(res: Response, status: StatusCode, code: &str, case: &str) -> Value {
+    assert_eq!(res.status(), status, "{case}: status");
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store"),
+        "{case}: Cache-Control"
+    );
+    assert_eq!(
+        res.headers().get("pragma").map(|v| v.to_str().unwrap()),
+        Some("no-cache"),
+        "{case}: Pragma"
+    );
+    let body: Value = res
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{case}: error body is not JSON: {e}"));
+    assert_eq!(body["error"], code, "{case}: {body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{case}: description"
+    );
+    body
+}

@@ -1,0 +1,17 @@
+//! The integration suite: real servers over HTTP against real SQLite and
+//! PostgreSQL. Every server test runs once per engine.
+
+// Tests fail by panicking: unwrap and expect are how they say what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Bad-input tables are long by nature and read best as one table.
+#![allow(clippy::too_many_lines, clippy::type_complexity)]
+
+mod admin_clients;
+mod cli;
+mod discovery;
+mod health;
+mod helpers;
+mod keys;
+mod openapi;
+mod store;
+mod token;

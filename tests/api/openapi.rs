@@ -1,0 +1,44 @@
+//! `openapi.yaml` documents exactly the routes the server has.
+
+use std::collections::BTreeSet;
+
+use serde_yaml_ng::Value;
+
+#[test]
+fn openapi_lists_exactly_the_served_routes() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml");
+    let doc: Value = serde_yaml_ng::from_str(&text).expect("openapi.yaml parses");
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+    let methods = ["get", "put", "post", "delete", "patch", "head", "options"];
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_mapping()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            let path = path.as_str().unwrap().to_owned();
+            item.as_mapping()
+                .unwrap()
+                .keys()
+                .filter_map(|k| k.as_str())
+                .filter(|k| methods.contains(k))
+                .map(move |m| (m.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = portcullis::http::route_table()
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p.to_owned()))
+        .collect();
+
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let phantom: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served but not in openapi.yaml: {undocumented:?}"
+    );
+    assert!(
+        phantom.is_empty(),
+        "in openapi.yaml but not served: {phantom:?}"
+    );
+}

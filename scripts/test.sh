@@ -58,13 +58,19 @@ start_throwaway_postgres() {
         start >/dev/null || { cat "$PG_TMP/server.log" >&2; exit 1; }
     PG_STOP=("${as_user[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -m immediate stop)
     export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
-    log "throwaway PostgreSQL $("$bin/pg_ctl" --version | awk '{print $NF}') on 127.0.0.1:$port"
+    log "throwaway PostgreSQL from $bin on 127.0.0.1:$port"
 }
 
 cleanup() {
     if [ -n "${PG_TMP:-}" ]; then
         "${PG_STOP[@]}" >/dev/null 2>&1 || true
         rm -rf "$PG_TMP"
+    elif [ -n "${DATABASE_URL:-}" ] && command -v psql >/dev/null; then
+        # On a server we were given, drop the per-test databases (only ours, by prefix).
+        psql "$DATABASE_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'portcullis\_test\_%'" 2>/dev/null |
+            while read -r db; do
+                psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+            done
     fi
 }
 trap cleanup EXIT

@@ -387,6 +387,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_file_loads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/portcullis.example.toml");
+        let s = Settings::from_figment(&Figment::new().merge(Toml::file(path))).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
     fn postgres_does_not_generate_a_kek_unless_told_to() {
         let s = settings(&[("database_url", "postgres://localhost/x".into())]).unwrap();
         assert!(!s.may_generate_kek());

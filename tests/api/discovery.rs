@@ -15,23 +15,9 @@ async fn metadata_is_served_at_both_well_known_paths(
     app.standard_client().await;
 
     let oauth: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let oidc: Value = app
-        .http
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    let oidc: Value = app.get_json("/.well-known/openid-configuration").await;
 
     assert_eq!(oauth, oidc);
     let issuer = app.base.as_str();
@@ -56,14 +42,8 @@ async fn metadata_is_served_at_both_well_known_paths(
 async fn the_configured_issuer_is_used_everywhere(#[values(Engine::Sqlite)] engine: Engine) {
     let app = TestApp::spawn_with(engine, json!({"issuer": "https://auth.example.com"})).await;
     let meta: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(meta["issuer"], "https://auth.example.com");
     assert_eq!(
         meta["jwks_uri"],
@@ -134,15 +114,7 @@ async fn eddsa_keys_sign_tokens_that_verify_against_the_jwks(
         jsonwebtoken::Algorithm::EdDSA
     );
     app.verify(token, "https://api.example.com").await;
-    let jwks: Value = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get_json("/.well-known/jwks.json").await;
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
     assert!(jwks["keys"][0].get("d").is_none());
@@ -153,12 +125,7 @@ async fn eddsa_keys_sign_tokens_that_verify_against_the_jwks(
 async fn a_tampered_token_does_not_verify(#[values(Engine::Sqlite)] engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (id, secret) = app.standard_client().await;
-    let token = app
-        .token(&id, &secret, &[("grant_type", "client_credentials")])
-        .await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.access_token(&id, &secret).await;
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
     parts[1] = parts[1].replacen('e', "f", 1);
     let tampered = parts.join(".");

@@ -120,6 +120,23 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// `GET path`, returning the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.http.get(self.url(path)).send().await.expect("GET");
+        res.json().await.expect("JSON body")
+    }
+
+    /// A client-credentials access token for the client (asserting success).
+    pub async fn access_token(&self, id: &str, secret: &str) -> String {
+        let body = self
+            .token(id, secret, &[("grant_type", "client_credentials")])
+            .await;
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
     /// An admin API call with the admin token.
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
         let mut req = self

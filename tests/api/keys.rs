@@ -16,12 +16,7 @@ async fn signing_keys_are_sealed_at_rest_and_survive_a_restart(
     let issuer = json!({"issuer": "https://auth.example.test"});
     let app = TestApp::spawn_with(engine, issuer.clone()).await;
     let (id, secret) = app.standard_client().await;
-    let token = app
-        .token(&id, &secret, &[("grant_type", "client_credentials")])
-        .await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.access_token(&id, &secret).await;
     let kid = app.state.keys.current().kid().to_owned();
 
     // The private key is stored sealed: not PKCS#8 as is, but it opens with the KEK and the kid.

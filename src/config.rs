@@ -140,7 +140,7 @@ mod defaults {
         LogFormat::Json
     }
     pub fn log_level() -> String {
-        "info".to_owned()
+        "info,sqlx=warn".to_owned()
     }
 }
 

@@ -39,7 +39,9 @@ async fn metadata_is_served_at_both_well_known_paths(
 
 #[rstest]
 #[tokio::test]
-async fn the_configured_issuer_is_used_everywhere(#[values(Engine::Sqlite)] engine: Engine) {
+async fn the_configured_issuer_is_used_everywhere(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
     let app = TestApp::spawn_with(engine, json!({"issuer": "https://auth.example.com"})).await;
     let meta: Value = app
         .get_json("/.well-known/oauth-authorization-server")
@@ -122,7 +124,9 @@ async fn eddsa_keys_sign_tokens_that_verify_against_the_jwks(
 
 #[rstest]
 #[tokio::test]
-async fn a_tampered_token_does_not_verify(#[values(Engine::Sqlite)] engine: Engine) {
+async fn a_tampered_token_does_not_verify(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
     let app = TestApp::spawn(engine).await;
     let (id, secret) = app.standard_client().await;
     let token = app.access_token(&id, &secret).await;

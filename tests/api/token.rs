@@ -524,7 +524,7 @@ async fn a_client_without_audience_or_resource_gets_invalid_target(
 #[rstest]
 #[tokio::test]
 async fn basic_credentials_are_form_urlencoded_before_base64(
-    #[values(Engine::Sqlite)] engine: Engine,
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
     // RFC 6749 §2.3.1: a client id with reserved characters arrives percent-encoded.
     let app = TestApp::spawn(engine).await;
@@ -546,7 +546,9 @@ async fn basic_credentials_are_form_urlencoded_before_base64(
 
 #[rstest]
 #[tokio::test]
-async fn only_post_is_allowed_on_the_token_endpoint(#[values(Engine::Sqlite)] engine: Engine) {
+async fn only_post_is_allowed_on_the_token_endpoint(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
     let app = TestApp::spawn(engine).await;
     let res = app
         .http

@@ -10,6 +10,7 @@ use crate::{
     clients::{ClientView, RegistrationRequest, Registry},
     clock::Clock,
     config::Settings,
+    keys::{self, KekRing, KeyManager},
     startup::Application,
     store::Storage,
 };
@@ -36,6 +37,27 @@ pub enum Command {
     /// Manage clients directly in the database.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage signing keys directly in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `portcullis keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Show every key with its state and transition times, and the safety signal.
+    List,
+    /// Promote the published next key now and publish a new one.
+    Rotate {
+        /// The current key leaked: remove it from the JWKS at once.
+        #[arg(long)]
+        compromised: bool,
+        /// Refuse while verifiers may not have fetched the next key yet.
+        #[arg(long)]
+        safe: bool,
+    },
+    /// Re-seal every private key under the primary KEK (after adding a new KEK).
+    Rewrap,
 }
 
 /// `portcullis client …`
@@ -146,6 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Storage::connect(&settings.database_url, 1).await?;
             print(&json!({ "migrated": store.engine() }))?;
         }
+        Command::Keys(cmd) => run_keys(&settings, cmd).await?,
         Command::Client(cmd) => {
             let store = Storage::connect(&settings.database_url, 2).await?;
             run_client(&Registry::new(store, settings.max_access_token_ttl), cmd).await?;
@@ -200,6 +223,30 @@ async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<(
         ClientCommand::Delete { client_id } => {
             registry.delete(&client_id).await?;
             json!({ "deleted": client_id })
+        }
+    };
+    print(&out)
+}
+
+async fn run_keys(settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
+    let store = Storage::connect(&settings.database_url, 2).await?;
+    let now = Clock::System.now();
+    let out = match cmd {
+        KeysCommand::List => {
+            json!(keys::manager::status(&store, &KeyManager::policy(settings), now).await?)
+        }
+        KeysCommand::Rotate { compromised, safe } => {
+            let (ring, _) = KekRing::load(settings)?;
+            let manager = KeyManager::start(store, ring, settings, now).await?;
+            let report = manager.rotate(now, compromised, safe).await?;
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            json!(report)
+        }
+        KeysCommand::Rewrap => {
+            let (ring, _) = KekRing::load(settings)?;
+            json!({ "rewrapped": keys::manager::rewrap(&store, &ring).await?, "kek_id": ring.primary().id() })
         }
     };
     print(&out)

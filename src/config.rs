@@ -77,6 +77,12 @@ pub struct Settings {
     /// SQLite (the development setup) and false otherwise.
     #[serde(default)]
     pub kek_generate: Option<bool>,
+    /// Earlier KEK files still accepted for opening keys not yet rewrapped.
+    #[serde(default)]
+    pub old_kek_files: Vec<PathBuf>,
+    /// Earlier KEKs themselves, base64 (a list, or comma-separated).
+    #[serde(default, deserialize_with = "comma_list")]
+    pub old_keks: Vec<SecretString>,
     /// Algorithm of newly generated signing keys.
     #[serde(default = "defaults::signing_alg")]
     pub signing_alg: Algorithm,
@@ -86,6 +92,19 @@ pub struct Settings {
     /// Upper bound in seconds for any client's access-token lifetime.
     #[serde(default = "defaults::max_access_token_ttl")]
     pub max_access_token_ttl: u32,
+    /// Seconds a key signs before the next one takes over (0 disables automatic rotation).
+    #[serde(default = "defaults::key_rotation_interval")]
+    pub key_rotation_interval: u64,
+    /// Minimum seconds a new key is published in the JWKS before it may sign.
+    #[serde(default = "defaults::key_prepublish")]
+    pub key_prepublish: u64,
+    /// Clock skew tolerated by verifiers, in seconds (extends retired-key retention).
+    #[serde(default = "defaults::clock_skew")]
+    pub clock_skew: u64,
+    /// Seconds between key checks: rotation when due, and reloading keys
+    /// changed by another replica (0 disables the background task).
+    #[serde(default = "defaults::key_refresh_interval")]
+    pub key_refresh_interval: u64,
     /// `Cache-Control: max-age` of the JWKS and metadata documents, in seconds.
     #[serde(default = "defaults::jwks_max_age")]
     pub jwks_max_age: u32,
@@ -129,6 +148,18 @@ mod defaults {
     }
     pub fn max_access_token_ttl() -> u32 {
         3600
+    }
+    pub fn key_rotation_interval() -> u64 {
+        7 * 24 * 3600
+    }
+    pub fn key_prepublish() -> u64 {
+        24 * 3600
+    }
+    pub fn clock_skew() -> u64 {
+        60
+    }
+    pub fn key_refresh_interval() -> u64 {
+        30
     }
     pub fn jwks_max_age() -> u32 {
         300
@@ -206,6 +237,7 @@ impl Settings {
         if self.database_max_connections == 0 {
             return invalid("database_max_connections must be at least 1");
         }
+        self.validate_key_lifecycle()?;
         if let Some(issuer) = &self.issuer {
             validate_issuer(issuer).map_err(ConfigError::Invalid)?;
         }
@@ -222,6 +254,36 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The rotation rules of SPEC §3: a key is published longer than any JWKS
+    /// cache lives before it signs, and rotation never outruns pre-publication.
+    fn validate_key_lifecycle(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.key_prepublish <= u64::from(self.jwks_max_age) {
+            return invalid(format!(
+                "key_prepublish ({}s) must exceed jwks_max_age ({}s): a key must be published longer than \
+                 verifiers cache the JWKS before it signs, or they reject its tokens",
+                self.key_prepublish, self.jwks_max_age
+            ));
+        }
+        if self.key_rotation_interval != 0 && self.key_rotation_interval < self.key_prepublish {
+            return invalid(format!(
+                "key_rotation_interval ({}s) must be at least key_prepublish ({}s), so each next key is \
+                 published for the whole pre-publication window before it signs",
+                self.key_rotation_interval, self.key_prepublish
+            ));
+        }
+        if self.clock_skew > 3600 {
+            return invalid("clock_skew must not exceed 3600 seconds".into());
+        }
+        Ok(())
+    }
+
+    /// How long a retired key stays published: every token it signed has expired by then.
+    #[must_use]
+    pub fn retired_key_retention(&self) -> u64 {
+        u64::from(self.max_access_token_ttl) + self.clock_skew
     }
 
     /// Whether the configured database is the embedded SQLite engine.
@@ -377,6 +439,15 @@ mod tests {
             (&[("admin_tokens", "short".into())], "admin token"),
             (&[("listen", "not an address".into())], "listen"),
             (&[("unknown_key", 1.into())], "unknown_key"),
+            (&[("key_prepublish", 300.into())], "key_prepublish"),
+            (
+                &[
+                    ("key_prepublish", 7200.into()),
+                    ("key_rotation_interval", 3600.into()),
+                ],
+                "key_rotation_interval",
+            ),
+            (&[("signing_alg", "HS256".into())], "signing_alg"),
         ];
         for (pairs, needle) in cases {
             let err = settings(pairs)

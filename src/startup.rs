@@ -11,7 +11,7 @@ use crate::{
     clock::Clock,
     config::Settings,
     http::{self, admin::auth::AdminTokens},
-    keys::{Kek, KeySet},
+    keys::{KekRing, KeyManager},
     state::AppState,
     store::Storage,
 };
@@ -21,6 +21,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    key_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -36,16 +37,17 @@ impl Application {
                 "using the embedded SQLite database: a development setup for one process; use PostgreSQL in production"
             );
         }
-        let (kek, generated) = Kek::load_or_generate(&settings)?;
+        let (ring, generated) = KekRing::load(&settings)?;
         if generated {
             tracing::warn!(
                 path = %settings.kek_file.display(),
-                kek_id = kek.id(),
+                kek_id = ring.primary().id(),
                 "generated a new key-encryption key: development setup only; back this file up, \
                  or provision the KEK (PORTCULLIS_KEK or kek_file) in production"
             );
         }
-        let keys = KeySet::load(&store, &kek, settings.signing_alg, clock.now()).await?;
+        let key_manager =
+            Arc::new(KeyManager::start(store.clone(), ring, &settings, clock.now()).await?);
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("could not listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
@@ -60,7 +62,8 @@ impl Application {
         let state = AppState {
             registry: Registry::new(store.clone(), settings.max_access_token_ttl),
             store,
-            keys: Arc::new(keys),
+            keys: key_manager.key_set(),
+            key_manager,
             clock,
             verifier: SecretVerifier::new(settings.argon2_permits()),
             admin_tokens: Arc::new(admin_tokens),
@@ -68,11 +71,13 @@ impl Application {
             settings: Arc::new(settings),
         };
         let server = serve(listener, state.clone())?;
+        let key_task = spawn_key_checks(&state);
         tracing::info!(%addr, issuer = %state.issuer, "portcullis listening");
         Ok(Self {
             port: addr.port(),
             server,
             state,
+            key_task,
         })
     }
 
@@ -90,8 +95,34 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some(task) = self.key_task {
+            task.abort();
+        }
+        result
     }
+}
+
+/// Every `key_refresh_interval`: rotate when due, drop expired keys, and
+/// reload keys changed by other replicas (the bound on how long a replica
+/// keeps signing with a key another one retired).
+fn spawn_key_checks(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let every = state.settings.key_refresh_interval;
+    if every == 0 {
+        return None;
+    }
+    let (manager, clock) = (Arc::clone(&state.key_manager), state.clock.clone());
+    Some(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(every));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            if let Err(e) = manager.tick(clock.now()).await {
+                tracing::error!(error.cause_chain = ?e, "signing key check failed; will retry");
+            }
+        }
+    }))
 }
 
 fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {

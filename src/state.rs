@@ -7,7 +7,7 @@ use crate::{
     clock::Clock,
     config::Settings,
     http::admin::auth::AdminTokens,
-    keys::KeySet,
+    keys::{KeyManager, KeySet},
     store::Storage,
 };
 
@@ -20,6 +20,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Signing keys and the JWKS.
     pub keys: Arc<KeySet>,
+    /// The signing-key lifecycle.
+    pub key_manager: Arc<KeyManager>,
     /// The time source.
     pub clock: Clock,
     /// Settings.

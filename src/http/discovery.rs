@@ -61,10 +61,10 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         .json(body)
 }
 
-/// `GET /.well-known/jwks.json`: public keys only; `304` when `If-None-Match` matches.
+/// `GET /.well-known/jwks.json`: public keys only; `304` when `If-None-Match`
+/// matches. Records which version the caller holds (the rotation safety signal).
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let doc = state.keys.jwks();
-    let cache_control = format!("public, max-age={}", state.settings.jwks_max_age);
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -72,14 +72,33 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         .is_some_and(|v| {
             v.trim() == "*"
                 || v.split(',')
-                    .any(|t| t.trim().trim_start_matches("W/") == doc.etag)
+                    .any(|t| t.trim().trim_start_matches("W/") == &*doc.etag)
         });
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    state.key_manager.consumers().record(
+        &address,
+        user_agent,
+        &doc.etag,
+        &doc.kids,
+        state.clock.now(),
+    );
     let mut response = if matches {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
-    response.insert_header((header::CACHE_CONTROL, cache_control));
+    response.insert_header((
+        header::CACHE_CONTROL,
+        format!("public, max-age={}", state.settings.jwks_max_age),
+    ));
     if let Ok(etag) = HeaderValue::from_str(&doc.etag) {
         response.insert_header((header::ETAG, etag));
     }

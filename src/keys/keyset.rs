@@ -6,39 +6,28 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use chrono::{DateTime, Utc};
 use jsonwebtoken::{crypto::JwtSigner, jwk::Jwk, Header};
 use ring::{
     digest,
     rand::SystemRandom,
-    signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING},
+    signature::{
+        EcdsaKeyPair, Ed25519KeyPair, RsaEncoding, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+        RSA_PKCS1_SHA256, RSA_PSS_SHA256,
+    },
 };
 
-use super::{generate, Algorithm, Kek, KekError, KeyState, StoredKey};
-use crate::store::{Storage, Store, StoreError};
+use super::{Algorithm, KekError, KekRing, KeyState, StoredKey};
+use crate::store::StoreError;
 
-/// Errors of loading or creating signing keys.
+/// Errors of loading or changing signing keys.
 #[derive(Debug, thiserror::Error)]
 pub enum KeySetError {
     /// The store failed.
-    #[error("signing keys could not be read or written")]
+    #[error("signing keys could not be read or written: {0}")]
     Store(#[from] StoreError),
-    /// Sealing or opening failed.
+    /// Sealing or opening failed, or a KEK is missing.
     #[error(transparent)]
     Kek(#[from] KekError),
-    /// A stored key was sealed under a KEK that is not configured.
-    #[error(
-        "signing key {kid} was sealed under KEK {needed}, but the configured KEK is {configured}; \
-         configure the KEK this database was created with"
-    )]
-    KekMismatch {
-        /// The key.
-        kid: String,
-        /// KEK id stored with the key.
-        needed: String,
-        /// Id of the configured KEK.
-        configured: String,
-    },
     /// A stored key is unreadable (unknown algorithm, bad JWK, bad PKCS#8).
     #[error("signing key {kid} is corrupt: {why}")]
     Corrupt {
@@ -50,8 +39,9 @@ pub enum KeySetError {
 }
 
 enum Pair {
-    Es256(EcdsaKeyPair),
-    EdDsa(Ed25519KeyPair),
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair, &'static dyn RsaEncoding),
 }
 
 /// A parsed private key ready to sign, with its JWS header pre-encoded.
@@ -71,13 +61,21 @@ impl SigningKey {
         };
         let rng = SystemRandom::new();
         let pair = match alg {
-            Algorithm::Es256 => Pair::Es256(
+            Algorithm::Es256 => Pair::Ecdsa(
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
                     .map_err(|_| corrupt())?,
             ),
             Algorithm::EdDsa => {
-                Pair::EdDsa(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| corrupt())?)
+                Pair::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| corrupt())?)
             }
+            Algorithm::Rs256 => Pair::Rsa(
+                RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| corrupt())?,
+                &RSA_PKCS1_SHA256,
+            ),
+            Algorithm::Ps256 => Pair::Rsa(
+                RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| corrupt())?,
+                &RSA_PSS_SHA256,
+            ),
         };
         let mut header = Header::new(jwt_alg(alg));
         header.typ = Some("at+jwt".to_owned());
@@ -114,11 +112,17 @@ impl SigningKey {
 impl signature::Signer<Vec<u8>> for SigningKey {
     fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
         match &self.pair {
-            Pair::Es256(p) => p
+            Pair::Ecdsa(p) => p
                 .sign(&self.rng, msg)
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| signature::Error::new()),
-            Pair::EdDsa(p) => Ok(p.sign(msg).as_ref().to_vec()),
+            Pair::Ed25519(p) => Ok(p.sign(msg).as_ref().to_vec()),
+            Pair::Rsa(p, encoding) => {
+                let mut sig = vec![0; p.public().modulus_len()];
+                p.sign(*encoding, &self.rng, msg, &mut sig)
+                    .map_err(|_| signature::Error::new())?;
+                Ok(sig)
+            }
         }
     }
 }
@@ -133,22 +137,28 @@ fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
     match alg {
         Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
         Algorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+        Algorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+        Algorithm::Ps256 => jsonwebtoken::Algorithm::PS256,
     }
 }
 
-/// The JWKS as served: body bytes and a strong `ETag`.
+/// The JWKS as served: body bytes, a strong `ETag`, and the key ids it holds.
 #[derive(Clone, Debug)]
 pub struct JwksDocument {
     /// `{"keys":[…]}` as JSON.
     pub body: actix_web::web::Bytes,
     /// Quoted strong entity tag derived from the body.
-    pub etag: String,
+    pub etag: Arc<str>,
+    /// The published key ids, space-separated.
+    pub kids: Arc<str>,
 }
 
-struct Snapshot {
+/// One consistent view of the keys.
+pub struct Snapshot {
     current: Arc<SigningKey>,
     jwks: JwksDocument,
     algorithms: Vec<Algorithm>,
+    next_kid: Option<String>,
 }
 
 /// The loaded keys. Cheap to read from any thread.
@@ -157,46 +167,17 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Loads the keys from the store; when no key is `current`, generates one
-    /// with `alg`, seals it under `kek` and stores it. Two processes racing to
-    /// create the first key agree through the store's one-current constraint.
-    pub async fn load(
-        store: &Storage,
-        kek: &Kek,
-        alg: Algorithm,
-        now: DateTime<Utc>,
-    ) -> Result<Self, KeySetError> {
-        let mut keys = store.signing_keys().await?;
-        if !keys.iter().any(|k| k.state == KeyState::Current) {
-            let generated = generate(alg)?;
-            let stored = StoredKey {
-                kid: generated.kid.clone(),
-                alg,
-                state: KeyState::Current,
-                public_jwk: serde_json::to_string(&generated.public_jwk).map_err(|_| {
-                    KeySetError::Corrupt {
-                        kid: generated.kid.clone(),
-                        why: "JWK does not serialize",
-                    }
-                })?,
-                sealed_private_key: Some(kek.seal(&generated.kid, &generated.pkcs8)?),
-                kek_id: Some(kek.id().to_owned()),
-                created_at: now,
-                activated_at: Some(now),
-                retired_at: None,
-            };
-            match store.insert_signing_key(&stored).await {
-                Ok(()) => {
-                    tracing::info!(kid = %stored.kid, alg = alg.as_str(), "generated the first signing key");
-                }
-                Err(StoreError::Conflict { .. }) => {} // another replica created it first
-                Err(e) => return Err(e.into()),
-            }
-            keys = store.signing_keys().await?;
+    /// A key set showing `snapshot`.
+    #[must_use]
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self {
+            snapshot: ArcSwap::from_pointee(snapshot),
         }
-        Ok(Self {
-            snapshot: ArcSwap::from_pointee(build_snapshot(&keys, kek)?),
-        })
+    }
+
+    /// Replaces what the key set shows, atomically.
+    pub fn install(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
     }
 
     /// The key that signs now.
@@ -216,61 +197,82 @@ impl KeySet {
     pub fn jwks(&self) -> JwksDocument {
         self.snapshot.load().jwks.clone()
     }
-}
 
-fn build_snapshot(keys: &[StoredKey], kek: &Kek) -> Result<Snapshot, KeySetError> {
-    let mut published = Vec::with_capacity(keys.len());
-    let mut algorithms = Vec::new();
-    let mut current = None;
-    for key in keys {
-        if !algorithms.contains(&key.alg) {
-            algorithms.push(key.alg);
-        }
-        let jwk: Jwk = serde_json::from_str(&key.public_jwk).map_err(|_| KeySetError::Corrupt {
-            kid: key.kid.clone(),
-            why: "public JWK does not parse",
-        })?;
-        published.push(jwk);
-        if key.state == KeyState::Current {
-            current = Some(Arc::new(open_key(key, kek)?));
-        }
+    /// The key id of the published `next` key, if any.
+    #[must_use]
+    pub fn next_kid(&self) -> Option<String> {
+        self.snapshot.load().next_kid.clone()
     }
-    let current = current.ok_or(KeySetError::Corrupt {
-        kid: String::new(),
-        why: "no current key",
-    })?;
-    let body = serde_json::to_vec(&serde_json::json!({ "keys": published })).map_err(|_| {
-        KeySetError::Corrupt {
-            kid: String::new(),
-            why: "JWKS does not serialize",
+
+    /// Builds a snapshot of `keys`: all are published; the `current` one is
+    /// opened with the KEK ring, unless `reuse` already holds it parsed.
+    pub fn snapshot(
+        keys: &[StoredKey],
+        ring: &KekRing,
+        reuse: Option<&Self>,
+    ) -> Result<Snapshot, KeySetError> {
+        let mut published = Vec::with_capacity(keys.len());
+        let mut algorithms = Vec::new();
+        let mut current = None;
+        for key in keys {
+            if !algorithms.contains(&key.alg) {
+                algorithms.push(key.alg);
+            }
+            let jwk: Jwk =
+                serde_json::from_str(&key.public_jwk).map_err(|_| KeySetError::Corrupt {
+                    kid: key.kid.clone(),
+                    why: "public JWK does not parse",
+                })?;
+            published.push(jwk);
+            if key.state == KeyState::Current {
+                let loaded = reuse.map(Self::current).filter(|k| k.kid() == key.kid);
+                current = Some(match loaded {
+                    Some(k) => k,
+                    None => Arc::new(open_key(key, ring)?),
+                });
+            }
         }
-    })?;
-    let hash = digest::digest(&digest::SHA256, &body);
-    let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
-    Ok(Snapshot {
-        current,
-        jwks: JwksDocument {
-            body: body.into(),
-            etag,
-        },
-        algorithms,
-    })
+        let current = current.ok_or(KeySetError::Corrupt {
+            kid: String::new(),
+            why: "no current key",
+        })?;
+        let body = serde_json::to_vec(&serde_json::json!({ "keys": published })).map_err(|_| {
+            KeySetError::Corrupt {
+                kid: String::new(),
+                why: "JWKS does not serialize",
+            }
+        })?;
+        let hash = digest::digest(&digest::SHA256, &body);
+        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
+        let kids = keys
+            .iter()
+            .map(|k| k.kid.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let next_kid = keys
+            .iter()
+            .find(|k| k.state == KeyState::Next)
+            .map(|k| k.kid.clone());
+        Ok(Snapshot {
+            current,
+            jwks: JwksDocument {
+                body: body.into(),
+                etag: etag.into(),
+                kids: kids.into(),
+            },
+            algorithms,
+            next_kid,
+        })
+    }
 }
 
-fn open_key(key: &StoredKey, kek: &Kek) -> Result<SigningKey, KeySetError> {
+fn open_key(key: &StoredKey, ring: &KekRing) -> Result<SigningKey, KeySetError> {
     let (Some(sealed), Some(kek_id)) = (&key.sealed_private_key, &key.kek_id) else {
         return Err(KeySetError::Corrupt {
             kid: key.kid.clone(),
             why: "current key has no private part",
         });
     };
-    if kek_id != kek.id() {
-        return Err(KeySetError::KekMismatch {
-            kid: key.kid.clone(),
-            needed: kek_id.clone(),
-            configured: kek.id().to_owned(),
-        });
-    }
-    let pkcs8 = kek.open(&key.kid, sealed)?;
+    let pkcs8 = ring.open(kek_id, &key.kid, sealed)?;
     SigningKey::from_pkcs8(&key.kid, key.alg, &pkcs8)
 }

@@ -1,13 +1,17 @@
 //! Signing keys: algorithms, generation, sealing under the KEK, and the
 //! in-memory [`KeySet`] that signs tokens and serves the JWKS.
 
+pub mod consumers;
 mod generate;
 pub mod kek;
 mod keyset;
+pub mod lifecycle;
+pub mod manager;
 
 pub use generate::{generate, GeneratedKey};
-pub use kek::{Kek, KekError};
+pub use kek::{Kek, KekError, KekRing};
 pub use keyset::{JwksDocument, KeySet, KeySetError, SigningKey};
+pub use manager::{KeyManager, RotationReport};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +24,12 @@ pub enum Algorithm {
     /// Ed25519 (RFC 8037).
     #[serde(rename = "EdDSA")]
     EdDsa,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (2048-bit keys); about 30× slower to sign than ES256.
+    #[serde(rename = "RS256")]
+    Rs256,
+    /// RSASSA-PSS with SHA-256 (2048-bit keys); as slow as RS256.
+    #[serde(rename = "PS256")]
+    Ps256,
 }
 
 impl Algorithm {
@@ -29,6 +39,8 @@ impl Algorithm {
         match self {
             Self::Es256 => "ES256",
             Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
+            Self::Ps256 => "PS256",
         }
     }
 
@@ -38,12 +50,14 @@ impl Algorithm {
         match s {
             "ES256" => Some(Self::Es256),
             "EdDSA" => Some(Self::EdDsa),
+            "RS256" => Some(Self::Rs256),
+            "PS256" => Some(Self::Ps256),
             _ => None,
         }
     }
 
     /// Every algorithm this build can sign with (advertised in the metadata).
-    pub const ALL: [Self; 2] = [Self::Es256, Self::EdDsa];
+    pub const ALL: [Self; 4] = [Self::Es256, Self::EdDsa, Self::Rs256, Self::Ps256];
 }
 
 /// Lifecycle state of a signing key.

@@ -23,7 +23,7 @@ pub use sqlite::SqliteStore;
 
 use crate::{
     clients::{Client, ClientId, SecretHash},
-    keys::StoredKey,
+    keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
 };
 
 /// Storage failures, as callers need to tell them apart.
@@ -121,6 +121,28 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// All stored signing keys, oldest first.
     fn signing_keys(&self) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
+    /// Changes the signing keys under an exclusive lock shared by every
+    /// process on the database: reads the keys, asks `decide` what to change,
+    /// applies it, commits. `decide`'s error aborts without changes.
+    fn change_signing_keys<E, F>(
+        &self,
+        decide: F,
+    ) -> impl Future<Output = Result<Result<Vec<KeyChange>, E>, StoreError>> + Send
+    where
+        E: Send,
+        F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send;
+    /// Upserts JWKS consumer sightings (a later sighting wins) and forgets
+    /// consumers not seen since `forget_before`.
+    fn record_jwks_consumers(
+        &self,
+        sightings: &[Sighting],
+        forget_before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Consumers seen since `since`.
+    fn jwks_consumers_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Sighting>, StoreError>> + Send;
 }
 
 /// The configured engine. Handlers and services hold this, not a generic.
@@ -212,5 +234,28 @@ impl Store for Storage {
     }
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         delegate!(self, signing_keys())
+    }
+    async fn change_signing_keys<E, F>(
+        &self,
+        decide: F,
+    ) -> Result<Result<Vec<KeyChange>, E>, StoreError>
+    where
+        E: Send,
+        F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send,
+    {
+        delegate!(self, change_signing_keys(decide))
+    }
+    async fn record_jwks_consumers(
+        &self,
+        sightings: &[Sighting],
+        forget_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, record_jwks_consumers(sightings, forget_before))
+    }
+    async fn jwks_consumers_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Sighting>, StoreError> {
+        delegate!(self, jwks_consumers_since(since))
     }
 }

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     clients::{Client, ClientId, SecretHash},
-    keys::StoredKey,
+    keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -44,4 +44,31 @@ shared_store_helpers!(Postgres);
 
 impl Store for PgStore {
     shared_store_methods!();
+
+    async fn change_signing_keys<E, F>(
+        &self,
+        decide: F,
+    ) -> Result<Result<Vec<KeyChange>, E>, StoreError>
+    where
+        E: Send,
+        F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send,
+    {
+        let mut tx = self.pool.begin().await?;
+        // A transaction-scoped advisory lock: one key change at a time across
+        // every replica; released at commit or rollback.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(KEY_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let keys = select_keys(&mut tx).await?;
+        let changes = match decide(&keys) {
+            Ok(changes) => changes,
+            Err(e) => return Ok(Err(e)),
+        };
+        apply_key_changes(&mut tx, &changes).await?;
+        tx.commit().await?;
+        Ok(Ok(changes))
+    }
 }
+/// Advisory lock id guarding signing-key changes ("portcull" in ASCII).
+const KEY_LOCK: i64 = 0x706f_7274_6375_6c6c;

@@ -152,22 +152,52 @@ macro_rules! shared_store_methods {
         }
 
         async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_key, kek_id, created_at, \
-                 activated_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&key.kid)
-            .bind(key.alg.as_str())
-            .bind(key.state.as_str())
-            .bind(&key.public_jwk)
-            .bind(key.sealed_private_key.as_deref())
-            .bind(key.kek_id.as_deref())
-            .bind(DbTime(key.created_at))
-            .bind(key.activated_at.map(DbTime))
-            .bind(key.retired_at.map(DbTime))
-            .execute(&self.pool)
-            .await?;
+            let mut tx = self.pool.begin().await?;
+            insert_key(&mut tx, key).await?;
+            tx.commit().await?;
             Ok(())
+        }
+
+        async fn record_jwks_consumers(
+            &self,
+            sightings: &[Sighting],
+            forget_before: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM jwks_consumers WHERE seen_at < $1")
+                .bind(DbTime(forget_before))
+                .execute(&mut *tx)
+                .await?;
+            for s in sightings {
+                sqlx::query(
+                    "INSERT INTO jwks_consumers (address, user_agent, etag, kids, seen_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (address, user_agent) DO UPDATE SET etag = excluded.etag, kids = excluded.kids, \
+                     seen_at = excluded.seen_at WHERE excluded.seen_at >= jwks_consumers.seen_at",
+                )
+                .bind(&s.address)
+                .bind(&s.user_agent)
+                .bind(&s.etag)
+                .bind(&s.kids)
+                .bind(DbTime(s.seen_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn jwks_consumers_since(&self, since: DateTime<Utc>) -> Result<Vec<Sighting>, StoreError> {
+            let rows: Vec<(String, String, String, String, DbTime)> = sqlx::query_as(
+                "SELECT address, user_agent, etag, kids, seen_at FROM jwks_consumers WHERE seen_at >= $1 \
+                 ORDER BY address, user_agent",
+            )
+            .bind(DbTime(since))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(address, user_agent, etag, kids, seen_at)| Sighting { address, user_agent, etag, kids, seen_at: seen_at.0 })
+                .collect())
         }
 
         async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
@@ -181,9 +211,73 @@ macro_rules! shared_store_methods {
     };
 }
 
-/// Expands to the engine-generic helper `insert_secret` for one engine.
+/// Expands to the engine-generic helpers `insert_secret`, `insert_key` and
+/// `apply_key_changes` for one engine.
 macro_rules! shared_store_helpers {
     ($db:ty) => {
+        async fn insert_key(tx: &mut sqlx::Transaction<'static, $db>, key: &StoredKey) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_key, kek_id, created_at, \
+                 activated_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&key.kid)
+            .bind(key.alg.as_str())
+            .bind(key.state.as_str())
+            .bind(&key.public_jwk)
+            .bind(key.sealed_private_key.as_deref())
+            .bind(key.kek_id.as_deref())
+            .bind(DbTime(key.created_at))
+            .bind(key.activated_at.map(DbTime))
+            .bind(key.retired_at.map(DbTime))
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn select_keys(tx: &mut sqlx::Transaction<'static, $db>) -> Result<Vec<StoredKey>, StoreError> {
+            sqlx::query_as::<_, KeyRow>("SELECT * FROM signing_keys ORDER BY created_at, kid")
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(StoredKey::try_from)
+                .collect()
+        }
+
+        async fn apply_key_changes(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            changes: &[KeyChange],
+        ) -> Result<(), StoreError> {
+            for change in changes {
+                let query = match change {
+                    KeyChange::Insert(key) => {
+                        insert_key(tx, key).await?;
+                        continue;
+                    }
+                    // Retiring destroys the private part: a retired key never signs again.
+                    KeyChange::Retire { kid, at } => sqlx::query(
+                        "UPDATE signing_keys SET state = 'retired', retired_at = $2, private_key = NULL, \
+                         kek_id = NULL WHERE kid = $1",
+                    )
+                    .bind(kid)
+                    .bind(DbTime(*at)),
+                    KeyChange::Promote { kid, at } => {
+                        sqlx::query("UPDATE signing_keys SET state = 'current', activated_at = $2 WHERE kid = $1")
+                            .bind(kid)
+                            .bind(DbTime(*at))
+                    }
+                    KeyChange::Remove { kid } => sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid),
+                    KeyChange::Reseal { kid, sealed, kek_id } => {
+                        sqlx::query("UPDATE signing_keys SET private_key = $2, kek_id = $3 WHERE kid = $1")
+                            .bind(kid)
+                            .bind(sealed.as_slice())
+                            .bind(kek_id)
+                    }
+                };
+                query.execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
         async fn insert_secret(
             tx: &mut sqlx::Transaction<'static, $db>,
             client: &ClientId,

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     clients::{Client, ClientId, SecretHash},
-    keys::StoredKey,
+    keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -57,4 +57,25 @@ shared_store_helpers!(Sqlite);
 
 impl Store for SqliteStore {
     shared_store_methods!();
+
+    async fn change_signing_keys<E, F>(
+        &self,
+        decide: F,
+    ) -> Result<Result<Vec<KeyChange>, E>, StoreError>
+    where
+        E: Send,
+        F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send,
+    {
+        // BEGIN IMMEDIATE takes the database write lock before reading, so two
+        // processes on one file cannot both decide on the same keys.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let keys = select_keys(&mut tx).await?;
+        let changes = match decide(&keys) {
+            Ok(changes) => changes,
+            Err(e) => return Ok(Err(e)),
+        };
+        apply_key_changes(&mut tx, &changes).await?;
+        tx.commit().await?;
+        Ok(Ok(changes))
+    }
 }

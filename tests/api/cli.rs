@@ -11,12 +11,22 @@ use serde_json::Value;
 use crate::helpers::{basic, fresh_database, Engine, ADMIN_TOKEN};
 
 fn portcullis(dir: &tempfile::TempDir, url: &str, args: &[&str]) -> Result<Value, String> {
+    portcullis_with(dir, url, &[], args)
+}
+
+fn portcullis_with(
+    dir: &tempfile::TempDir,
+    url: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Result<Value, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(args)
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env("PORTCULLIS_DATABASE_URL", url)
         .env("PORTCULLIS_LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("run portcullis");
     if out.status.success() {
@@ -108,6 +118,84 @@ async fn client_commands_manage_clients_and_print_json(
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[rstest]
+#[tokio::test]
+async fn keys_commands_rotate_list_and_rewrap_under_a_new_kek(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(engine, &dir).await;
+    let b64 = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    let (kek_a, kek_b) = (b64(1), b64(2));
+    let only_a = [("PORTCULLIS_KEK", kek_a.as_str())];
+    let only_b = [("PORTCULLIS_KEK", kek_b.as_str())];
+    let b_with_a = [
+        ("PORTCULLIS_KEK", kek_b.as_str()),
+        ("PORTCULLIS_OLD_KEKS", kek_a.as_str()),
+    ];
+    let run = |env: &[(&str, &str)], args: &[&str]| portcullis_with(&dir, &url, env, args);
+
+    // The first rotation publishes keys, then promotes a next key that is too young: it warns.
+    let report = run(&only_a, &["keys", "rotate"]).unwrap();
+    assert_eq!(report["rotated"], true);
+    assert!(report["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("key_prepublish"));
+    let refused = run(&only_a, &["keys", "rotate", "--safe"]).unwrap_err();
+    assert!(refused.contains("rotation refused"), "{refused}");
+
+    let listed = run(&[], &["keys", "list"]).unwrap();
+    let states: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.len(), 3, "{listed}");
+    assert!(states.contains(&"retired") && states.contains(&"current") && states.contains(&"next"));
+    let kek_a_id = portcullis::keys::Kek::from_base64(&kek_a)
+        .unwrap()
+        .id()
+        .to_owned();
+    let kek_b_id = portcullis::keys::Kek::from_base64(&kek_b)
+        .unwrap()
+        .id()
+        .to_owned();
+
+    // A new KEK alone cannot open the keys: a clear error naming the KEK they need.
+    let err = run(&only_b, &["keys", "rotate"]).unwrap_err();
+    assert!(
+        err.contains(&kek_a_id) && err.contains("not configured"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    // Rewrap under the new KEK (the old one still configured), then the new one suffices.
+    let rewrapped = run(&b_with_a, &["keys", "rewrap"]).unwrap();
+    assert_eq!(
+        rewrapped["rewrapped"], 2,
+        "current and next; the retired key has no private part"
+    );
+    assert_eq!(rewrapped["kek_id"], kek_b_id.as_str());
+    assert_eq!(
+        run(&b_with_a, &["keys", "rewrap"]).unwrap()["rewrapped"],
+        0,
+        "idempotent"
+    );
+    let listed = run(&[], &["keys", "list"]).unwrap();
+    for k in listed["keys"].as_array().unwrap() {
+        assert!(
+            k["kek_id"].is_null() || k["kek_id"] == kek_b_id.as_str(),
+            "{k}"
+        );
+    }
+    run(&only_b, &["keys", "rotate"]).unwrap();
+    let err = run(&[("PORTCULLIS_KEK", "not-base64!")], &["keys", "rewrap"]).unwrap_err();
+    assert!(err.contains("base64"), "{err}");
 }
 
 /// Runs `portcullis serve` as the README does, gets a token, stops it with

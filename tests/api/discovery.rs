@@ -72,14 +72,18 @@ async fn the_jwks_is_public_only_cacheable_and_supports_conditional_requests(
     let etag = res.headers()["etag"].to_str().unwrap().to_owned();
     let body: Value = res.json().await.unwrap();
     let keys = body["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
-    let key = keys[0].as_object().unwrap();
-    for member in ["kty", "crv", "x", "y", "kid", "use", "alg"] {
-        assert!(key.contains_key(member), "JWK member {member}");
+    assert_eq!(keys.len(), 2, "the current key and the published next key");
+    let kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(kids.contains(&app.state.keys.current().kid()));
+    for key in keys {
+        let key = key.as_object().unwrap();
+        for member in ["kty", "crv", "x", "y", "kid", "use", "alg"] {
+            assert!(key.contains_key(member), "JWK member {member}");
+        }
+        assert_eq!(key.len(), 7, "only public members: {key:?}");
+        assert_eq!(key["use"], "sig");
+        assert_eq!(key["alg"], "ES256");
     }
-    assert_eq!(key.len(), 7, "only public members: {key:?}");
-    assert_eq!(key["use"], "sig");
-    assert_eq!(key["alg"], "ES256");
 
     let res = app
         .http

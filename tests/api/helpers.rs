@@ -62,6 +62,7 @@ pub fn test_settings(database_url: &str, dir: &TempDir, overrides: Value) -> Set
         "kek_generate": true,
         "workers": 1,
         "argon2_concurrency": 2,
+        "key_refresh_interval": 0,
     });
     Settings::from_figment(
         &Figment::new()
@@ -233,10 +234,15 @@ impl TestApp {
         validation.set_audience(&[audience]);
         validation.set_issuer(&[&self.state.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud", "nbf", "iat"]);
-        validation.validate_nbf = true;
-        jsonwebtoken::decode::<Value>(token, &key, &validation)
+        // Validity is checked against the server's (manual) clock, not the wall clock.
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .expect("token verifies")
-            .claims
+            .claims;
+        let now = self.clock.now().timestamp();
+        assert!(claims["nbf"].as_i64().unwrap() <= now, "nbf in the future");
+        assert!(claims["exp"].as_i64().unwrap() > now, "expired");
+        claims
     }
 }
 

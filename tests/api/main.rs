@@ -13,5 +13,6 @@ mod health;
 mod helpers;
 mod keys;
 mod openapi;
+mod rotation;
 mod store;
 mod token;

@@ -12,10 +12,11 @@ use crate::{
     state::AppState,
 };
 
-type Body = Result<web::Bytes, actix_web::Error>;
+/// A request body as the `Bytes` extractor delivers it.
+pub type Body = Result<web::Bytes, actix_web::Error>;
 
 /// Reads a JSON body; an empty body is `T::default()` when `optional`.
-fn json_body<T: DeserializeOwned + Default>(
+pub(super) fn json_body<T: DeserializeOwned + Default>(
     req: &HttpRequest,
     body: Body,
     limit: usize,

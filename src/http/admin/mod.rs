@@ -1,5 +1,6 @@
-//! The admin REST API: RFC 7591/7592 shaped client management behind an
-//! admin bearer token.
+//! The admin REST API behind an admin bearer token: RFC 7591/7592 shaped
+//! client management, and signing-key status and rotation.
 
 pub mod auth;
 pub mod clients;
+pub mod keys;

@@ -1,0 +1,480 @@
+//! [`KeyManager`]: runs the signing-key lifecycle against the store — the
+//! periodic check (bootstrap, scheduled rotation, retention, reloading what
+//! other replicas changed), manual and emergency rotation with the safety
+//! signal, and KEK rewrapping. The rules themselves are in [`super::lifecycle`].
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::{
+    consumers::{ConsumerTracker, Sighting},
+    generate,
+    lifecycle::{self, KeyChange, Policy, Trigger},
+    KekRing, KeySet, KeySetError, KeyState, StoredKey,
+};
+use crate::{
+    config::Settings,
+    store::{Storage, Store},
+};
+
+/// Consumers seen within this window count for the safety signal.
+const CONSUMER_WINDOW_HOURS: i64 = 24;
+
+/// Why a manual rotation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// `safe` was asked for and the rotation could break verifiers.
+    #[error("rotation refused: {}", .0.join("; "))]
+    Unsafe(Vec<String>),
+    /// Storage or key material failed.
+    #[error(transparent)]
+    Keys(#[from] KeySetError),
+}
+
+impl From<crate::store::StoreError> for RotateError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Keys(e.into())
+    }
+}
+
+/// The outcome of a manual rotation.
+#[derive(Debug, Serialize)]
+pub struct RotationReport {
+    /// Whether a key was promoted.
+    pub rotated: bool,
+    /// The key that signs now.
+    pub current: String,
+    /// The newly published next key.
+    pub next: Option<String>,
+    /// Keys removed from the JWKS by this rotation.
+    pub removed: Vec<String>,
+    /// What this rotation may break, in plain words.
+    pub warnings: Vec<String>,
+}
+
+/// One key as `GET /admin/keys` and `portcullis keys list` show it (never private material).
+#[derive(Debug, Serialize)]
+pub struct KeyInfo {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: &'static str,
+    /// Lifecycle state.
+    pub state: KeyState,
+    /// Generated (and published) at.
+    pub created_at: DateTime<Utc>,
+    /// Became `current` at.
+    pub activated_at: Option<DateTime<Utc>>,
+    /// Became `retired` at.
+    pub retired_at: Option<DateTime<Utc>>,
+    /// A retired key leaves the JWKS at.
+    pub removal_at: Option<DateTime<Utc>>,
+    /// KEK that seals the private part (none once retired).
+    pub kek_id: Option<String>,
+}
+
+/// A JWKS consumer that has not fetched the next key yet.
+#[derive(Debug, Serialize)]
+pub struct LaggingConsumer {
+    /// Source address.
+    pub address: String,
+    /// `User-Agent`.
+    pub user_agent: String,
+    /// Its last fetch.
+    pub seen_at: DateTime<Utc>,
+}
+
+/// The key status report.
+#[derive(Debug, Serialize)]
+pub struct KeyStatus {
+    /// Keys, oldest first.
+    pub keys: Vec<KeyInfo>,
+    /// Earliest time of the next scheduled rotation.
+    pub next_rotation_at: Option<DateTime<Utc>>,
+    /// Consumers seen in the last 24 hours.
+    pub consumers_seen_last_day: usize,
+    /// Of those, the ones whose JWKS lacks the next key.
+    pub consumers_missing_next_key: Vec<LaggingConsumer>,
+}
+
+/// The lifecycle runner shared by the server, the admin API and the CLI.
+pub struct KeyManager {
+    store: Storage,
+    ring: Arc<KekRing>,
+    keys: Arc<KeySet>,
+    policy: Policy,
+    consumers: ConsumerTracker,
+    jwks_max_age: u32,
+    max_token_ttl: u32,
+}
+
+impl KeyManager {
+    /// The lifecycle policy the settings describe.
+    #[must_use]
+    pub fn policy(settings: &Settings) -> Policy {
+        let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
+        Policy {
+            alg: settings.signing_alg,
+            rotation_interval: (settings.key_rotation_interval > 0)
+                .then(|| secs(settings.key_rotation_interval)),
+            prepublish: secs(settings.key_prepublish),
+            retention: secs(settings.retired_key_retention()),
+        }
+    }
+
+    /// Checks that every stored key's KEK is configured, brings the keys up to
+    /// date (first key, due rotation, retention) and loads them.
+    pub async fn start(
+        store: Storage,
+        ring: KekRing,
+        settings: &Settings,
+        now: DateTime<Utc>,
+    ) -> Result<Self, KeySetError> {
+        for key in store.signing_keys().await? {
+            if let (Some(kek_id), Some(_)) = (&key.kek_id, &key.sealed_private_key) {
+                if !ring.has(kek_id) {
+                    return Err(super::KekError::Unknown {
+                        kid: key.kid,
+                        needed: kek_id.clone(),
+                        configured: ring.ids().join(", "),
+                    }
+                    .into());
+                }
+            }
+        }
+        let policy = Self::policy(settings);
+        let ring = Arc::new(ring);
+        change(&store, &ring, &policy, Trigger::Scheduled, now).await?;
+        let keys = store.signing_keys().await?;
+        let keys = Arc::new(KeySet::new(KeySet::snapshot(&keys, &ring, None)?));
+        Ok(Self {
+            store,
+            ring,
+            keys,
+            policy,
+            consumers: ConsumerTracker::new(10_000),
+            jwks_max_age: settings.jwks_max_age,
+            max_token_ttl: settings.max_access_token_ttl,
+        })
+    }
+
+    /// The loaded keys (what the token endpoint signs with).
+    #[must_use]
+    pub fn key_set(&self) -> Arc<KeySet> {
+        Arc::clone(&self.keys)
+    }
+
+    /// Where the JWKS handler records who fetched which version.
+    #[must_use]
+    pub fn consumers(&self) -> &ConsumerTracker {
+        &self.consumers
+    }
+
+    /// The periodic check: flush consumer sightings, apply what is due, and
+    /// reload keys (including changes made by other replicas).
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<(), KeySetError> {
+        self.flush_consumers(now).await?;
+        let keys = self.store.signing_keys().await?;
+        let due = lifecycle::plan(&keys, &self.policy, Trigger::Scheduled, now, |_| Err(()));
+        if !matches!(due, Ok(ref changes) if changes.is_empty()) {
+            let changes = change(
+                &self.store,
+                &self.ring,
+                &self.policy,
+                Trigger::Scheduled,
+                now,
+            )
+            .await?;
+            log_changes(&changes, "scheduled");
+        }
+        self.reload().await
+    }
+
+    /// Re-reads the keys and installs them if they changed.
+    pub async fn reload(&self) -> Result<(), KeySetError> {
+        let keys = self.store.signing_keys().await?;
+        let snapshot = KeySet::snapshot(&keys, &self.ring, Some(&self.keys))?;
+        self.keys.install(snapshot);
+        Ok(())
+    }
+
+    /// Manual rotation: promotes the published `next` key and publishes a new
+    /// one. `compromised` removes the current key from the JWKS at once;
+    /// `safe` refuses while the rotation could break verifiers.
+    pub async fn rotate(
+        &self,
+        now: DateTime<Utc>,
+        compromised: bool,
+        safe: bool,
+    ) -> Result<RotationReport, RotateError> {
+        self.flush_consumers(now).await?;
+        let keys = self.store.signing_keys().await?;
+        let current = keys
+            .iter()
+            .find(|k| k.state == KeyState::Current)
+            .map(|k| k.kid.clone());
+        let next = keys
+            .iter()
+            .find(|k| k.state == KeyState::Next && k.alg == self.policy.alg);
+        let mut warnings = match next {
+            Some(next) => self.promotion_risks(next, now).await?,
+            None => vec![format!(
+                "there is no published next key with algorithm {}: one is published now; rotate again after \
+                 key_prepublish ({}s) so that verifiers have fetched it",
+                self.policy.alg.as_str(),
+                self.policy.prepublish.num_seconds()
+            )],
+        };
+        if compromised {
+            warnings.push(format!(
+                "key {} was removed from the JWKS: every access token it signed (up to {}s old) now fails \
+                 verification wherever the JWKS is fetched again; verifiers holding a cached JWKS accept them \
+                 for up to {}s more; callers must obtain new tokens",
+                current.as_deref().unwrap_or("(none)"),
+                self.max_token_ttl,
+                self.jwks_max_age
+            ));
+        } else if safe && !warnings.is_empty() {
+            return Err(RotateError::Unsafe(warnings));
+        }
+        let trigger = if compromised {
+            Trigger::Compromised
+        } else {
+            Trigger::Manual
+        };
+        let changes = change(&self.store, &self.ring, &self.policy, trigger, now).await?;
+        log_changes(&changes, if compromised { "compromised" } else { "manual" });
+        for w in &warnings {
+            tracing::warn!(warning = %w, "key rotation");
+        }
+        self.reload().await?;
+        let after = self.store.signing_keys().await?;
+        let find = |s| after.iter().find(|k| k.state == s).map(|k| k.kid.clone());
+        Ok(RotationReport {
+            rotated: changes
+                .iter()
+                .any(|c| matches!(c, KeyChange::Promote { .. }))
+                || (compromised && current.is_some()),
+            current: find(KeyState::Current).unwrap_or_default(),
+            next: find(KeyState::Next),
+            removed: changes
+                .iter()
+                .filter_map(|c| match c {
+                    KeyChange::Remove { kid } => Some(kid.clone()),
+                    _ => None,
+                })
+                .collect(),
+            warnings,
+        })
+    }
+
+    async fn promotion_risks(
+        &self,
+        next: &StoredKey,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, KeySetError> {
+        let mut risks = Vec::new();
+        let age = now - next.created_at;
+        if age < self.policy.prepublish {
+            risks.push(format!(
+                "the next key {} has been published for only {}s, less than key_prepublish ({}s): verifiers that \
+                 cached the JWKS before it appeared reject its tokens until their cache expires",
+                next.kid,
+                age.num_seconds(),
+                self.policy.prepublish.num_seconds()
+            ));
+        }
+        let lagging = lagging_consumers(&self.store, &next.kid, now).await?.1;
+        if !lagging.is_empty() {
+            let names: Vec<String> = lagging
+                .iter()
+                .take(5)
+                .map(|c| format!("{} ({})", c.address, c.user_agent))
+                .collect();
+            risks.push(format!(
+                "{} JWKS consumer(s) seen in the last {CONSUMER_WINDOW_HOURS} h have not fetched a JWKS containing \
+                 the next key {}: {}",
+                lagging.len(),
+                next.kid,
+                names.join(", ")
+            ));
+        }
+        Ok(risks)
+    }
+
+    /// The status as stored, without flushing this process's sightings (for `/metrics`).
+    pub async fn stored_status(&self, now: DateTime<Utc>) -> Result<KeyStatus, KeySetError> {
+        status(&self.store, &self.policy, now).await
+    }
+
+    /// The status report of `GET /admin/keys` (after flushing this process's sightings).
+    pub async fn status(&self, now: DateTime<Utc>) -> Result<KeyStatus, KeySetError> {
+        self.flush_consumers(now).await?;
+        status(&self.store, &self.policy, now).await
+    }
+
+    /// Writes this process's sightings to the store and forgets consumers
+    /// not seen for a week.
+    async fn flush_consumers(&self, now: DateTime<Utc>) -> Result<(), KeySetError> {
+        let pending = self.consumers.drain();
+        self.store
+            .record_jwks_consumers(&pending, now - Duration::days(7))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The key status from the store alone (no KEK needed): `portcullis keys list`.
+pub async fn status(
+    store: &Storage,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<KeyStatus, KeySetError> {
+    let keys = store.signing_keys().await?;
+    let next = keys.iter().find(|k| k.state == KeyState::Next);
+    let (seen, lagging) = match next {
+        Some(n) => lagging_consumers(store, &n.kid, now).await?,
+        None => (
+            store
+                .jwks_consumers_since(now - Duration::hours(CONSUMER_WINDOW_HOURS))
+                .await?
+                .len(),
+            Vec::new(),
+        ),
+    };
+    Ok(KeyStatus {
+        next_rotation_at: lifecycle::next_rotation_at(&keys, policy),
+        keys: keys
+            .iter()
+            .map(|k| KeyInfo {
+                kid: k.kid.clone(),
+                alg: k.alg.as_str(),
+                state: k.state,
+                created_at: k.created_at,
+                activated_at: k.activated_at,
+                retired_at: k.retired_at,
+                removal_at: lifecycle::removal_at(k, policy),
+                kek_id: k.kek_id.clone(),
+            })
+            .collect(),
+        consumers_seen_last_day: seen,
+        consumers_missing_next_key: lagging
+            .into_iter()
+            .map(|s| LaggingConsumer {
+                address: s.address,
+                user_agent: s.user_agent,
+                seen_at: s.seen_at,
+            })
+            .collect(),
+    })
+}
+
+/// Consumers seen in the window, and those whose JWKS lacks `kid`.
+async fn lagging_consumers(
+    store: &Storage,
+    kid: &str,
+    now: DateTime<Utc>,
+) -> Result<(usize, Vec<Sighting>), KeySetError> {
+    let seen = store
+        .jwks_consumers_since(now - Duration::hours(CONSUMER_WINDOW_HOURS))
+        .await?;
+    let total = seen.len();
+    Ok((
+        total,
+        seen.into_iter().filter(|s| !s.has_kid(kid)).collect(),
+    ))
+}
+
+/// Re-seals every private key not sealed under the primary KEK, in one
+/// transaction. Returns how many keys were rewrapped.
+pub async fn rewrap(store: &Storage, ring: &KekRing) -> Result<usize, KeySetError> {
+    let changes = store
+        .change_signing_keys(|keys| {
+            let primary = ring.primary();
+            let mut changes = Vec::new();
+            for key in keys {
+                let (Some(sealed), Some(kek_id)) = (&key.sealed_private_key, &key.kek_id) else {
+                    continue;
+                };
+                if kek_id == primary.id() {
+                    continue;
+                }
+                let plain = ring.open(kek_id, &key.kid, sealed)?;
+                changes.push(KeyChange::Reseal {
+                    kid: key.kid.clone(),
+                    sealed: primary.seal(&key.kid, &plain)?,
+                    kek_id: primary.id().to_owned(),
+                });
+            }
+            Ok::<_, KeySetError>(changes)
+        })
+        .await??;
+    tracing::info!(
+        rewrapped = changes.len(),
+        kek_id = ring.primary().id(),
+        "signing keys rewrapped"
+    );
+    Ok(changes.len())
+}
+
+/// Plans and applies `trigger` under the store's key lock.
+async fn change(
+    store: &Storage,
+    ring: &KekRing,
+    policy: &Policy,
+    trigger: Trigger,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyChange>, KeySetError> {
+    store
+        .change_signing_keys(|keys| {
+            lifecycle::plan(keys, policy, trigger, now, |state| {
+                new_key(ring, policy, state, now)
+            })
+        })
+        .await?
+}
+
+fn new_key(
+    ring: &KekRing,
+    policy: &Policy,
+    state: KeyState,
+    now: DateTime<Utc>,
+) -> Result<StoredKey, KeySetError> {
+    let generated = generate(policy.alg)?;
+    let public_jwk =
+        serde_json::to_string(&generated.public_jwk).map_err(|_| KeySetError::Corrupt {
+            kid: generated.kid.clone(),
+            why: "JWK does not serialize",
+        })?;
+    Ok(StoredKey {
+        sealed_private_key: Some(ring.primary().seal(&generated.kid, &generated.pkcs8)?),
+        kek_id: Some(ring.primary().id().to_owned()),
+        kid: generated.kid,
+        alg: policy.alg,
+        state,
+        public_jwk,
+        created_at: now,
+        activated_at: (state == KeyState::Current).then_some(now),
+        retired_at: None,
+    })
+}
+
+fn log_changes(changes: &[KeyChange], trigger: &str) {
+    for c in changes {
+        match c {
+            KeyChange::Insert(k) => {
+                tracing::info!(kid = %k.kid, state = k.state.as_str(), alg = k.alg.as_str(), trigger, "signing key generated");
+            }
+            KeyChange::Promote { kid, .. } => {
+                tracing::info!(%kid, trigger, "signing key promoted to current");
+            }
+            KeyChange::Retire { kid, .. } => tracing::info!(%kid, trigger, "signing key retired"),
+            KeyChange::Remove { kid } => {
+                tracing::info!(%kid, trigger, "signing key removed from the JWKS");
+            }
+            KeyChange::Reseal { kid, .. } => tracing::info!(%kid, "signing key rewrapped"),
+        }
+    }
+}

@@ -36,7 +36,7 @@ pub enum Command {
     Migrate,
     /// Manage clients directly in the database.
     #[command(subcommand)]
-    Client(ClientCommand),
+    Client(Box<ClientCommand>),
     /// Manage signing keys directly in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -105,6 +105,11 @@ pub enum ClientCommand {
         /// Client id.
         client_id: String,
     },
+    /// Revoke every live token of a client (refresh tokens, and access tokens on introspection).
+    RevokeTokens {
+        /// Client id.
+        client_id: String,
+    },
     /// Delete a client and its secrets.
     Delete {
         /// Client id.
@@ -136,6 +141,12 @@ pub struct ClientFields {
     /// `client_secret_basic` (default) or `client_secret_post`.
     #[arg(long)]
     auth_method: Option<String>,
+    /// Grant type (repeat for several): `client_credentials` (default), `refresh_token`.
+    #[arg(long = "grant-type")]
+    grant_types: Vec<String>,
+    /// Allow (true) or forbid (false) calling the introspection endpoint.
+    #[arg(long)]
+    allow_introspection: Option<bool>,
 }
 
 impl ClientFields {
@@ -149,6 +160,10 @@ impl ClientFields {
         r.default_audience = self.default_audience.or(r.default_audience);
         r.access_token_ttl = self.ttl.or(r.access_token_ttl);
         r.token_endpoint_auth_method = self.auth_method.or(r.token_endpoint_auth_method);
+        if !self.grant_types.is_empty() {
+            r.grant_types = Some(self.grant_types);
+        }
+        r.allow_introspection = self.allow_introspection.or(r.allow_introspection);
         r
     }
 }
@@ -171,7 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => run_keys(&settings, cmd).await?,
         Command::Client(cmd) => {
             let store = Storage::connect(&settings.database_url, 2).await?;
-            run_client(&Registry::new(store, settings.max_access_token_ttl), cmd).await?;
+            run_client(&Registry::new(store, settings.client_limits()), *cmd).await?;
         }
     }
     Ok(())
@@ -220,6 +235,10 @@ async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<(
             &registry.set_enabled(&client_id, true, now).await?,
             None
         )),
+        ClientCommand::RevokeTokens { client_id } => {
+            let families = registry.revoke_tokens(&client_id, now).await?;
+            json!({ "client_id": client_id, "refresh_token_families_revoked": families })
+        }
         ClientCommand::Delete { client_id } => {
             registry.delete(&client_id).await?;
             json!({ "deleted": client_id })

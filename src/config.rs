@@ -105,6 +105,12 @@ pub struct Settings {
     /// changed by another replica (0 disables the background task).
     #[serde(default = "defaults::key_refresh_interval")]
     pub key_refresh_interval: u64,
+    /// Refresh-token idle lifetime in seconds (unused this long, it expires).
+    #[serde(default = "defaults::refresh_token_idle_ttl")]
+    pub refresh_token_idle_ttl: u32,
+    /// Refresh-token absolute lifetime in seconds (from the original grant).
+    #[serde(default = "defaults::refresh_token_absolute_ttl")]
+    pub refresh_token_absolute_ttl: u32,
     /// `Cache-Control: max-age` of the JWKS and metadata documents, in seconds.
     #[serde(default = "defaults::jwks_max_age")]
     pub jwks_max_age: u32,
@@ -148,6 +154,12 @@ mod defaults {
     }
     pub fn max_access_token_ttl() -> u32 {
         3600
+    }
+    pub fn refresh_token_idle_ttl() -> u32 {
+        24 * 3600
+    }
+    pub fn refresh_token_absolute_ttl() -> u32 {
+        30 * 24 * 3600
     }
     pub fn key_rotation_interval() -> u64 {
         7 * 24 * 3600
@@ -237,6 +249,18 @@ impl Settings {
         if self.database_max_connections == 0 {
             return invalid("database_max_connections must be at least 1");
         }
+        if self.refresh_token_idle_ttl == 0
+            || self.refresh_token_idle_ttl > self.refresh_token_absolute_ttl
+        {
+            return invalid(
+                "refresh_token_idle_ttl must be at least 1 and not exceed refresh_token_absolute_ttl",
+            );
+        }
+        if self.refresh_token_absolute_ttl > 365 * 24 * 3600 {
+            return invalid(
+                "refresh_token_absolute_ttl must not exceed 31536000 seconds (one year)",
+            );
+        }
         self.validate_key_lifecycle()?;
         if let Some(issuer) = &self.issuer {
             validate_issuer(issuer).map_err(ConfigError::Invalid)?;
@@ -278,6 +302,16 @@ impl Settings {
             return invalid("clock_skew must not exceed 3600 seconds".into());
         }
         Ok(())
+    }
+
+    /// The ceilings client metadata is checked against.
+    #[must_use]
+    pub fn client_limits(&self) -> crate::clients::Limits {
+        crate::clients::Limits {
+            access_token_ttl: self.max_access_token_ttl,
+            refresh_token_idle_ttl: self.refresh_token_idle_ttl,
+            refresh_token_absolute_ttl: self.refresh_token_absolute_ttl,
+        }
     }
 
     /// How long a retired key stays published: every token it signed has expired by then.

@@ -13,7 +13,7 @@ use crate::{
     http::{self, admin::auth::AdminTokens},
     keys::{KekRing, KeyManager},
     state::AppState,
-    store::Storage,
+    store::{Storage, Store},
 };
 
 /// A built, bound, not yet running server.
@@ -60,7 +60,7 @@ impl Application {
             tracing::warn!("no admin tokens configured (PORTCULLIS_ADMIN_TOKENS): the admin API refuses every request");
         }
         let state = AppState {
-            registry: Registry::new(store.clone(), settings.max_access_token_ttl),
+            registry: Registry::new(store.clone(), settings.client_limits()),
             store,
             keys: key_manager.key_set(),
             key_manager,
@@ -103,23 +103,36 @@ impl Application {
     }
 }
 
-/// Every `key_refresh_interval`: rotate when due, drop expired keys, and
-/// reload keys changed by other replicas (the bound on how long a replica
-/// keeps signing with a key another one retired).
+/// Every `key_refresh_interval`: rotate when due, drop expired keys, reload
+/// keys changed by other replicas (the bound on how long a replica keeps
+/// signing with a key another one retired), and purge expired revocations
+/// and refresh families.
 fn spawn_key_checks(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
     let every = state.settings.key_refresh_interval;
     if every == 0 {
         return None;
     }
     let (manager, clock) = (Arc::clone(&state.key_manager), state.clock.clone());
+    let store = state.store.clone();
     Some(tokio::spawn(async move {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(every));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
         loop {
             interval.tick().await;
-            if let Err(e) = manager.tick(clock.now()).await {
+            let now = clock.now();
+            if let Err(e) = manager.tick(now).await {
                 tracing::error!(error.cause_chain = ?e, "signing key check failed; will retry");
+            }
+            match store.purge_expired_tokens(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    purged = n,
+                    "expired revocations and refresh families purged"
+                ),
+                Err(e) => {
+                    tracing::error!(error.cause_chain = ?e, "purging expired tokens failed; will retry");
+                }
             }
         }
     }))

@@ -6,7 +6,7 @@ pub mod registry;
 pub mod secret;
 pub mod view;
 
-pub use model::{AuthMethod, Client, ClientId, GrantType, RegistrationRequest};
+pub use model::{AuthMethod, Client, ClientId, GrantType, Limits, RegistrationRequest};
 pub use registry::{Registry, RegistryError};
 pub use secret::{PlainSecret, SecretHash, SecretVerifier};
 pub use view::ClientView;

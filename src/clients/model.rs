@@ -56,6 +56,8 @@ impl fmt::Display for ClientId {
 pub enum GrantType {
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 6749 §6: refresh tokens, issued with client-credentials tokens.
+    RefreshToken,
 }
 
 impl GrantType {
@@ -64,6 +66,7 @@ impl GrantType {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
         }
     }
 
@@ -72,6 +75,7 @@ impl GrantType {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "client_credentials" => Some(Self::ClientCredentials),
+            "refresh_token" => Some(Self::RefreshToken),
             _ => None,
         }
     }
@@ -127,6 +131,14 @@ pub struct Client {
     pub default_audience: Option<String>,
     /// Access-token lifetime in seconds (capped by the server maximum).
     pub access_token_ttl: Option<u32>,
+    /// Whether the client may call the introspection endpoint.
+    pub allow_introspection: bool,
+    /// Refresh-token idle lifetime in seconds (capped by the server's).
+    pub refresh_token_idle_ttl: Option<u32>,
+    /// Refresh-token absolute lifetime in seconds (capped by the server's).
+    pub refresh_token_absolute_ttl: Option<u32>,
+    /// Access tokens issued before this time are inactive (admin "revoke all").
+    pub tokens_revoked_before: Option<DateTime<Utc>>,
     /// Disabled clients cannot obtain tokens.
     pub enabled: bool,
     /// Registration time.
@@ -163,6 +175,15 @@ pub struct RegistrationRequest {
     /// Access-token lifetime in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_ttl: Option<i64>,
+    /// May call the introspection endpoint (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_introspection: Option<bool>,
+    /// Refresh-token idle lifetime in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_idle_ttl: Option<i64>,
+    /// Refresh-token absolute lifetime in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_absolute_ttl: Option<i64>,
     /// Present only to be refused with a clear message.
     #[serde(default, skip_serializing)]
     pub client_secret: Option<serde_json::Value>,
@@ -185,6 +206,9 @@ impl From<&Client> for RegistrationRequest {
             allowed_audiences: Some(c.allowed_audiences.clone()),
             default_audience: c.default_audience.clone(),
             access_token_ttl: c.access_token_ttl.map(i64::from),
+            allow_introspection: Some(c.allow_introspection),
+            refresh_token_idle_ttl: c.refresh_token_idle_ttl.map(i64::from),
+            refresh_token_absolute_ttl: c.refresh_token_absolute_ttl.map(i64::from),
             client_secret: None,
         }
     }
@@ -209,11 +233,37 @@ pub struct ClientMetadata {
     pub default_audience: Option<String>,
     /// Token lifetime.
     pub access_token_ttl: Option<u32>,
+    /// Introspection permission.
+    pub allow_introspection: bool,
+    /// Refresh-token idle lifetime.
+    pub refresh_token_idle_ttl: Option<u32>,
+    /// Refresh-token absolute lifetime.
+    pub refresh_token_absolute_ttl: Option<u32>,
+}
+
+/// Server ceilings that client metadata is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest access-token lifetime.
+    pub access_token_ttl: u32,
+    /// Longest refresh-token idle lifetime.
+    pub refresh_token_idle_ttl: u32,
+    /// Longest refresh-token absolute lifetime.
+    pub refresh_token_absolute_ttl: u32,
+}
+
+/// A lifetime in `1..=max` seconds, or an error naming `field`.
+fn lifetime(value: Option<i64>, max: u32, field: &str) -> Result<Option<u32>, String> {
+    match value {
+        None => Ok(None),
+        Some(t) if t >= 1 && t <= i64::from(max) => Ok(Some(t as u32)),
+        Some(_) => Err(format!("{field} must be between 1 and {max} seconds")),
+    }
 }
 
 impl RegistrationRequest {
-    /// Validates the metadata. `max_ttl` is the server's access-token ceiling.
-    pub fn validate(self, max_ttl: u32) -> Result<ClientMetadata, String> {
+    /// Validates the metadata against the server's ceilings.
+    pub fn validate(self, limits: &Limits) -> Result<ClientMetadata, String> {
         if self.client_secret.is_some() {
             return Err("client_secret cannot be chosen; the server generates it (rotate it with POST /admin/clients/{client_id}/secret)".into());
         }
@@ -248,15 +298,28 @@ impl RegistrationRequest {
             None if allowed_audiences.len() == 1 => allowed_audiences.first().cloned(),
             None => None,
         };
-        let access_token_ttl = match self.access_token_ttl {
-            None => None,
-            Some(t) if t >= 1 && t <= i64::from(max_ttl) => Some(t as u32),
-            Some(_) => {
-                return Err(format!(
-                    "access_token_ttl must be between 1 and {max_ttl} seconds"
-                ))
+        let access_token_ttl = lifetime(
+            self.access_token_ttl,
+            limits.access_token_ttl,
+            "access_token_ttl",
+        )?;
+        let refresh_token_idle_ttl = lifetime(
+            self.refresh_token_idle_ttl,
+            limits.refresh_token_idle_ttl,
+            "refresh_token_idle_ttl",
+        )?;
+        let refresh_token_absolute_ttl = lifetime(
+            self.refresh_token_absolute_ttl,
+            limits.refresh_token_absolute_ttl,
+            "refresh_token_absolute_ttl",
+        )?;
+        if let (Some(idle), Some(absolute)) = (refresh_token_idle_ttl, refresh_token_absolute_ttl) {
+            if idle > absolute {
+                return Err(
+                    "refresh_token_idle_ttl must not exceed refresh_token_absolute_ttl".into(),
+                );
             }
-        };
+        }
         Ok(ClientMetadata {
             client_id,
             name,
@@ -266,6 +329,9 @@ impl RegistrationRequest {
             allowed_audiences,
             default_audience,
             access_token_ttl,
+            allow_introspection: self.allow_introspection.unwrap_or(false),
+            refresh_token_idle_ttl,
+            refresh_token_absolute_ttl,
         })
     }
 }
@@ -280,11 +346,17 @@ fn parse_grant_types(requested: Option<Vec<String>>) -> Result<Vec<GrantType>, S
     let mut grants = Vec::new();
     for g in &requested {
         let grant = GrantType::parse(g).ok_or_else(|| {
-            format!("grant type {g:?} is not supported; this server issues client_credentials")
+            format!("grant type {g:?} is not supported; use client_credentials and refresh_token")
         })?;
         if !grants.contains(&grant) {
             grants.push(grant);
         }
+    }
+    if !grants.contains(&GrantType::ClientCredentials) {
+        return Err(
+            "grant_types must include client_credentials (refresh tokens are issued with it)"
+                .into(),
+        );
     }
     Ok(grants)
 }
@@ -318,10 +390,16 @@ pub fn is_absolute_uri(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    const LIMITS: Limits = Limits {
+        access_token_ttl: 3600,
+        refresh_token_idle_ttl: 86_400,
+        refresh_token_absolute_ttl: 864_000,
+    };
+
     fn req(json: serde_json::Value) -> Result<ClientMetadata, String> {
         serde_json::from_value::<RegistrationRequest>(json)
             .unwrap()
-            .validate(3600)
+            .validate(&LIMITS)
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    model::{ClientMetadata, RegistrationRequest},
+    model::{ClientMetadata, Limits, RegistrationRequest},
     Client, ClientId, PlainSecret,
 };
 use crate::store::{NewSecret, Storage, Store, StoreError};
@@ -43,14 +43,14 @@ impl From<StoreError> for RegistryError {
 #[derive(Clone, Debug)]
 pub struct Registry {
     store: Storage,
-    max_ttl: u32,
+    limits: Limits,
 }
 
 impl Registry {
-    /// A registry over `store`; `max_ttl` caps clients' token lifetimes.
+    /// A registry over `store`; `limits` cap clients' token lifetimes.
     #[must_use]
-    pub fn new(store: Storage, max_ttl: u32) -> Self {
-        Self { store, max_ttl }
+    pub fn new(store: Storage, limits: Limits) -> Self {
+        Self { store, limits }
     }
 
     /// Registers a client and returns it with its generated secret (shown once).
@@ -61,10 +61,10 @@ impl Registry {
         now: DateTime<Utc>,
     ) -> Result<(Client, PlainSecret), RegistryError> {
         let meta = request
-            .validate(self.max_ttl)
+            .validate(&self.limits)
             .map_err(RegistryError::InvalidMetadata)?;
         let id = meta.client_id.clone().unwrap_or_else(ClientId::generate);
-        let client = apply(meta, id, true, now, now);
+        let client = apply(meta, id, None, now);
         let (secret, new) = new_secret(now).await?;
         self.store.create_client(&client, &new).await?;
         tracing::info!(client_id = %client.id, "client registered");
@@ -104,20 +104,14 @@ impl Registry {
     ) -> Result<Client, RegistryError> {
         let existing = self.get(id).await?;
         let meta = request
-            .validate(self.max_ttl)
+            .validate(&self.limits)
             .map_err(RegistryError::InvalidMetadata)?;
         if meta.client_id.as_ref().is_some_and(|c| c != &existing.id) {
             return Err(RegistryError::InvalidMetadata(
                 "client_id in the body does not match the URL".into(),
             ));
         }
-        let client = apply(
-            meta,
-            existing.id,
-            existing.enabled,
-            existing.created_at,
-            now,
-        );
+        let client = apply(meta, existing.id.clone(), Some(&existing), now);
         self.store.update_client(&client).await?;
         tracing::info!(client_id = %client.id, "client updated");
         Ok(client)
@@ -137,6 +131,21 @@ impl Registry {
         self.store.update_client(&client).await?;
         tracing::info!(client_id = %client.id, enabled, "client enabled state changed");
         Ok(client)
+    }
+
+    /// Revokes every live token of a client; returns the refresh families revoked.
+    #[tracing::instrument(skip_all, fields(client_id = %id))]
+    pub async fn revoke_tokens(&self, id: &str, now: DateTime<Utc>) -> Result<u64, RegistryError> {
+        let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
+        let families = self.store.revoke_client_tokens(&id, now).await?;
+        tracing::info!(
+            target: "portcullis::audit",
+            event = "client_tokens_revoked",
+            client_id = %id,
+            families,
+            "every token of the client revoked"
+        );
+        Ok(families)
     }
 
     /// Deletes a client and its secrets.
@@ -172,13 +181,17 @@ impl Registry {
     }
 }
 
+/// The client `meta` describes; what is not metadata (enabled state,
+/// registration time, revocation cut-off) is kept from `existing`.
 fn apply(
     meta: ClientMetadata,
     id: ClientId,
-    enabled: bool,
-    created_at: DateTime<Utc>,
+    existing: Option<&Client>,
     now: DateTime<Utc>,
 ) -> Client {
+    let enabled = existing.is_none_or(|e| e.enabled);
+    let created_at = existing.map_or(now, |e| e.created_at);
+    let tokens_revoked_before = existing.and_then(|e| e.tokens_revoked_before);
     Client {
         id,
         name: meta.name,
@@ -188,6 +201,10 @@ fn apply(
         allowed_audiences: meta.allowed_audiences,
         default_audience: meta.default_audience,
         access_token_ttl: meta.access_token_ttl,
+        allow_introspection: meta.allow_introspection,
+        refresh_token_idle_ttl: meta.refresh_token_idle_ttl,
+        refresh_token_absolute_ttl: meta.refresh_token_absolute_ttl,
+        tokens_revoked_before,
         enabled,
         created_at,
         updated_at: now,

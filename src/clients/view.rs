@@ -34,6 +34,14 @@ pub struct ClientView {
     /// Access-token lifetime in seconds, when the client sets its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token_ttl: Option<u32>,
+    /// Whether the client may call the introspection endpoint.
+    pub allow_introspection: bool,
+    /// Refresh-token idle lifetime, when the client sets its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token_idle_ttl: Option<u32>,
+    /// Refresh-token absolute lifetime, when the client sets its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token_absolute_ttl: Option<u32>,
     /// Whether the client may obtain tokens.
     pub enabled: bool,
     /// Last change, seconds since the epoch.
@@ -56,6 +64,9 @@ impl ClientView {
             allowed_audiences: client.allowed_audiences.clone(),
             default_audience: client.default_audience.clone(),
             access_token_ttl: client.access_token_ttl,
+            allow_introspection: client.allow_introspection,
+            refresh_token_idle_ttl: client.refresh_token_idle_ttl,
+            refresh_token_absolute_ttl: client.refresh_token_absolute_ttl,
             enabled: client.enabled,
             updated_at: client.updated_at.timestamp(),
         }

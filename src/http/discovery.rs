@@ -36,6 +36,10 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         }
     };
     let issuer = &state.issuer;
+    let auth_methods = [
+        AuthMethod::ClientSecretBasic.as_str(),
+        AuthMethod::ClientSecretPost.as_str(),
+    ];
     let algs: Vec<&str> = state
         .keys
         .algorithms()
@@ -47,10 +51,14 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         "token_endpoint": format!("{issuer}/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "registration_endpoint": format!("{issuer}/admin/clients"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
         "scopes_supported": scopes,
         "response_types_supported": [],
-        "grant_types_supported": [GrantType::ClientCredentials.as_str()],
-        "token_endpoint_auth_methods_supported": [AuthMethod::ClientSecretBasic.as_str(), AuthMethod::ClientSecretPost.as_str()],
+        "grant_types_supported": [GrantType::ClientCredentials.as_str(), GrantType::RefreshToken.as_str()],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
         "access_token_signing_alg_values_supported": algs,
     });
     HttpResponse::Ok()

@@ -48,6 +48,8 @@ fn routes() -> Vec<RouteDef> {
         ),
         route!(GET, "/.well-known/jwks.json", discovery::jwks),
         route!(POST, "/token", token::token),
+        route!(POST, "/introspect", token::introspection),
+        route!(POST, "/revoke", token::revocation),
         route!(GET, "/metrics", metrics::metrics),
         route!(GET, "/admin/keys", admin::keys::list),
         route!(POST, "/admin/keys/rotate", admin::keys::rotate),
@@ -70,6 +72,11 @@ fn routes() -> Vec<RouteDef> {
             POST,
             "/admin/clients/{client_id}/enable",
             admin::clients::enable
+        ),
+        route!(
+            POST,
+            "/admin/clients/{client_id}/revoke-tokens",
+            admin::clients::revoke_tokens
         ),
     ]
 }

@@ -2,17 +2,23 @@
 //! pre-parsed (no per-request key parsing, SPEC §6) and the JWKS document
 //! pre-rendered with its `ETag`; both are swapped atomically when keys change.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use arc_swap::ArcSwap;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use jsonwebtoken::{crypto::JwtSigner, jwk::Jwk, Header};
+use jsonwebtoken::{
+    crypto::JwtSigner,
+    jwk::{AlgorithmParameters, Jwk},
+    Header,
+};
 use ring::{
     digest,
     rand::SystemRandom,
     signature::{
-        EcdsaKeyPair, Ed25519KeyPair, RsaEncoding, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
-        RSA_PKCS1_SHA256, RSA_PSS_SHA256,
+        EcdsaKeyPair, Ed25519KeyPair, RsaEncoding, RsaKeyPair, RsaParameters,
+        RsaPublicKeyComponents, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+        ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+        RSA_PSS_2048_8192_SHA256, RSA_PSS_SHA256,
     },
 };
 
@@ -153,12 +159,74 @@ pub struct JwksDocument {
     pub kids: Arc<str>,
 }
 
+/// A published public key, parsed for verification.
+pub struct VerifyingKey {
+    alg: Algorithm,
+    key: PublicKey,
+}
+
+enum PublicKey {
+    /// EC point or Ed25519 key bytes.
+    Unparsed(UnparsedPublicKey<Vec<u8>>),
+    /// RSA modulus and exponent.
+    Rsa(RsaPublicKeyComponents<Vec<u8>>, &'static RsaParameters),
+}
+
+impl VerifyingKey {
+    /// The algorithm this key verifies.
+    #[must_use]
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Whether `signature` is this key's signature of `message`.
+    #[must_use]
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.key {
+            PublicKey::Unparsed(k) => k.verify(message, signature).is_ok(),
+            PublicKey::Rsa(k, params) => k.verify(params, message, signature).is_ok(),
+        }
+    }
+
+    fn from_jwk(jwk: &Jwk, alg: Algorithm) -> Option<Self> {
+        let b64 = |s: &str| URL_SAFE_NO_PAD.decode(s).ok();
+        let key = match (&jwk.algorithm, alg) {
+            (AlgorithmParameters::EllipticCurve(p), Algorithm::Es256) => {
+                let mut point = vec![4u8];
+                point.extend(b64(&p.x)?);
+                point.extend(b64(&p.y)?);
+                PublicKey::Unparsed(UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point))
+            }
+            (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDsa) => {
+                PublicKey::Unparsed(UnparsedPublicKey::new(&ED25519, b64(&p.x)?))
+            }
+            (AlgorithmParameters::RSA(p), Algorithm::Rs256 | Algorithm::Ps256) => {
+                let params: &'static RsaParameters = if alg == Algorithm::Rs256 {
+                    &RSA_PKCS1_2048_8192_SHA256
+                } else {
+                    &RSA_PSS_2048_8192_SHA256
+                };
+                PublicKey::Rsa(
+                    RsaPublicKeyComponents {
+                        n: b64(&p.n)?,
+                        e: b64(&p.e)?,
+                    },
+                    params,
+                )
+            }
+            _ => return None,
+        };
+        Some(Self { alg, key })
+    }
+}
+
 /// One consistent view of the keys.
 pub struct Snapshot {
     current: Arc<SigningKey>,
     jwks: JwksDocument,
     algorithms: Vec<Algorithm>,
     next_kid: Option<String>,
+    verifying: HashMap<String, Arc<VerifyingKey>>,
 }
 
 /// The loaded keys. Cheap to read from any thread.
@@ -198,6 +266,12 @@ impl KeySet {
         self.snapshot.load().jwks.clone()
     }
 
+    /// The published key `kid`, parsed for verification.
+    #[must_use]
+    pub fn verifying_key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.snapshot.load().verifying.get(kid).cloned()
+    }
+
     /// The key id of the published `next` key, if any.
     #[must_use]
     pub fn next_kid(&self) -> Option<String> {
@@ -212,6 +286,7 @@ impl KeySet {
         reuse: Option<&Self>,
     ) -> Result<Snapshot, KeySetError> {
         let mut published = Vec::with_capacity(keys.len());
+        let mut verifying = HashMap::with_capacity(keys.len());
         let mut algorithms = Vec::new();
         let mut current = None;
         for key in keys {
@@ -223,6 +298,12 @@ impl KeySet {
                     kid: key.kid.clone(),
                     why: "public JWK does not parse",
                 })?;
+            let verifier =
+                VerifyingKey::from_jwk(&jwk, key.alg).ok_or_else(|| KeySetError::Corrupt {
+                    kid: key.kid.clone(),
+                    why: "public JWK does not match its algorithm",
+                })?;
+            verifying.insert(key.kid.clone(), Arc::new(verifier));
             published.push(jwk);
             if key.state == KeyState::Current {
                 let loaded = reuse.map(Self::current).filter(|k| k.kid() == key.kid);
@@ -262,6 +343,7 @@ impl KeySet {
             },
             algorithms,
             next_kid,
+            verifying,
         })
     }
 }

@@ -80,7 +80,7 @@ fn parse_basic(header: &[u8]) -> Result<(String, SecretString), OAuthError> {
     };
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(OAuthError::InvalidRequest(
-            "the token endpoint accepts only the Basic authorization scheme",
+            "only the Basic authorization scheme is accepted here",
         ));
     }
     let decoded =

@@ -19,11 +19,19 @@ pub enum OAuthError {
         /// Safe description.
         description: &'static str,
     },
-    /// The client may not use this grant type.
-    #[error("the client is not registered for the {0} grant")]
+    /// The client may not use this grant type, or act on this token.
+    #[error("{0}")]
     UnauthorizedClient(&'static str),
+    /// The authenticated client lacks the permission for this endpoint (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The refresh token is invalid, expired, revoked, reused or another client's.
+    #[error("{0}")]
+    InvalidGrant(&'static str),
     /// The grant type is unknown to this server.
-    #[error("grant_type is not supported; this server supports client_credentials")]
+    #[error(
+        "grant_type is not supported; this server supports client_credentials and refresh_token"
+    )]
     UnsupportedGrantType,
     /// A requested scope is malformed or outside the client's allow-list.
     #[error("{0}")]
@@ -43,7 +51,8 @@ impl OAuthError {
         match self {
             Self::InvalidRequest(_) | Self::BodyTooLarge(_) => "invalid_request",
             Self::InvalidClient { .. } => "invalid_client",
-            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnauthorizedClient(_) | Self::Forbidden(_) => "unauthorized_client",
+            Self::InvalidGrant(_) => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
@@ -57,6 +66,7 @@ impl OAuthError {
         match self {
             Self::InvalidClient { .. } => 401,
             Self::BodyTooLarge(_) => 413,
+            Self::Forbidden(_) => 403,
             Self::Server(_) => 500,
             _ => 400,
         }

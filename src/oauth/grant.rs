@@ -4,13 +4,14 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    audience, client_auth::ClientCredentials, request::TokenRequest, scope::ScopeSet, OAuthError,
+    audience, client_auth::ClientCredentials, refresh, request::TokenRequest, scope::ScopeSet,
+    OAuthError,
 };
 use crate::{
     clients::{Client, ClientId, GrantType},
     state::AppState,
     store::Store,
-    token::{encode, AccessTokenClaims},
+    token::{encode, refresh::RefreshToken, AccessTokenClaims},
 };
 
 /// A freshly issued access token.
@@ -22,6 +23,8 @@ pub struct IssuedToken {
     pub expires_in: u32,
     /// Granted scope.
     pub scope: ScopeSet,
+    /// A refresh token, for clients registered for the `refresh_token` grant.
+    pub refresh_token: Option<RefreshToken>,
 }
 
 /// Authenticates the client: the same failure, and the same argon2 work, for
@@ -71,7 +74,7 @@ pub async fn authenticate(
 
 /// Runs a token request for an authenticated client.
 #[tracing::instrument(skip_all, fields(client_id = %client.id))]
-pub fn issue(
+pub async fn issue(
     state: &AppState,
     client: &Client,
     request: TokenRequest,
@@ -80,7 +83,9 @@ pub fn issue(
     match request {
         TokenRequest::ClientCredentials { scope, resources } => {
             if !client.grant_types.contains(&GrantType::ClientCredentials) {
-                return Err(OAuthError::UnauthorizedClient("client_credentials"));
+                return Err(OAuthError::UnauthorizedClient(
+                    "the client is not registered for the client_credentials grant",
+                ));
             }
             let scope = match scope {
                 None => client.scope.clone(),
@@ -92,16 +97,28 @@ pub fn issue(
                 }
             };
             let audiences = audience::resolve(client, &resources)?;
-            sign(state, client, scope, audiences, now)
+            let refresh_token = if client.grant_types.contains(&GrantType::RefreshToken) {
+                Some(refresh::start_family(state, client, &scope, &audiences, now).await?)
+            } else {
+                None
+            };
+            sign(state, client, scope, audiences, refresh_token, now)
         }
+        TokenRequest::RefreshToken {
+            refresh_token,
+            scope,
+            resources,
+        } => refresh::exchange(state, client, &refresh_token, scope, &resources, now).await,
     }
 }
 
-fn sign(
+/// Signs an access token for `client` and packs the response.
+pub(super) fn sign(
     state: &AppState,
     client: &Client,
     scope: ScopeSet,
     audiences: Vec<String>,
+    refresh_token: Option<RefreshToken>,
     now: DateTime<Utc>,
 ) -> Result<IssuedToken, OAuthError> {
     let settings = &state.settings;
@@ -128,9 +145,10 @@ fn sign(
         access_token,
         expires_in: ttl,
         scope,
+        refresh_token,
     })
 }
 
-fn server(e: impl Into<anyhow::Error>) -> OAuthError {
+pub(super) fn server(e: impl Into<anyhow::Error>) -> OAuthError {
     OAuthError::Server(e.into())
 }

@@ -5,7 +5,10 @@ pub mod audience;
 pub mod client_auth;
 pub mod error;
 pub mod grant;
+pub mod introspect;
+pub mod refresh;
 pub mod request;
+pub mod revoke;
 pub mod scope;
 
 pub use error::OAuthError;

@@ -53,6 +53,9 @@ fn repeated(name: &str) -> &'static str {
         "scope" => "scope must not be repeated",
         "client_id" => "client_id must not be repeated",
         "client_secret" => "client_secret must not be repeated",
+        "refresh_token" => "refresh_token must not be repeated",
+        "token" => "token must not be repeated",
+        "token_type_hint" => "token_type_hint must not be repeated",
         _ => "a request parameter is repeated",
     }
 }
@@ -67,29 +70,99 @@ pub enum TokenRequest {
         /// Requested resources (RFC 8707), possibly several.
         resources: Vec<String>,
     },
+    /// `grant_type=refresh_token` (RFC 6749 §6).
+    RefreshToken {
+        /// The presented refresh token.
+        refresh_token: String,
+        /// Requested (narrower) scope; `None` means the grant's scope.
+        scope: Option<ScopeSet>,
+        /// Requested resources, within the grant's audiences.
+        resources: Vec<String>,
+    },
+}
+
+/// A token named by an introspection (RFC 7662 §2.1) or revocation
+/// (RFC 7009 §2.1) request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TokenReference {
+    /// The token.
+    pub token: String,
+    /// `token_type_hint`, when it names a type we know; other values are ignored.
+    pub hint: Option<TokenHint>,
+}
+
+/// Token types a hint can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenHint {
+    /// `access_token`.
+    AccessToken,
+    /// `refresh_token`.
+    RefreshToken,
+}
+
+impl TokenReference {
+    /// Parses `token` (required, once) and `token_type_hint` (optional, once).
+    pub fn parse(params: &FormParams) -> Result<Self, OAuthError> {
+        for name in ["client_id", "client_secret"] {
+            params.single(name)?;
+        }
+        let hint = match params.single("token_type_hint")? {
+            Some("access_token") => Some(TokenHint::AccessToken),
+            Some("refresh_token") => Some(TokenHint::RefreshToken),
+            _ => None,
+        };
+        let token = params
+            .single("token")?
+            .ok_or(OAuthError::InvalidRequest("token is required"))?;
+        Ok(Self {
+            token: token.to_owned(),
+            hint,
+        })
+    }
 }
 
 impl TokenRequest {
     /// Parses the grant-specific parameters.
     pub fn parse(params: &FormParams) -> Result<Self, OAuthError> {
-        for name in ["grant_type", "scope", "client_id", "client_secret"] {
+        for name in [
+            "grant_type",
+            "scope",
+            "client_id",
+            "client_secret",
+            "refresh_token",
+        ] {
             params.single(name)?;
         }
         match params.single("grant_type")? {
             None => Err(OAuthError::InvalidRequest("grant_type is required")),
             Some("client_credentials") => {
-                let scope = params
-                    .single("scope")?
-                    .map(ScopeSet::parse)
-                    .transpose()
-                    .map_err(|_| OAuthError::InvalidScope("scope is malformed"))?
-                    .filter(|s| !s.is_empty());
+                let scope = parse_scope(params)?;
                 let resources = params.all("resource").map(str::to_owned).collect();
                 Ok(Self::ClientCredentials { scope, resources })
+            }
+            Some("refresh_token") => {
+                let refresh_token = params
+                    .single("refresh_token")?
+                    .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?
+                    .to_owned();
+                Ok(Self::RefreshToken {
+                    refresh_token,
+                    scope: parse_scope(params)?,
+                    resources: params.all("resource").map(str::to_owned).collect(),
+                })
             }
             Some(_) => Err(OAuthError::UnsupportedGrantType),
         }
     }
+}
+
+fn parse_scope(params: &FormParams) -> Result<Option<ScopeSet>, OAuthError> {
+    Ok(params
+        .single("scope")?
+        .map(ScopeSet::parse)
+        .transpose()
+        .map_err(|_| OAuthError::InvalidScope("scope is malformed"))?
+        .filter(|s| !s.is_empty()))
 }
 
 #[cfg(test)]
@@ -125,6 +198,40 @@ mod tests {
                 resources: vec![]
             }
         );
+    }
+
+    #[test]
+    fn refresh_requests_need_the_token_once() {
+        let r = parse("grant_type=refresh_token&refresh_token=abc&scope=a").unwrap();
+        assert_eq!(
+            r,
+            TokenRequest::RefreshToken {
+                refresh_token: "abc".into(),
+                scope: Some(ScopeSet::parse("a").unwrap()),
+                resources: vec![]
+            }
+        );
+        assert_eq!(
+            parse("grant_type=refresh_token").unwrap_err().code(),
+            "invalid_request"
+        );
+        let twice = parse("grant_type=refresh_token&refresh_token=a&refresh_token=b");
+        assert_eq!(twice.unwrap_err().code(), "invalid_request");
+    }
+
+    #[test]
+    fn token_references_take_a_known_hint_or_none() {
+        let p = |b: &str| TokenReference::parse(&FormParams::parse(b.as_bytes()).unwrap());
+        assert_eq!(
+            p("token=t&token_type_hint=refresh_token").unwrap().hint,
+            Some(TokenHint::RefreshToken)
+        );
+        assert_eq!(p("token=t&token_type_hint=weird").unwrap().hint, None);
+        assert_eq!(
+            p("token_type_hint=access_token").unwrap_err().code(),
+            "invalid_request"
+        );
+        assert_eq!(p("token=a&token=b").unwrap_err().code(), "invalid_request");
     }
 
     #[test]

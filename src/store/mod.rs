@@ -11,6 +11,7 @@
 mod postgres;
 mod rows;
 mod shared;
+mod shared_tokens;
 mod sqlite;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ pub use sqlite::SqliteStore;
 use crate::{
     clients::{Client, ClientId, SecretHash},
     keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
+    token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
 };
 
 /// Storage failures, as callers need to tell them apart.
@@ -138,6 +140,57 @@ pub trait Store: Send + Sync {
         sightings: &[Sighting],
         forget_before: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new refresh family with its first token.
+    fn create_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        token: &NewRefreshToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A refresh token with its family.
+    fn find_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> impl Future<Output = Result<Option<RefreshRecord>, StoreError>> + Send;
+    /// Atomically consumes `old` and stores `new`; if `old` was already
+    /// consumed, revokes its family instead (reuse). Of concurrent exchanges of
+    /// one token, at most one is `Rotated`.
+    fn rotate_refresh_token(
+        &self,
+        old: &RefreshTokenHash,
+        new: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
+    /// Revokes a refresh family (idempotent).
+    fn revoke_refresh_family(
+        &self,
+        family_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Denies an access token until it expires (idempotent).
+    fn revoke_access_token(
+        &self,
+        jti: &str,
+        client: &ClientId,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether the access token `jti` is revoked.
+    fn access_token_revoked(
+        &self,
+        jti: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Revokes every live token of a client: its refresh families, and access
+    /// tokens issued before `now`. Returns how many families were revoked.
+    fn revoke_client_tokens(
+        &self,
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Deletes revocations and refresh families that expired before `now`.
+    fn purge_expired_tokens(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Consumers seen since `since`.
     fn jwks_consumers_since(
         &self,
@@ -251,6 +304,56 @@ impl Store for Storage {
         forget_before: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         delegate!(self, record_jwks_consumers(sightings, forget_before))
+    }
+    async fn create_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        token: &NewRefreshToken,
+    ) -> Result<(), StoreError> {
+        delegate!(self, create_refresh_family(family, token))
+    }
+    async fn find_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        delegate!(self, find_refresh_token(hash))
+    }
+    async fn rotate_refresh_token(
+        &self,
+        old: &RefreshTokenHash,
+        new: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> Result<Rotation, StoreError> {
+        delegate!(self, rotate_refresh_token(old, new, now))
+    }
+    async fn revoke_refresh_family(
+        &self,
+        family_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, revoke_refresh_family(family_id, reason, now))
+    }
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        client: &ClientId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, revoke_access_token(jti, client, expires_at))
+    }
+    async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        delegate!(self, access_token_revoked(jti))
+    }
+    async fn revoke_client_tokens(
+        &self,
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        delegate!(self, revoke_client_tokens(client, now))
+    }
+    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        delegate!(self, purge_expired_tokens(now))
     }
     async fn jwks_consumers_since(
         &self,

@@ -18,6 +18,7 @@ use crate::{
     clients::{AuthMethod, Client, ClientId, GrantType},
     keys::{Algorithm, KeyState, StoredKey},
     oauth::scope::ScopeSet,
+    token::refresh::{RefreshFamily, RefreshRecord},
 };
 
 /// A UTC timestamp column.
@@ -73,6 +74,10 @@ pub struct ClientRow {
     enabled: bool,
     created_at: DbTime,
     updated_at: DbTime,
+    allow_introspection: bool,
+    refresh_token_idle_ttl: Option<i64>,
+    refresh_token_absolute_ttl: Option<i64>,
+    tokens_revoked_before: Option<DbTime>,
 }
 
 /// Column values of a client, in the order of the shared SQL's parameters.
@@ -88,6 +93,9 @@ pub struct ClientColumns {
     pub enabled: bool,
     pub created_at: DbTime,
     pub updated_at: DbTime,
+    pub allow_introspection: bool,
+    pub refresh_token_idle_ttl: Option<i64>,
+    pub refresh_token_absolute_ttl: Option<i64>,
 }
 
 impl From<&Client> for ClientColumns {
@@ -109,6 +117,9 @@ impl From<&Client> for ClientColumns {
             enabled: c.enabled,
             created_at: DbTime(c.created_at),
             updated_at: DbTime(c.updated_at),
+            allow_introspection: c.allow_introspection,
+            refresh_token_idle_ttl: c.refresh_token_idle_ttl.map(i64::from),
+            refresh_token_absolute_ttl: c.refresh_token_absolute_ttl.map(i64::from),
         }
     }
 }
@@ -133,14 +144,21 @@ impl TryFrom<ClientRow> for Client {
             allowed_audiences: serde_json::from_str(&r.allowed_audiences)
                 .map_err(|_| corrupt("audiences"))?,
             default_audience: r.default_audience.clone(),
-            access_token_ttl: r
-                .access_token_ttl
-                .map(|t| t.clamp(1, i64::from(u32::MAX)) as u32),
+            access_token_ttl: r.access_token_ttl.map(seconds),
+            allow_introspection: r.allow_introspection,
+            refresh_token_idle_ttl: r.refresh_token_idle_ttl.map(seconds),
+            refresh_token_absolute_ttl: r.refresh_token_absolute_ttl.map(seconds),
+            tokens_revoked_before: r.tokens_revoked_before.map(|t| t.0),
             enabled: r.enabled,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
         })
     }
+}
+
+/// A stored lifetime in seconds as `u32`.
+fn seconds(t: i64) -> u32 {
+    t.clamp(1, i64::from(u32::MAX)) as u32
 }
 
 /// A `signing_keys` row.
@@ -172,6 +190,44 @@ impl TryFrom<KeyRow> for StoredKey {
             created_at: r.created_at.0,
             activated_at: r.activated_at.map(|t| t.0),
             retired_at: r.retired_at.map(|t| t.0),
+        })
+    }
+}
+
+/// A `refresh_tokens` row joined with its family.
+#[derive(sqlx::FromRow)]
+pub struct RefreshRow {
+    issued_at: DbTime,
+    expires_at: DbTime,
+    consumed_at: Option<DbTime>,
+    family_id: String,
+    client_id: String,
+    scope: String,
+    audiences: String,
+    family_created_at: DbTime,
+    family_expires_at: DbTime,
+    family_revoked_at: Option<DbTime>,
+}
+
+impl TryFrom<RefreshRow> for RefreshRecord {
+    type Error = StoreError;
+
+    fn try_from(r: RefreshRow) -> Result<Self, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("refresh family {}: {what}", r.family_id));
+        Ok(RefreshRecord {
+            family: RefreshFamily {
+                client_id: ClientId::parse(&r.client_id).map_err(|_| corrupt("client id"))?,
+                scope: ScopeSet::parse(&r.scope).map_err(|_| corrupt("scope"))?,
+                audiences: serde_json::from_str(&r.audiences).map_err(|_| corrupt("audiences"))?,
+                id: r.family_id,
+                created_at: r.family_created_at.0,
+                expires_at: r.family_expires_at.0,
+                revoked_at: r.family_revoked_at.map(|t| t.0),
+            },
+            issued_at: r.issued_at.0,
+            expires_at: r.expires_at.0,
+            consumed_at: r.consumed_at.map(|t| t.0),
         })
     }
 }

@@ -19,8 +19,9 @@ macro_rules! shared_store_methods {
             let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO clients (id, client_name, grant_types, token_endpoint_auth_method, scope, \
-                 allowed_audiences, default_audience, access_token_ttl, enabled, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 allowed_audiences, default_audience, access_token_ttl, enabled, created_at, updated_at, \
+                 allow_introspection, refresh_token_idle_ttl, refresh_token_absolute_ttl) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(c.id)
             .bind(c.client_name)
@@ -33,6 +34,9 @@ macro_rules! shared_store_methods {
             .bind(c.enabled)
             .bind(c.created_at)
             .bind(c.updated_at)
+            .bind(c.allow_introspection)
+            .bind(c.refresh_token_idle_ttl)
+            .bind(c.refresh_token_absolute_ttl)
             .execute(&mut *tx)
             .await?;
             insert_secret(&mut tx, &client.id, secret).await?;
@@ -77,7 +81,8 @@ macro_rules! shared_store_methods {
             let done = sqlx::query(
                 "UPDATE clients SET client_name = $2, grant_types = $3, token_endpoint_auth_method = $4, \
                  scope = $5, allowed_audiences = $6, default_audience = $7, access_token_ttl = $8, \
-                 enabled = $9, updated_at = $10 WHERE id = $1",
+                 enabled = $9, updated_at = $10, allow_introspection = $11, refresh_token_idle_ttl = $12, \
+                 refresh_token_absolute_ttl = $13 WHERE id = $1",
             )
             .bind(c.id)
             .bind(c.client_name)
@@ -89,6 +94,9 @@ macro_rules! shared_store_methods {
             .bind(c.access_token_ttl)
             .bind(c.enabled)
             .bind(c.updated_at)
+            .bind(c.allow_introspection)
+            .bind(c.refresh_token_idle_ttl)
+            .bind(c.refresh_token_absolute_ttl)
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 0 {

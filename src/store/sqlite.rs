@@ -9,13 +9,15 @@ use sqlx::{
 };
 
 use super::{
-    rows::{ClientColumns, ClientRow, DbTime, KeyRow},
+    rows::{ClientColumns, ClientRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
+    shared_tokens::{shared_token_helpers, shared_token_methods},
     NewSecret, Store, StoreError,
 };
 use crate::{
     clients::{Client, ClientId, SecretHash},
     keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
+    token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -54,9 +56,11 @@ impl SqliteStore {
 }
 
 shared_store_helpers!(Sqlite);
+shared_token_helpers!(Sqlite);
 
 impl Store for SqliteStore {
     shared_store_methods!();
+    shared_token_methods!();
 
     async fn change_signing_keys<E, F>(
         &self,

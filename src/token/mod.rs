@@ -1,7 +1,11 @@
-//! JWT access tokens (RFC 9068): their claims and their signing.
+//! Tokens: JWT access tokens (RFC 9068) — claims, signing, verification —
+//! and opaque refresh tokens.
 
 mod claims;
+pub mod refresh;
 mod signer;
+pub mod verify;
 
 pub use claims::{AccessTokenClaims, Audience};
 pub use signer::{encode, SignError};
+pub use verify::{verify, VerifyError};

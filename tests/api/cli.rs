@@ -217,6 +217,12 @@ async fn serve_issues_tokens_shuts_down_gracefully_and_logs_no_secret(
             "a",
             "--audience",
             "https://a.example",
+            "--grant-type",
+            "client_credentials",
+            "--grant-type",
+            "refresh_token",
+            "--allow-introspection",
+            "true",
         ],
     )
     .unwrap();
@@ -264,10 +270,50 @@ async fn serve_issues_tokens_shuts_down_gracefully_and_logs_no_secret(
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["access_token"]
+    let issued: Value = res.json().await.unwrap();
+    let token = issued["access_token"].as_str().unwrap().to_owned();
+    let first_refresh = issued["refresh_token"].as_str().unwrap().to_owned();
+    // Refresh, then replay the rotated token (reuse), introspect and revoke.
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        http.post(format!("http://{addr}{path}"))
+            .header("Authorization", basic(id, secret))
+            .form(&form)
+            .send()
+    };
+    let res = post(
+        "/token",
+        vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", first_refresh.clone()),
+        ],
+    )
+    .await
+    .unwrap();
+    let second_refresh = res.json::<Value>().await.unwrap()["refresh_token"]
         .as_str()
         .unwrap()
         .to_owned();
+    let res = post(
+        "/token",
+        vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", first_refresh.clone()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400, "reuse is refused");
+    let res = post("/introspect", vec![("token", token.clone())])
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["active"], true);
+    assert_eq!(
+        post("/revoke", vec![("token", token.clone())])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let res = http
         .post(format!("http://{addr}/token"))
         .header("Authorization", basic(id, "wrong-secret-value"))
@@ -293,10 +339,20 @@ async fn serve_issues_tokens_shuts_down_gracefully_and_logs_no_secret(
     logs.extend(rx.try_iter());
     let all = logs.join("\n");
     assert!(all.contains("access token issued"), "issuance is logged");
+    assert!(
+        all.contains("\"event\":\"refresh_token_reuse\""),
+        "reuse is an audit event"
+    );
+    assert!(
+        all.contains("\"event\":\"access_token_revoked\""),
+        "revocation is an audit event"
+    );
     let kek = std::fs::read_to_string(dir.path().join("keys/kek")).unwrap();
     for (what, value) in [
         ("client secret", secret),
         ("access token", token.as_str()),
+        ("refresh token", first_refresh.as_str()),
+        ("rotated refresh token", second_refresh.as_str()),
         ("wrong secret", "wrong-secret-value"),
         ("admin token", ADMIN_TOKEN),
         ("KEK", kek.trim()),

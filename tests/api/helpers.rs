@@ -138,6 +138,87 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Registers a client with the refresh-token grant and introspection permission.
+    pub async fn refresh_client(&self, extra: Value) -> (String, String) {
+        let mut body = json!({
+            "grant_types": ["client_credentials", "refresh_token"],
+            "scope": "read write",
+            "allowed_audiences": ["https://api.example.com", "https://billing.example.com"],
+            "default_audience": "https://api.example.com",
+            "allow_introspection": true,
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        let c = self.register_client(body).await;
+        (
+            c["client_id"].as_str().unwrap().to_owned(),
+            c["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// `POST path` with Basic credentials and a form, returning status and JSON body.
+    pub async fn form_post(
+        &self,
+        path: &str,
+        id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, Value) {
+        let res = self
+            .http
+            .post(self.url(path))
+            .header("Authorization", basic(id, secret))
+            .form(form)
+            .send()
+            .await
+            .expect("form post");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).expect("JSON body")
+            },
+        )
+    }
+
+    /// Introspects `token` as the given client; returns the JSON answer (asserting 200).
+    pub async fn introspect(&self, id: &str, secret: &str, token: &str) -> Value {
+        let (status, body) = self
+            .form_post("/introspect", id, secret, &[("token", token)])
+            .await;
+        assert_eq!(
+            status,
+            reqwest::StatusCode::OK,
+            "introspection failed: {body}"
+        );
+        body
+    }
+
+    /// Every value of one text column, read straight from the database.
+    pub async fn column(&self, sql: &str) -> Vec<String> {
+        if self.database_url.starts_with("sqlite") {
+            let pool = sqlx::SqlitePool::connect(&self.database_url)
+                .await
+                .expect("open SQLite");
+            sqlx::query_scalar(sql)
+                .fetch_all(&pool)
+                .await
+                .expect("query")
+        } else {
+            let pool = sqlx::PgPool::connect(&self.database_url)
+                .await
+                .expect("connect PostgreSQL");
+            sqlx::query_scalar(sql)
+                .fetch_all(&pool)
+                .await
+                .expect("query")
+        }
+    }
+
     /// An admin API call with the admin token.
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
         let mut req = self

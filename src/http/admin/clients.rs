@@ -214,3 +214,20 @@ pub async fn enable(
         .await?;
     Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
 }
+
+/// `POST /admin/clients/{client_id}/revoke-tokens`: every live token of the
+/// client stops working — its refresh tokens, and (on introspection) every
+/// access token issued until now.
+pub async fn revoke_tokens(
+    _: AdminPrincipal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let families = state.registry.revoke_tokens(path_id(&path), now).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "client_id": path_id(&path),
+        "refresh_token_families_revoked": families,
+        "access_tokens_issued_before": now.timestamp(),
+    })))
+}

@@ -1,0 +1,190 @@
+//! Token introspection ([RFC 7662](https://www.rfc-editor.org/rfc/rfc7662)):
+//! whether a token is active, and what it carries. Anything that is not an
+//! active token of ours — unknown, expired, revoked, tampered, `alg: none`,
+//! another issuer's, garbage — is just `{"active": false}`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{
+    grant::server,
+    request::{TokenHint, TokenReference},
+    OAuthError,
+};
+use crate::{
+    clients::{Client, ClientId, GrantType},
+    state::AppState,
+    store::Store,
+    token::{refresh::RefreshTokenHash, verify, Audience},
+};
+
+/// An introspection response.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Introspection {
+    /// Whether the token is active.
+    pub active: bool,
+    /// The rest, only for active tokens.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Details>,
+}
+
+/// What an active token carries (RFC 7662 §2.2).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Details {
+    /// Granted scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Subject (the client, in this grant).
+    pub sub: String,
+    /// Audience(s).
+    pub aud: Audience,
+    /// Issuer.
+    pub iss: String,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before (access tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Token id (access tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
+    pub token_type: &'static str,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            details: None,
+        }
+    }
+}
+
+/// Introspects `reference` for a caller allowed to introspect.
+pub async fn introspect(
+    state: &AppState,
+    caller: &Client,
+    reference: &TokenReference,
+    now: DateTime<Utc>,
+) -> Result<Introspection, OAuthError> {
+    if !caller.allow_introspection {
+        return Err(OAuthError::Forbidden(
+            "this client is not allowed to introspect tokens",
+        ));
+    }
+    // The hint orders the search; both kinds are tried (RFC 7662 §2.1).
+    let found = if reference.hint == Some(TokenHint::RefreshToken) {
+        match refresh_details(state, &reference.token, now).await? {
+            Some(d) => Some(d),
+            None => access_details(state, &reference.token, now).await?,
+        }
+    } else {
+        match access_details(state, &reference.token, now).await? {
+            Some(d) => Some(d),
+            None => refresh_details(state, &reference.token, now).await?,
+        }
+    };
+    Ok(
+        found.map_or_else(Introspection::inactive, |d| Introspection {
+            active: true,
+            details: Some(d),
+        }),
+    )
+}
+
+async fn access_details(
+    state: &AppState,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Details>, OAuthError> {
+    let Ok(claims) = verify(&state.keys, &state.issuer, token, now, true) else {
+        return Ok(None);
+    };
+    if state
+        .store
+        .access_token_revoked(&claims.jti)
+        .await
+        .map_err(server)?
+    {
+        return Ok(None);
+    }
+    let owner = live_client(state, &claims.client_id).await?;
+    // Tokens issued up to the second of an admin "revoke all" are inactive, and
+    // so are tokens of an earlier client that had the same id.
+    if owner.is_none_or(|c| {
+        c.tokens_revoked_before
+            .is_some_and(|t| claims.iat <= t.timestamp())
+            || claims.iat < c.created_at.timestamp()
+    }) {
+        return Ok(None);
+    }
+    Ok(Some(Details {
+        scope: claims.scope,
+        client_id: claims.client_id,
+        sub: claims.sub,
+        aud: claims.aud,
+        iss: claims.iss,
+        exp: claims.exp,
+        iat: claims.iat,
+        nbf: Some(claims.nbf),
+        jti: Some(claims.jti),
+        token_type: "Bearer",
+    }))
+}
+
+async fn refresh_details(
+    state: &AppState,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Details>, OAuthError> {
+    // A JWT or an oversized string is no refresh token: skip the lookup.
+    if token.len() > 128 || token.contains('.') {
+        return Ok(None);
+    }
+    let Some(record) = state
+        .store
+        .find_refresh_token(&RefreshTokenHash::of(token))
+        .await
+        .map_err(server)?
+    else {
+        return Ok(None);
+    };
+    let owner = live_client(state, record.family.client_id.as_str()).await?;
+    if !record.is_live(now)
+        || !owner.is_some_and(|c| c.grant_types.contains(&GrantType::RefreshToken))
+    {
+        return Ok(None);
+    }
+    let family = record.family;
+    Ok(Some(Details {
+        scope: (!family.scope.is_empty()).then(|| family.scope.to_string()),
+        client_id: family.client_id.to_string(),
+        sub: family.client_id.to_string(),
+        aud: family.audiences.into(),
+        iss: state.issuer.clone(),
+        exp: record.expires_at.min(family.expires_at).timestamp(),
+        iat: record.issued_at.timestamp(),
+        nbf: None,
+        jti: None,
+        token_type: "refresh_token",
+    }))
+}
+
+/// The client if it still exists and is enabled: tokens of disabled or
+/// deleted clients are inactive.
+async fn live_client(state: &AppState, id: &str) -> Result<Option<Client>, OAuthError> {
+    let Ok(id) = ClientId::parse(id) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .find_client(&id)
+        .await
+        .map_err(server)?
+        .filter(|c| c.enabled))
+}

@@ -1,0 +1,231 @@
+//! The refresh-token grant (RFC 6749 §6) with rotation and reuse detection
+//! (RFC 9700 §4.14.2): every exchange consumes the presented token and issues
+//! its successor in the same family; presenting a consumed token revokes the
+//! whole family, so a stolen token stops working for the thief and the owner.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{
+    grant::{self, server, IssuedToken},
+    scope::ScopeSet,
+    OAuthError,
+};
+use crate::{
+    clients::{Client, GrantType},
+    state::AppState,
+    store::Store,
+    token::refresh::{NewRefreshToken, RefreshFamily, RefreshToken, RefreshTokenHash, Rotation},
+};
+
+/// The answer to every unusable refresh token, whatever the reason, so the
+/// response tells an attacker nothing.
+const INVALID: OAuthError =
+    OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
+
+/// Idle and absolute lifetimes for `client` (its own, capped by the server's).
+fn lifetimes(state: &AppState, client: &Client) -> (Duration, Duration) {
+    let s = &state.settings;
+    let idle = client
+        .refresh_token_idle_ttl
+        .unwrap_or(s.refresh_token_idle_ttl)
+        .min(s.refresh_token_idle_ttl);
+    let absolute = client
+        .refresh_token_absolute_ttl
+        .unwrap_or(s.refresh_token_absolute_ttl)
+        .min(s.refresh_token_absolute_ttl);
+    (
+        Duration::seconds(i64::from(idle)),
+        Duration::seconds(i64::from(absolute)),
+    )
+}
+
+/// Starts a family for a client-credentials grant and returns its first token.
+pub async fn start_family(
+    state: &AppState,
+    client: &Client,
+    scope: &ScopeSet,
+    audiences: &[String],
+    now: DateTime<Utc>,
+) -> Result<RefreshToken, OAuthError> {
+    let (idle, absolute) = lifetimes(state, client);
+    let family = RefreshFamily {
+        id: uuid::Uuid::new_v4().to_string(),
+        client_id: client.id.clone(),
+        scope: scope.clone(),
+        audiences: audiences.to_vec(),
+        created_at: now,
+        expires_at: now + absolute,
+        revoked_at: None,
+    };
+    let token =
+        RefreshToken::generate().map_err(|_| server(anyhow::anyhow!("random generator failed")))?;
+    let stored = NewRefreshToken {
+        hash: token.hash(),
+        family_id: family.id.clone(),
+        issued_at: now,
+        expires_at: (now + idle).min(family.expires_at),
+    };
+    state
+        .store
+        .create_refresh_family(&family, &stored)
+        .await
+        .map_err(server)?;
+    tracing::info!(family_id = %family.id, "refresh token family started");
+    Ok(token)
+}
+
+/// Exchanges a refresh token for a new access token and its successor.
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    presented: &str,
+    scope: Option<ScopeSet>,
+    resources: &[String],
+    now: DateTime<Utc>,
+) -> Result<IssuedToken, OAuthError> {
+    if !client.grant_types.contains(&GrantType::RefreshToken) {
+        return Err(OAuthError::UnauthorizedClient(
+            "the client is not registered for the refresh_token grant",
+        ));
+    }
+    let hash = RefreshTokenHash::of(presented);
+    let record = state
+        .store
+        .find_refresh_token(&hash)
+        .await
+        .map_err(server)?
+        .ok_or(INVALID)?;
+    let family = &record.family;
+    if family.client_id != client.id {
+        tracing::warn!(family_id = %family.id, "refresh token presented by another client");
+        return Err(INVALID);
+    }
+    if record.consumed_at.is_some() && family.revoked_at.is_none() {
+        reuse_detected(state, client, &family.id, now).await?;
+        return Err(INVALID);
+    }
+    if !record.is_live(now) {
+        return Err(INVALID);
+    }
+    // The access token may narrow the grant's scope and audiences, never widen them;
+    // scopes the client has since lost are not granted again.
+    let allowed: ScopeSet = family
+        .scope
+        .iter()
+        .filter(|s| client.scope.iter().any(|c| c == *s))
+        .map(str::to_owned)
+        .collect();
+    let scope = match scope {
+        None => allowed,
+        Some(s) if s.is_subset(&allowed) => s,
+        Some(_) => {
+            return Err(OAuthError::InvalidScope(
+                "a requested scope exceeds the refresh token's scope",
+            ))
+        }
+    };
+    // Likewise for audiences the client may no longer request.
+    let still_allowed: Vec<String> = family
+        .audiences
+        .iter()
+        .filter(|a| client.allowed_audiences.contains(a))
+        .cloned()
+        .collect();
+    if still_allowed.is_empty() {
+        return Err(OAuthError::InvalidTarget(
+            "the refresh token's audiences are no longer allowed for this client",
+        ));
+    }
+    let audiences = narrow_audiences(&still_allowed, resources)?;
+    let (idle, _) = lifetimes(state, client);
+    let successor =
+        RefreshToken::generate().map_err(|_| server(anyhow::anyhow!("random generator failed")))?;
+    let stored = NewRefreshToken {
+        hash: successor.hash(),
+        family_id: family.id.clone(),
+        issued_at: now,
+        expires_at: (now + idle).min(family.expires_at),
+    };
+    match state
+        .store
+        .rotate_refresh_token(&hash, &stored, now)
+        .await
+        .map_err(server)?
+    {
+        Rotation::Rotated => {
+            tracing::info!(family_id = %family.id, "refresh token rotated");
+            grant::sign(state, client, scope, audiences, Some(successor), now)
+        }
+        Rotation::Reused => {
+            audit_reuse(client, &family.id);
+            Err(INVALID)
+        }
+        Rotation::Unknown => Err(INVALID),
+    }
+}
+
+/// Requested resources must be among the grant's audiences; none means all of them.
+fn narrow_audiences(granted: &[String], resources: &[String]) -> Result<Vec<String>, OAuthError> {
+    if resources.is_empty() {
+        return Ok(granted.to_vec());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for r in resources {
+        if !granted.contains(r) {
+            return Err(OAuthError::InvalidTarget(
+                "a requested resource is outside the refresh token's audiences",
+            ));
+        }
+        if !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    Ok(out)
+}
+
+async fn reuse_detected(
+    state: &AppState,
+    client: &Client,
+    family_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    state
+        .store
+        .revoke_refresh_family(family_id, "reuse", now)
+        .await
+        .map_err(server)?;
+    audit_reuse(client, family_id);
+    Ok(())
+}
+
+/// The audit event of a detected reuse: one structured log line.
+fn audit_reuse(client: &Client, family_id: &str) {
+    tracing::warn!(
+        target: "portcullis::audit",
+        event = "refresh_token_reuse",
+        client_id = %client.id,
+        family_id,
+        "a rotated refresh token was presented again; its whole family is revoked"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_narrow_within_the_granted_audiences() {
+        let granted = vec!["https://a".to_owned(), "https://b".to_owned()];
+        assert_eq!(narrow_audiences(&granted, &[]).unwrap(), granted);
+        assert_eq!(
+            narrow_audiences(&granted, &["https://b".into()]).unwrap(),
+            ["https://b"]
+        );
+        assert_eq!(
+            narrow_audiences(&granted, &["https://c".into()])
+                .unwrap_err()
+                .code(),
+            "invalid_target"
+        );
+    }
+}

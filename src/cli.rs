@@ -7,12 +7,13 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::{
+    audit::{self, AuditEvent, Auditor},
     clients::{ClientView, RegistrationRequest, Registry},
     clock::Clock,
     config::Settings,
     keys::{self, KekRing, KeyManager},
     startup::Application,
-    store::Storage,
+    store::{Storage, Store},
 };
 
 /// Portcullis: OAuth 2.0 client-credentials authorization server.
@@ -40,6 +41,16 @@ pub enum Command {
     /// Manage signing keys directly in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Work with the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `portcullis audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; exits non-zero and names the first broken event.
+    Verify,
 }
 
 /// `portcullis keys …`
@@ -184,20 +195,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print(&json!({ "migrated": store.engine() }))?;
         }
         Command::Keys(cmd) => run_keys(&settings, cmd).await?,
+        Command::Audit(AuditCommand::Verify) => {
+            let store = Storage::connect(&settings.database_url, 1).await?;
+            let report = audit::verify_store(&store).await?;
+            print(&json!(report))?;
+            if let Some(b) = report.first_broken {
+                anyhow::bail!("the audit trail is broken at event {}: {}", b.id, b.reason);
+            }
+        }
         Command::Client(cmd) => {
             let store = Storage::connect(&settings.database_url, 2).await?;
-            run_client(&Registry::new(store, settings.client_limits()), *cmd).await?;
+            let auditor = Auditor::Direct(store.clone());
+            run_client(
+                &Registry::new(store, settings.client_limits(), auditor),
+                *cmd,
+            )
+            .await?;
         }
     }
     Ok(())
 }
+
+/// How the audit trail names changes made with the CLI.
+const CLI: &str = "cli";
 
 async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<()> {
     let now = Clock::System.now();
     let out = match cmd {
         ClientCommand::Create(fields) => {
             let (client, secret) = registry
-                .create(fields.apply_to(RegistrationRequest::default()), now)
+                .create(CLI, fields.apply_to(RegistrationRequest::default()), now)
                 .await?;
             json!(ClientView::new(&client, Some(&secret)))
         }
@@ -219,28 +246,28 @@ async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<(
             let current = registry.get(&client_id).await?;
             let request = fields.apply_to(RegistrationRequest::from(&current));
             json!(ClientView::new(
-                &registry.update(&client_id, request, now).await?,
+                &registry.update(CLI, &client_id, request, now).await?,
                 None
             ))
         }
         ClientCommand::RotateSecret { client_id, grace } => {
-            let (secret, until) = registry.rotate_secret(&client_id, grace, now).await?;
+            let (secret, until) = registry.rotate_secret(CLI, &client_id, grace, now).await?;
             json!({ "client_id": client_id, "client_secret": secret.expose(), "previous_secrets_expire_at": until.timestamp() })
         }
         ClientCommand::Disable { client_id } => json!(ClientView::new(
-            &registry.set_enabled(&client_id, false, now).await?,
+            &registry.set_enabled(CLI, &client_id, false, now).await?,
             None
         )),
         ClientCommand::Enable { client_id } => json!(ClientView::new(
-            &registry.set_enabled(&client_id, true, now).await?,
+            &registry.set_enabled(CLI, &client_id, true, now).await?,
             None
         )),
         ClientCommand::RevokeTokens { client_id } => {
-            let families = registry.revoke_tokens(&client_id, now).await?;
+            let families = registry.revoke_tokens(CLI, &client_id, now).await?;
             json!({ "client_id": client_id, "refresh_token_families_revoked": families })
         }
         ClientCommand::Delete { client_id } => {
-            registry.delete(&client_id).await?;
+            registry.delete(CLI, &client_id, now).await?;
             json!({ "deleted": client_id })
         }
     };
@@ -256,16 +283,30 @@ async fn run_keys(settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Rotate { compromised, safe } => {
             let (ring, _) = KekRing::load(settings)?;
+            let store_for_audit = store.clone();
             let manager = KeyManager::start(store, ring, settings, now).await?;
             let report = manager.rotate(now, compromised, safe).await?;
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
+            let kind = if compromised {
+                "key_compromised"
+            } else {
+                "key_rotated"
+            };
+            let event = AuditEvent::new(kind, CLI, now).details(json!({
+                "current": report.current, "next": report.next, "removed": report.removed, "warnings": report.warnings,
+            }));
+            store_for_audit.append_audit_events(&[event]).await?;
             json!(report)
         }
         KeysCommand::Rewrap => {
             let (ring, _) = KekRing::load(settings)?;
-            json!({ "rewrapped": keys::manager::rewrap(&store, &ring).await?, "kek_id": ring.primary().id() })
+            let rewrapped = keys::manager::rewrap(&store, &ring).await?;
+            let event = AuditEvent::new("keys_rewrapped", CLI, now)
+                .details(json!({ "rewrapped": rewrapped, "kek_id": ring.primary().id() }));
+            store.append_audit_events(&[event]).await?;
+            json!({ "rewrapped": rewrapped, "kek_id": ring.primary().id() })
         }
     };
     print(&out)

@@ -120,6 +120,58 @@ pub struct Settings {
     /// Concurrent argon2 verifications; 0 means the number of CPU cores.
     #[serde(default)]
     pub argon2_concurrency: usize,
+    /// A second listener for the admin API and `/metrics`; when set, they are
+    /// served only there.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Proxies (addresses or networks) whose `X-Forwarded-For` is believed.
+    #[serde(default, deserialize_with = "comma_strings")]
+    pub trusted_proxies: Vec<String>,
+    /// Token, introspection and revocation requests per second per source address (0: off).
+    #[serde(default = "defaults::rate_limit_ip_per_second")]
+    pub rate_limit_ip_per_second: u32,
+    /// Burst of the per-address limit.
+    #[serde(default = "defaults::rate_limit_ip_burst")]
+    pub rate_limit_ip_burst: u32,
+    /// Token requests per second per client (0: off); clients may have their own.
+    #[serde(default = "defaults::rate_limit_client_per_second")]
+    pub rate_limit_client_per_second: u32,
+    /// Burst of the per-client limit.
+    #[serde(default = "defaults::rate_limit_client_burst")]
+    pub rate_limit_client_burst: u32,
+    /// Admin API requests per second per source address (0: off).
+    #[serde(default = "defaults::rate_limit_admin_per_second")]
+    pub rate_limit_admin_per_second: u32,
+    /// Burst of the admin limit.
+    #[serde(default = "defaults::rate_limit_admin_burst")]
+    pub rate_limit_admin_burst: u32,
+    /// Tokens per client per UTC hour (0: no quota); clients may have their own.
+    #[serde(default)]
+    pub token_quota_per_hour: u64,
+    /// Tokens per client per UTC day (0: no quota).
+    #[serde(default)]
+    pub token_quota_per_day: u64,
+    /// Failed authentications of one client within `lockout_window` that lock it (0: never).
+    #[serde(default = "defaults::lockout_threshold")]
+    pub lockout_threshold: u32,
+    /// The window in which failures are counted, in seconds.
+    #[serde(default = "defaults::lockout_window")]
+    pub lockout_window: u64,
+    /// How long a lock lasts, in seconds.
+    #[serde(default = "defaults::lockout_duration")]
+    pub lockout_duration: u64,
+    /// Largest total size of a request's headers in bytes (larger: 431).
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Seconds a client has to send its request headers (slow clients get 408).
+    #[serde(default = "defaults::request_timeout")]
+    pub request_timeout: u64,
+    /// Optional Rego policy evaluated at token issuance.
+    #[serde(default)]
+    pub policy_file: Option<PathBuf>,
+    /// Claims a policy may add to access tokens.
+    #[serde(default, deserialize_with = "comma_strings")]
+    pub policy_claims: Vec<String>,
     /// HTTP worker threads; 0 means the number of CPU cores.
     #[serde(default)]
     pub workers: usize,
@@ -154,6 +206,39 @@ mod defaults {
     }
     pub fn max_access_token_ttl() -> u32 {
         3600
+    }
+    pub fn rate_limit_ip_per_second() -> u32 {
+        100
+    }
+    pub fn rate_limit_ip_burst() -> u32 {
+        200
+    }
+    pub fn rate_limit_client_per_second() -> u32 {
+        20
+    }
+    pub fn rate_limit_client_burst() -> u32 {
+        50
+    }
+    pub fn rate_limit_admin_per_second() -> u32 {
+        20
+    }
+    pub fn rate_limit_admin_burst() -> u32 {
+        50
+    }
+    pub fn lockout_threshold() -> u32 {
+        10
+    }
+    pub fn lockout_window() -> u64 {
+        300
+    }
+    pub fn lockout_duration() -> u64 {
+        900
+    }
+    pub fn max_header_bytes() -> usize {
+        16 * 1024
+    }
+    pub fn request_timeout() -> u64 {
+        10
     }
     pub fn refresh_token_idle_ttl() -> u32 {
         24 * 3600
@@ -260,6 +345,31 @@ impl Settings {
             return invalid(
                 "refresh_token_absolute_ttl must not exceed 31536000 seconds (one year)",
             );
+        }
+        crate::protect::client_ip::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(ConfigError::Invalid)?;
+        if self.max_header_bytes < 1024 || self.max_header_bytes > 64 * 1024 {
+            return invalid("max_header_bytes must be between 1024 and 65536");
+        }
+        if self.request_timeout == 0 || self.request_timeout > 300 {
+            return invalid("request_timeout must be between 1 and 300 seconds");
+        }
+        if self.lockout_threshold > 0 && (self.lockout_window == 0 || self.lockout_duration == 0) {
+            return invalid("lockout_window and lockout_duration must be at least 1 second");
+        }
+        if let Some(path) = &self.policy_file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "policy_file {} does not exist",
+                    path.display()
+                )));
+            }
+        }
+        if self
+            .admin_listen
+            .is_some_and(|a| a == self.listen && a.port() != 0)
+        {
+            return invalid("admin_listen must differ from listen");
         }
         self.validate_key_lifecycle()?;
         if let Some(issuer) = &self.issuer {
@@ -417,6 +527,17 @@ fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::E
         .filter(|s| !s.is_empty())
         .map(SecretString::from)
         .collect())
+}
+
+fn comma_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(v) => v.into_iter().map(Scalar::into_string).collect::<Vec<_>>(),
+        OneOrMany::One(s) => s.into_string().split(',').map(str::to_owned).collect(),
+    }
+    .into_iter()
+    .map(|s| s.trim().to_owned())
+    .filter(|s| !s.is_empty())
+    .collect())
 }
 
 fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {

@@ -11,13 +11,18 @@
 //! [RFC 6749 §4.4]: https://www.rfc-editor.org/rfc/rfc6749#section-4.4
 //! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 
+pub mod audit;
 pub mod cli;
 pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod maintenance;
+pub mod metrics;
 pub mod oauth;
+pub mod policy;
+pub mod protect;
 pub mod startup;
 pub mod state;
 pub mod store;

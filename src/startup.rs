@@ -1,32 +1,39 @@
 //! [`Application`]: connect, load keys, bind, and serve. Binding happens before
 //! the server runs, so tests bind port 0 and learn the port without sleeping.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
-use actix_web::{dev::Server, middleware::Logger, web, App, HttpServer};
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
 use anyhow::Context;
 
 use crate::{
+    audit::{AuditSink, Auditor},
     clients::{Registry, SecretVerifier},
     clock::Clock,
     config::Settings,
-    http::{self, admin::auth::AdminTokens},
+    http::{self, admin::auth::AdminTokens, Plane},
     keys::{KekRing, KeyManager},
+    maintenance,
+    metrics::Metrics,
+    policy::Policy,
+    protect::{client_ip::TrustedProxies, lockout::Lockout, quota::Quotas, rate_limit::RateLimits},
     state::AppState,
-    store::{Storage, Store},
+    store::Storage,
 };
 
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
+    admin_port: Option<u16>,
     server: Server,
+    admin_server: Option<Server>,
     state: AppState,
-    key_task: Option<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
     /// Connects to the database (applying migrations), loads or creates the
-    /// KEK and the signing key, and binds the listener.
+    /// KEK and the signing keys, loads the policy, and binds the listeners.
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let store = Storage::connect(&settings.database_url, settings.database_max_connections)
             .await
@@ -37,19 +44,22 @@ impl Application {
                 "using the embedded SQLite database: a development setup for one process; use PostgreSQL in production"
             );
         }
-        let (ring, generated) = KekRing::load(&settings)?;
-        if generated {
-            tracing::warn!(
-                path = %settings.kek_file.display(),
-                kek_id = ring.primary().id(),
-                "generated a new key-encryption key: development setup only; back this file up, \
-                 or provision the KEK (PORTCULLIS_KEK or kek_file) in production"
-            );
-        }
-        let key_manager =
-            Arc::new(KeyManager::start(store.clone(), ring, &settings, clock.now()).await?);
+        let key_manager = Arc::new(start_keys(&store, &settings, &clock).await?);
+        let policy = match &settings.policy_file {
+            Some(path) => Some(Arc::new(
+                Policy::load(path.clone(), settings.policy_claims.clone())
+                    .map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        };
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("could not listen on {}", settings.listen))?;
+        let admin_listener = match settings.admin_listen {
+            Some(a) => {
+                Some(TcpListener::bind(a).with_context(|| format!("could not listen on {a}"))?)
+            }
+            None => None,
+        };
         let addr = listener.local_addr()?;
         let issuer = settings
             .issuer
@@ -59,8 +69,31 @@ impl Application {
         if admin_tokens.is_empty() {
             tracing::warn!("no admin tokens configured (PORTCULLIS_ADMIN_TOKENS): the admin API refuses every request");
         }
+        let secs =
+            |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
+        let audit = AuditSink::start(store.clone());
         let state = AppState {
-            registry: Registry::new(store.clone(), settings.client_limits()),
+            registry: Registry::new(
+                store.clone(),
+                settings.client_limits(),
+                Auditor::Sink(audit.clone()),
+            ),
+            audit,
+            limits: Arc::new(RateLimits::new(&settings, clock.clone())),
+            lockout: Arc::new(Lockout::new(
+                settings.lockout_threshold,
+                secs(settings.lockout_window),
+                secs(settings.lockout_duration),
+            )),
+            quotas: Arc::new(Quotas::new(
+                settings.token_quota_per_hour,
+                settings.token_quota_per_day,
+            )),
+            proxies: Arc::new(
+                TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?,
+            ),
+            metrics: Metrics::default(),
+            policy,
             store,
             keys: key_manager.key_set(),
             key_manager,
@@ -70,14 +103,27 @@ impl Application {
             issuer,
             settings: Arc::new(settings),
         };
-        let server = serve(listener, state.clone())?;
-        let key_task = spawn_key_checks(&state);
-        tracing::info!(%addr, issuer = %state.issuer, "portcullis listening");
+        let (plane, admin_port, admin_server) = match admin_listener {
+            Some(l) => {
+                let port = l.local_addr()?.port();
+                (
+                    Plane::Public,
+                    Some(port),
+                    Some(serve(l, state.clone(), Plane::Admin)?),
+                )
+            }
+            None => (Plane::All, None, None),
+        };
+        let server = serve(listener, state.clone(), plane)?;
+        let tasks = maintenance::spawn(&state);
+        tracing::info!(%addr, admin_port, issuer = %state.issuer, "portcullis listening");
         Ok(Self {
             port: addr.port(),
+            admin_port,
             server,
+            admin_server,
             state,
-            key_task,
+            tasks,
         })
     }
 
@@ -87,68 +133,76 @@ impl Application {
         self.port
     }
 
+    /// The admin listener's port, when `admin_listen` is set.
+    #[must_use]
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
+    }
+
     /// The server state (tests reach the clock and the store through it).
     #[must_use]
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
+    /// Serves until SIGTERM or SIGINT, then drains in-flight requests and
+    /// writes every accepted audit event and token count before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        if let Some(task) = self.key_task {
+        let result = match self.admin_server {
+            Some(admin) => {
+                let (a, b) = tokio::join!(self.server, admin);
+                a.and(b)
+            }
+            None => self.server.await,
+        };
+        for task in self.tasks {
             task.abort();
         }
+        self.state.audit.flush().await;
+        if let Err(e) = self
+            .state
+            .quotas
+            .sync(&self.state.store, self.state.clock.now())
+            .await
+        {
+            tracing::error!(error.cause_chain = ?e, "final token-quota sync failed");
+        }
+        tracing::info!("portcullis stopped");
         result
     }
 }
 
-/// Every `key_refresh_interval`: rotate when due, drop expired keys, reload
-/// keys changed by other replicas (the bound on how long a replica keeps
-/// signing with a key another one retired), and purge expired revocations
-/// and refresh families.
-fn spawn_key_checks(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
-    let every = state.settings.key_refresh_interval;
-    if every == 0 {
-        return None;
+async fn start_keys(
+    store: &Storage,
+    settings: &Settings,
+    clock: &Clock,
+) -> anyhow::Result<KeyManager> {
+    let (ring, generated) = KekRing::load(settings)?;
+    if generated {
+        tracing::warn!(
+            path = %settings.kek_file.display(),
+            kek_id = ring.primary().id(),
+            "generated a new key-encryption key: development setup only; back this file up, \
+             or provision the KEK (PORTCULLIS_KEK or kek_file) in production"
+        );
     }
-    let (manager, clock) = (Arc::clone(&state.key_manager), state.clock.clone());
-    let store = state.store.clone();
-    Some(tokio::spawn(async move {
-        let mut interval = tokio::time::interval(std::time::Duration::from_secs(every));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        interval.tick().await;
-        loop {
-            interval.tick().await;
-            let now = clock.now();
-            if let Err(e) = manager.tick(now).await {
-                tracing::error!(error.cause_chain = ?e, "signing key check failed; will retry");
-            }
-            match store.purge_expired_tokens(now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    purged = n,
-                    "expired revocations and refresh families purged"
-                ),
-                Err(e) => {
-                    tracing::error!(error.cause_chain = ?e, "purging expired tokens failed; will retry");
-                }
-            }
-        }
-    }))
+    Ok(KeyManager::start(store.clone(), ring, settings, clock.now()).await?)
 }
 
-fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+fn serve(listener: TcpListener, state: AppState, plane: Plane) -> std::io::Result<Server> {
     let settings = Arc::clone(&state.settings);
     let max_body = settings.max_body_bytes;
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
-            .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+            .wrap(from_fn(http::observe::observe))
             .app_data(data.clone())
-            .configure(|cfg| http::configure(cfg, max_body))
+            .configure(|cfg| http::configure(cfg, max_body, plane))
     })
-    .client_request_timeout(std::time::Duration::from_secs(10))
+    // A client that has not sent its request head within this time gets 408.
+    .client_request_timeout(Duration::from_secs(settings.request_timeout))
+    .client_disconnect_timeout(Duration::from_secs(2))
+    .keep_alive(Duration::from_secs(75))
     .shutdown_timeout(30);
     if settings.workers > 0 {
         server = server.workers(settings.workers);

@@ -3,11 +3,15 @@
 use std::sync::Arc;
 
 use crate::{
+    audit::AuditSink,
     clients::{Registry, SecretVerifier},
     clock::Clock,
     config::Settings,
     http::admin::auth::AdminTokens,
     keys::{KeyManager, KeySet},
+    metrics::Metrics,
+    policy::Policy,
+    protect::{client_ip::TrustedProxies, lockout::Lockout, quota::Quotas, rate_limit::RateLimits},
     store::Storage,
 };
 
@@ -32,4 +36,18 @@ pub struct AppState {
     pub verifier: SecretVerifier,
     /// Hashes of the admin bearer tokens.
     pub admin_tokens: Arc<AdminTokens>,
+    /// Request and token metrics.
+    pub metrics: Metrics,
+    /// The audit trail.
+    pub audit: AuditSink,
+    /// Rate limits.
+    pub limits: Arc<RateLimits>,
+    /// Failed-authentication counter.
+    pub lockout: Arc<Lockout>,
+    /// Token quotas.
+    pub quotas: Arc<Quotas>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub proxies: Arc<TrustedProxies>,
+    /// The token policy, when configured.
+    pub policy: Option<Arc<Policy>>,
 }

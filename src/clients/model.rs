@@ -139,6 +139,16 @@ pub struct Client {
     pub refresh_token_absolute_ttl: Option<u32>,
     /// Access tokens issued before this time are inactive (admin "revoke all").
     pub tokens_revoked_before: Option<DateTime<Utc>>,
+    /// Locked after repeated failed authentication, until this time.
+    pub locked_until: Option<DateTime<Utc>>,
+    /// Own rate limit (token requests per second), instead of the server default.
+    pub rate_limit_per_second: Option<u32>,
+    /// Own burst for that rate limit.
+    pub rate_limit_burst: Option<u32>,
+    /// Tokens per UTC hour at most.
+    pub token_quota_per_hour: Option<u32>,
+    /// Tokens per UTC day at most.
+    pub token_quota_per_day: Option<u32>,
     /// Disabled clients cannot obtain tokens.
     pub enabled: bool,
     /// Registration time.
@@ -184,6 +194,18 @@ pub struct RegistrationRequest {
     /// Refresh-token absolute lifetime in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_absolute_ttl: Option<i64>,
+    /// Own rate limit, token requests per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<i64>,
+    /// Own burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_burst: Option<i64>,
+    /// Tokens per UTC hour at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_quota_per_hour: Option<i64>,
+    /// Tokens per UTC day at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_quota_per_day: Option<i64>,
     /// Present only to be refused with a clear message.
     #[serde(default, skip_serializing)]
     pub client_secret: Option<serde_json::Value>,
@@ -209,6 +231,10 @@ impl From<&Client> for RegistrationRequest {
             allow_introspection: Some(c.allow_introspection),
             refresh_token_idle_ttl: c.refresh_token_idle_ttl.map(i64::from),
             refresh_token_absolute_ttl: c.refresh_token_absolute_ttl.map(i64::from),
+            rate_limit_per_second: c.rate_limit_per_second.map(i64::from),
+            rate_limit_burst: c.rate_limit_burst.map(i64::from),
+            token_quota_per_hour: c.token_quota_per_hour.map(i64::from),
+            token_quota_per_day: c.token_quota_per_day.map(i64::from),
             client_secret: None,
         }
     }
@@ -239,6 +265,14 @@ pub struct ClientMetadata {
     pub refresh_token_idle_ttl: Option<u32>,
     /// Refresh-token absolute lifetime.
     pub refresh_token_absolute_ttl: Option<u32>,
+    /// Rate limit per second.
+    pub rate_limit_per_second: Option<u32>,
+    /// Rate-limit burst.
+    pub rate_limit_burst: Option<u32>,
+    /// Hourly token quota.
+    pub token_quota_per_hour: Option<u32>,
+    /// Daily token quota.
+    pub token_quota_per_day: Option<u32>,
 }
 
 /// Server ceilings that client metadata is checked against.
@@ -250,6 +284,15 @@ pub struct Limits {
     pub refresh_token_idle_ttl: u32,
     /// Longest refresh-token absolute lifetime.
     pub refresh_token_absolute_ttl: u32,
+}
+
+/// A count in `1..=max`, or an error naming `field`.
+fn count(value: Option<i64>, max: u32, field: &str) -> Result<Option<u32>, String> {
+    match value {
+        None => Ok(None),
+        Some(n) if n >= 1 && n <= i64::from(max) => Ok(Some(n as u32)),
+        Some(_) => Err(format!("{field} must be between 1 and {max}")),
+    }
 }
 
 /// A lifetime in `1..=max` seconds, or an error naming `field`.
@@ -332,6 +375,23 @@ impl RegistrationRequest {
             allow_introspection: self.allow_introspection.unwrap_or(false),
             refresh_token_idle_ttl,
             refresh_token_absolute_ttl,
+            rate_limit_per_second: match (self.rate_limit_per_second, self.rate_limit_burst) {
+                (None, Some(_)) => {
+                    return Err("rate_limit_burst needs rate_limit_per_second".into())
+                }
+                (rate, _) => count(rate, 100_000, "rate_limit_per_second")?,
+            },
+            rate_limit_burst: count(self.rate_limit_burst, 1_000_000, "rate_limit_burst")?,
+            token_quota_per_hour: count(
+                self.token_quota_per_hour,
+                100_000_000,
+                "token_quota_per_hour",
+            )?,
+            token_quota_per_day: count(
+                self.token_quota_per_day,
+                1_000_000_000,
+                "token_quota_per_day",
+            )?,
         })
     }
 }

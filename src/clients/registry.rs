@@ -3,11 +3,16 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use serde_json::json;
+
 use super::{
     model::{ClientMetadata, Limits, RegistrationRequest},
-    Client, ClientId, PlainSecret,
+    Client, ClientId, ClientView, PlainSecret,
 };
-use crate::store::{NewSecret, Storage, Store, StoreError};
+use crate::{
+    audit::{AuditEvent, Auditor},
+    store::{NewSecret, Storage, Store, StoreError},
+};
 
 /// The longest grace period an old secret may be given on rotation (30 days).
 pub const MAX_GRACE_PERIOD_SECS: i64 = 30 * 24 * 3600;
@@ -44,19 +49,25 @@ impl From<StoreError> for RegistryError {
 pub struct Registry {
     store: Storage,
     limits: Limits,
+    auditor: Auditor,
 }
 
 impl Registry {
     /// A registry over `store`; `limits` cap clients' token lifetimes.
     #[must_use]
-    pub fn new(store: Storage, limits: Limits) -> Self {
-        Self { store, limits }
+    pub fn new(store: Storage, limits: Limits, auditor: Auditor) -> Self {
+        Self {
+            store,
+            limits,
+            auditor,
+        }
     }
 
     /// Registers a client and returns it with its generated secret (shown once).
     #[tracing::instrument(skip_all)]
     pub async fn create(
         &self,
+        actor: &str,
         request: RegistrationRequest,
         now: DateTime<Utc>,
     ) -> Result<(Client, PlainSecret), RegistryError> {
@@ -68,6 +79,15 @@ impl Registry {
         let (secret, new) = new_secret(now).await?;
         self.store.create_client(&client, &new).await?;
         tracing::info!(client_id = %client.id, "client registered");
+        self.audit(
+            "client_created",
+            actor,
+            &client.id,
+            now,
+            None,
+            Some(&client),
+        )
+        .await?;
         Ok((client, secret))
     }
 
@@ -98,6 +118,7 @@ impl Registry {
     #[tracing::instrument(skip_all, fields(client_id = %id))]
     pub async fn update(
         &self,
+        actor: &str,
         id: &str,
         request: RegistrationRequest,
         now: DateTime<Utc>,
@@ -114,6 +135,15 @@ impl Registry {
         let client = apply(meta, existing.id.clone(), Some(&existing), now);
         self.store.update_client(&client).await?;
         tracing::info!(client_id = %client.id, "client updated");
+        self.audit(
+            "client_updated",
+            actor,
+            &client.id,
+            now,
+            Some(&existing),
+            Some(&client),
+        )
+        .await?;
         Ok(client)
     }
 
@@ -121,40 +151,113 @@ impl Registry {
     #[tracing::instrument(skip_all, fields(client_id = %id))]
     pub async fn set_enabled(
         &self,
+        actor: &str,
         id: &str,
         enabled: bool,
         now: DateTime<Utc>,
     ) -> Result<Client, RegistryError> {
-        let mut client = self.get(id).await?;
+        let before = self.get(id).await?;
+        let mut client = before.clone();
         client.enabled = enabled;
         client.updated_at = now;
         self.store.update_client(&client).await?;
         tracing::info!(client_id = %client.id, enabled, "client enabled state changed");
+        let kind = if enabled {
+            "client_enabled"
+        } else {
+            "client_disabled"
+        };
+        self.audit(kind, actor, &client.id, now, Some(&before), Some(&client))
+            .await?;
         Ok(client)
     }
 
     /// Revokes every live token of a client; returns the refresh families revoked.
     #[tracing::instrument(skip_all, fields(client_id = %id))]
-    pub async fn revoke_tokens(&self, id: &str, now: DateTime<Utc>) -> Result<u64, RegistryError> {
+    pub async fn revoke_tokens(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RegistryError> {
         let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
         let families = self.store.revoke_client_tokens(&id, now).await?;
-        tracing::info!(
-            target: "portcullis::audit",
-            event = "client_tokens_revoked",
-            client_id = %id,
-            families,
-            "every token of the client revoked"
-        );
+        let event = AuditEvent::new("client_tokens_revoked", actor, now)
+            .client(id.as_str())
+            .details(json!({ "refresh_token_families_revoked": families, "access_tokens_issued_before": now.timestamp() }));
+        self.auditor
+            .record_durable(event)
+            .await
+            .map_err(anyhow::Error::from)?;
         Ok(families)
+    }
+
+    /// Lifts a lockout.
+    #[tracing::instrument(skip_all, fields(client_id = %id))]
+    pub async fn unlock(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Client, RegistryError> {
+        let before = self.get(id).await?;
+        self.store.set_client_lock(&before.id, None).await?;
+        let after = self.get(id).await?;
+        self.audit(
+            "client_unlocked",
+            actor,
+            &after.id,
+            now,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        Ok(after)
+    }
+
+    /// Records an admin change with the client before and after (never secrets).
+    async fn audit(
+        &self,
+        kind: &'static str,
+        actor: &str,
+        id: &ClientId,
+        now: DateTime<Utc>,
+        before: Option<&Client>,
+        after: Option<&Client>,
+    ) -> Result<(), RegistryError> {
+        let event = AuditEvent::new(kind, actor, now)
+            .client(id.as_str())
+            .details(json!({
+                "before": before.map(|c| ClientView::new(c, None)),
+                "after": after.map(|c| ClientView::new(c, None)),
+            }));
+        self.auditor
+            .record_durable(event)
+            .await
+            .map_err(anyhow::Error::from)?;
+        Ok(())
     }
 
     /// Deletes a client and its secrets.
     #[tracing::instrument(skip_all, fields(client_id = %id))]
-    pub async fn delete(&self, id: &str) -> Result<(), RegistryError> {
-        let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
-        self.store.delete_client(&id).await?;
-        tracing::info!(client_id = %id, "client deleted");
-        Ok(())
+    pub async fn delete(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RegistryError> {
+        let before = self.get(id).await?;
+        self.store.delete_client(&before.id).await?;
+        tracing::info!(client_id = %before.id, "client deleted");
+        self.audit(
+            "client_deleted",
+            actor,
+            &before.id,
+            now,
+            Some(&before),
+            None,
+        )
+        .await
     }
 
     /// Issues a new secret; the previous ones stay valid for `grace_secs`
@@ -163,6 +266,7 @@ impl Registry {
     #[tracing::instrument(skip_all, fields(client_id = %id))]
     pub async fn rotate_secret(
         &self,
+        actor: &str,
         id: &str,
         grace_secs: i64,
         now: DateTime<Utc>,
@@ -177,6 +281,13 @@ impl Registry {
         let until = now + Duration::seconds(grace_secs);
         self.store.rotate_client_secret(&id, &new, until).await?;
         tracing::info!(client_id = %id, grace_secs, "client secret rotated");
+        let event = AuditEvent::new("client_secret_rotated", actor, now)
+            .client(id.as_str())
+            .details(json!({ "grace_period": grace_secs, "previous_secrets_expire_at": until.timestamp() }));
+        self.auditor
+            .record_durable(event)
+            .await
+            .map_err(anyhow::Error::from)?;
         Ok((secret, until))
     }
 }
@@ -205,6 +316,11 @@ fn apply(
         refresh_token_idle_ttl: meta.refresh_token_idle_ttl,
         refresh_token_absolute_ttl: meta.refresh_token_absolute_ttl,
         tokens_revoked_before,
+        locked_until: existing.and_then(|e| e.locked_until),
+        rate_limit_per_second: meta.rate_limit_per_second,
+        rate_limit_burst: meta.rate_limit_burst,
+        token_quota_per_hour: meta.token_quota_per_hour,
+        token_quota_per_day: meta.token_quota_per_day,
         enabled,
         created_at,
         updated_at: now,

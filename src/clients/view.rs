@@ -42,6 +42,21 @@ pub struct ClientView {
     /// Refresh-token absolute lifetime, when the client sets its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token_absolute_ttl: Option<u32>,
+    /// Own rate limit per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<u32>,
+    /// Own rate-limit burst.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_burst: Option<u32>,
+    /// Hourly token quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_quota_per_hour: Option<u32>,
+    /// Daily token quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_quota_per_day: Option<u32>,
+    /// Locked after failed authentication until (seconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
     /// Whether the client may obtain tokens.
     pub enabled: bool,
     /// Last change, seconds since the epoch.
@@ -67,6 +82,11 @@ impl ClientView {
             allow_introspection: client.allow_introspection,
             refresh_token_idle_ttl: client.refresh_token_idle_ttl,
             refresh_token_absolute_ttl: client.refresh_token_absolute_ttl,
+            rate_limit_per_second: client.rate_limit_per_second,
+            rate_limit_burst: client.rate_limit_burst,
+            token_quota_per_hour: client.token_quota_per_hour,
+            token_quota_per_day: client.token_quota_per_day,
+            locked_until: client.locked_until.map(|t| t.timestamp()),
             enabled: client.enabled,
             updated_at: client.updated_at.timestamp(),
         }

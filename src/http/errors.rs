@@ -6,6 +6,7 @@
 //! HTTP Basic attempt carries `WWW-Authenticate: Basic`. The admin API uses
 //! RFC 7591 `invalid_client_metadata` for bad registrations and RFC 6750
 //! `invalid_token` (with `WWW-Authenticate: Bearer`) for bad admin tokens, and
+//! `rate_limited` (429 with `Retry-After`) on either API when a limit is hit,
 //! `rotation_unsafe` (409) for a refused safe key rotation ([`ApiError`]). A 5xx body only says `server_error`; its cause chain is
 //! logged once, here. Descriptions never contain secrets.
 
@@ -65,6 +66,9 @@ impl ResponseError for OAuthError {
                 "Basic realm=\"portcullis\", charset=\"UTF-8\"",
             ));
         }
+        if let Self::RateLimited(limited) = self {
+            builder.insert_header((header::RETRY_AFTER, limited.retry_after.to_string()));
+        }
         finish(builder, self.code(), &self.to_string())
     }
 }
@@ -96,6 +100,9 @@ pub enum ApiError {
     /// The body exceeds the limit.
     #[error("request body exceeds {0} bytes")]
     BodyTooLarge(usize),
+    /// An admin rate limit refused the request (429 with `Retry-After`).
+    #[error("too many admin requests; retry after {} s", .0.retry_after)]
+    RateLimited(crate::protect::Limited),
     /// A server-side failure; logged, not shown.
     #[error("the server could not complete the request")]
     Internal(#[source] anyhow::Error),
@@ -112,6 +119,7 @@ impl ApiError {
             Self::InvalidRequest(_) | Self::UnsupportedMediaType | Self::BodyTooLarge(_) => {
                 "invalid_request"
             }
+            Self::RateLimited(_) => "rate_limited",
             Self::Internal(_) => "server_error",
         }
     }
@@ -137,6 +145,7 @@ impl ResponseError for ApiError {
             Self::InvalidClientMetadata(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,6 +155,9 @@ impl ResponseError for ApiError {
             tracing::error!(error.cause_chain = ?cause, "admin request failed");
         }
         let mut builder = error_builder(self.status_code());
+        if let Self::RateLimited(limited) = self {
+            builder.insert_header((header::RETRY_AFTER, limited.retry_after.to_string()));
+        }
         if matches!(self, Self::Unauthorized) {
             builder.insert_header((
                 header::WWW_AUTHENTICATE,

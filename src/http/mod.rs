@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod errors;
 pub mod health;
 pub mod metrics;
+pub mod observe;
 pub mod token;
 
 use actix_web::{
@@ -78,6 +79,12 @@ fn routes() -> Vec<RouteDef> {
             "/admin/clients/{client_id}/revoke-tokens",
             admin::clients::revoke_tokens
         ),
+        route!(
+            POST,
+            "/admin/clients/{client_id}/unlock",
+            admin::clients::unlock
+        ),
+        route!(GET, "/admin/audit", admin::audit::list),
     ]
 }
 
@@ -87,11 +94,36 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
     routes().into_iter().map(|r| (r.method, r.path)).collect()
 }
 
-/// Registers every route. Several methods on one path share one resource, so an
-/// unsupported method gets a JSON 405 rather than falling through.
-pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+/// Which routes a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plane {
+    /// Everything (one listener).
+    All,
+    /// OAuth, discovery and health: the main listener when `admin_listen` is set.
+    Public,
+    /// The admin API and `/metrics`: the `admin_listen` listener.
+    Admin,
+}
+
+impl Plane {
+    fn serves(self, path: &str) -> bool {
+        let admin = path.starts_with("/admin") || path == "/metrics";
+        match self {
+            Self::All => true,
+            Self::Public => !admin,
+            Self::Admin => admin || path == "/healthz" || path == "/readyz",
+        }
+    }
+}
+
+/// Registers the routes of `plane`. Several methods on one path share one
+/// resource, so an unsupported method gets a JSON 405 rather than falling through.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, plane: Plane) {
     let mut paths: Vec<&'static str> = Vec::new();
-    let table = routes();
+    let table: Vec<RouteDef> = routes()
+        .into_iter()
+        .filter(|r| plane.serves(r.path))
+        .collect();
     for def in &table {
         if !paths.contains(&def.path) {
             paths.push(def.path);

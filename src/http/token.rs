@@ -7,15 +7,20 @@ use actix_web::{
     http::header::{self, HeaderValue},
     web, HttpRequest, HttpResponse, HttpResponseBuilder,
 };
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::json;
 
 use super::{has_media_type, read_body, BodyError};
 use crate::{
+    audit::AuditEvent,
     clients::Client,
     oauth::{
         client_auth::ClientCredentials,
-        grant, introspect,
+        grant::{self, RequestContext},
+        introspect,
         request::{FormParams, TokenReference, TokenRequest},
         revoke, OAuthError,
     },
@@ -39,16 +44,37 @@ struct TokenResponse<'a> {
 struct ClientForm {
     params: FormParams,
     client: Client,
+    ctx: RequestContext,
     now: DateTime<Utc>,
 }
 
-/// Reads the form body, then authenticates the client (Basic or post).
+/// The caller's address (the forwarded one only behind a trusted proxy).
+#[must_use]
+pub fn caller_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    state.proxies.client_ip(peer, forwarded)
+}
+
+/// Applies the per-address limit, reads the form body, then authenticates the
+/// client (Basic or post). `claimed` receives the client id the caller named.
 async fn client_form(
     req: &HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
     state: &AppState,
+    claimed: &mut Option<String>,
     before_auth: impl FnOnce(&FormParams) -> Result<(), OAuthError>,
 ) -> Result<ClientForm, OAuthError> {
+    let ip = caller_ip(req, state);
+    state.limits.check_ip(&ip.to_string()).map_err(|l| {
+        state.metrics.rate_limited(l.limit);
+        OAuthError::RateLimited(l)
+    })?;
     if !has_media_type(req, "application/x-www-form-urlencoded") {
         return Err(OAuthError::InvalidRequest(
             "the request body must be application/x-www-form-urlencoded",
@@ -65,11 +91,17 @@ async fn client_form(
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
     let creds = ClientCredentials::extract(authorization, &params)?;
+    *claimed = Some(creds.client_id.clone());
     let now = state.clock.now();
     let client = grant::authenticate(state, &creds, now).await?;
+    let ctx = RequestContext {
+        ip,
+        auth_method: creds.method,
+    };
     Ok(ClientForm {
         params,
         client,
+        ctx,
         now,
     })
 }
@@ -82,28 +114,70 @@ fn no_store() -> HttpResponseBuilder {
     builder
 }
 
-/// The token endpoint.
+/// The token endpoint. Every outcome but a rate-limit refusal is audited.
 pub async fn token(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let mut request = None;
-    let form = client_form(&req, body, &state, |params| {
-        request = Some(TokenRequest::parse(params)?);
-        Ok(())
-    })
-    .await?;
-    let request = request.ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
-    let issued = grant::issue(&state, &form.client, request, form.now).await?;
-    let scope = issued.scope.to_string();
-    Ok(no_store().json(TokenResponse {
-        access_token: &issued.access_token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        scope: &scope,
-        refresh_token: issued.refresh_token.as_ref().map(RefreshToken::expose),
-    }))
+    let mut claimed = None;
+    let mut grant_name = "unknown";
+    let outcome = async {
+        let mut request = None;
+        let form = client_form(&req, body, &state, &mut claimed, |params| {
+            let parsed = TokenRequest::parse(params)?;
+            grant_name = parsed.grant_name();
+            request = Some(parsed);
+            Ok(())
+        })
+        .await?;
+        let request = request.ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
+        let issued = grant::issue(&state, &form.client, request, form.ctx, form.now).await?;
+        Ok::<_, OAuthError>((form.client, issued))
+    }
+    .await;
+    let now = state.clock.now();
+    match outcome {
+        Ok((client, issued)) => {
+            state.metrics.token_issued(grant_name);
+            let event = AuditEvent::new("token_issued", format!("client:{}", client.id), now)
+                .client(client.id.as_str())
+                .details(json!({
+                    "grant_type": grant_name,
+                    "jti": issued.jti,
+                    "scope": issued.scope.to_string(),
+                    "expires_in": issued.expires_in,
+                    "refresh_token_issued": issued.refresh_token.is_some(),
+                }));
+            state.audit.record(event).await;
+            let scope = issued.scope.to_string();
+            Ok(no_store().json(TokenResponse {
+                access_token: &issued.access_token,
+                token_type: "Bearer",
+                expires_in: issued.expires_in,
+                scope: &scope,
+                refresh_token: issued.refresh_token.as_ref().map(RefreshToken::expose),
+            }))
+        }
+        Err(e) => {
+            state.metrics.token_denied(e.code());
+            if !matches!(e, OAuthError::RateLimited(_)) {
+                let actor = claimed
+                    .as_deref()
+                    .map_or_else(|| "anonymous".to_owned(), |c| format!("client:{c}"));
+                let mut event = AuditEvent::new("token_denied", actor, now)
+                    .reason(e.code())
+                    .details(
+                        json!({ "grant_type": grant_name, "error_description": e.to_string() }),
+                    );
+                if let Some(c) = claimed {
+                    event = event.client(c);
+                }
+                state.audit.record(event).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The introspection endpoint.
@@ -112,7 +186,7 @@ pub async fn introspection(
     body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = client_form(&req, body, &state, |_| Ok(())).await?;
+    let form = client_form(&req, body, &state, &mut None, |_| Ok(())).await?;
     let reference = TokenReference::parse(&form.params)?;
     let answer = introspect::introspect(&state, &form.client, &reference, form.now).await?;
     Ok(no_store().json(answer))
@@ -124,7 +198,7 @@ pub async fn revocation(
     body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = client_form(&req, body, &state, |_| Ok(())).await?;
+    let form = client_form(&req, body, &state, &mut None, |_| Ok(())).await?;
     let reference = TokenReference::parse(&form.params)?;
     revoke::revoke(&state, &form.client, &reference, form.now).await?;
     Ok(no_store().finish())

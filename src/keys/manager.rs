@@ -52,6 +52,9 @@ pub struct RotationReport {
     pub removed: Vec<String>,
     /// What this rotation may break, in plain words.
     pub warnings: Vec<String>,
+    /// The changes applied (for the audit trail).
+    #[serde(skip)]
+    pub changes: Vec<KeyChange>,
 }
 
 /// One key as `GET /admin/keys` and `portcullis keys list` show it (never private material).
@@ -174,12 +177,13 @@ impl KeyManager {
 
     /// The periodic check: flush consumer sightings, apply what is due, and
     /// reload keys (including changes made by other replicas).
-    pub async fn tick(&self, now: DateTime<Utc>) -> Result<(), KeySetError> {
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<Vec<KeyChange>, KeySetError> {
         self.flush_consumers(now).await?;
         let keys = self.store.signing_keys().await?;
         let due = lifecycle::plan(&keys, &self.policy, Trigger::Scheduled, now, |_| Err(()));
-        if !matches!(due, Ok(ref changes) if changes.is_empty()) {
-            let changes = change(
+        let mut changes = Vec::new();
+        if !matches!(due, Ok(ref c) if c.is_empty()) {
+            changes = change(
                 &self.store,
                 &self.ring,
                 &self.policy,
@@ -189,7 +193,8 @@ impl KeyManager {
             .await?;
             log_changes(&changes, "scheduled");
         }
-        self.reload().await
+        self.reload().await?;
+        Ok(changes)
     }
 
     /// Re-reads the keys and installs them if they changed.
@@ -267,6 +272,7 @@ impl KeyManager {
                 })
                 .collect(),
             warnings,
+            changes,
         })
     }
 

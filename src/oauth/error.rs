@@ -39,6 +39,15 @@ pub enum OAuthError {
     /// A requested resource is malformed or not allowed ([RFC 8707 §2](https://www.rfc-editor.org/rfc/rfc8707#section-2)).
     #[error("{0}")]
     InvalidTarget(&'static str),
+    /// A rate limit or quota refused the request (429 with `Retry-After`).
+    #[error("too many requests ({}); retry after {} s", .0.limit, .0.retry_after)]
+    RateLimited(crate::protect::Limited),
+    /// The token policy denied the request (the reason is the policy's).
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The token policy could not be evaluated: fail closed (503).
+    #[error("the token policy is unavailable; no tokens are issued until it is fixed")]
+    PolicyUnavailable,
     /// Something failed on the server; the cause is logged, not sent.
     #[error("the server could not complete the request")]
     Server(#[source] anyhow::Error),
@@ -56,6 +65,9 @@ impl OAuthError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::RateLimited(_) => "rate_limited",
+            Self::AccessDenied(_) => "access_denied",
+            Self::PolicyUnavailable => "temporarily_unavailable",
             Self::Server(_) => "server_error",
         }
     }
@@ -67,6 +79,8 @@ impl OAuthError {
             Self::InvalidClient { .. } => 401,
             Self::BodyTooLarge(_) => 413,
             Self::Forbidden(_) => 403,
+            Self::RateLimited(_) => 429,
+            Self::PolicyUnavailable => 503,
             Self::Server(_) => 500,
             _ => 400,
         }

@@ -1,14 +1,20 @@
 //! Grants: authenticate the client, apply the grant's rules, sign the token.
 //! Domain types in, domain types out; the caller passes `now`.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
 
 use super::{
     audience, client_auth::ClientCredentials, refresh, request::TokenRequest, scope::ScopeSet,
     OAuthError,
 };
 use crate::{
-    clients::{Client, ClientId, GrantType},
+    audit::AuditEvent,
+    clients::{AuthMethod, Client, ClientId, ClientView, GrantType},
+    policy::PolicyError,
+    protect::Limited,
     state::AppState,
     store::Store,
     token::{encode, refresh::RefreshToken, AccessTokenClaims},
@@ -19,6 +25,8 @@ use crate::{
 pub struct IssuedToken {
     /// The signed JWT.
     pub access_token: String,
+    /// Its `jti`.
+    pub jti: String,
     /// Lifetime in seconds.
     pub expires_in: u32,
     /// Granted scope.
@@ -28,7 +36,9 @@ pub struct IssuedToken {
 }
 
 /// Authenticates the client: the same failure, and the same argon2 work, for
-/// an unknown client, a wrong secret and an expired secret.
+/// an unknown client, a wrong or expired secret, and a locked client. Applies
+/// the per-client rate limit (keyed by the claimed id, known or not) and
+/// counts failures towards lockout.
 #[tracing::instrument(skip_all, fields(client_id = %creds.client_id))]
 pub async fn authenticate(
     state: &AppState,
@@ -40,22 +50,45 @@ pub async fn authenticate(
         Ok(id) => state.store.find_client(&id).await.map_err(server)?,
         Err(_) => None,
     };
+    state
+        .limits
+        .check_client(&creds.client_id, client.as_ref())
+        .map_err(|l| rate_limited(state, l))?;
+    let locked = client
+        .as_ref()
+        .is_some_and(|c| c.locked_until.is_some_and(|t| t > now));
     let hashes = match &client {
-        Some(c) => state
+        Some(c) if !locked => state
             .store
             .active_secrets(&c.id, now)
             .await
             .map_err(server)?,
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     let verified = state.verifier.verify(&creds.secret, hashes).await;
+    state.metrics.secret_verified();
     let client = match client {
         Some(c) if verified => c,
-        _ => {
+        Some(c) => {
+            let reason = if locked {
+                "client_locked"
+            } else {
+                "bad_credentials"
+            };
+            tracing::info!(reason, "client authentication failed");
+            if !locked {
+                if let Some(until) = state.lockout.record_failure(c.id.as_str(), now) {
+                    lock(state, &c, until, now).await?;
+                }
+            }
+            return Err(OAuthError::authentication_failed(basic));
+        }
+        None => {
             tracing::info!(reason = "bad_credentials", "client authentication failed");
             return Err(OAuthError::authentication_failed(basic));
         }
     };
+    state.lockout.clear(client.id.as_str());
     if client.auth_method != creds.method {
         return Err(OAuthError::InvalidClient {
             basic_attempted: basic,
@@ -72,12 +105,54 @@ pub async fn authenticate(
     Ok(client)
 }
 
+/// Locks `client` until `until` after too many failures, and audits it.
+async fn lock(
+    state: &AppState,
+    client: &Client,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    state
+        .store
+        .set_client_lock(&client.id, Some(until))
+        .await
+        .map_err(server)?;
+    state.metrics.lockout();
+    tracing::warn!(locked_until = %until, "client locked after repeated failed authentication");
+    let event = AuditEvent::new("client_locked", "system", now)
+        .client(client.id.as_str())
+        .reason("repeated failed authentication")
+        .details(serde_json::json!({
+            "locked_until": until.timestamp(),
+            "failures": state.settings.lockout_threshold,
+            "window_seconds": state.settings.lockout_window,
+        }));
+    state.audit.record(event).await;
+    Ok(())
+}
+
+/// Counts a limit hit and turns it into the OAuth error.
+pub(super) fn rate_limited(state: &AppState, limited: Limited) -> OAuthError {
+    state.metrics.rate_limited(limited.limit);
+    OAuthError::RateLimited(limited)
+}
+
+/// Where a token request came from, for the policy and the audit trail.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestContext {
+    /// The caller's address (behind trusted proxies, the forwarded one).
+    pub ip: IpAddr,
+    /// How the client authenticated.
+    pub auth_method: AuthMethod,
+}
+
 /// Runs a token request for an authenticated client.
 #[tracing::instrument(skip_all, fields(client_id = %client.id))]
 pub async fn issue(
     state: &AppState,
     client: &Client,
     request: TokenRequest,
+    ctx: RequestContext,
     now: DateTime<Utc>,
 ) -> Result<IssuedToken, OAuthError> {
     match request {
@@ -97,18 +172,110 @@ pub async fn issue(
                 }
             };
             let audiences = audience::resolve(client, &resources)?;
+            let grant = Grant {
+                name: "client_credentials",
+                ctx,
+            };
+            let (granted, claims) =
+                apply_policy(state, client, scope.clone(), &audiences, grant, now)?;
+            take_quota(state, client, now).await?;
+            // The refresh family keeps the grant's scope; the policy narrows each access token.
             let refresh_token = if client.grant_types.contains(&GrantType::RefreshToken) {
                 Some(refresh::start_family(state, client, &scope, &audiences, now).await?)
             } else {
                 None
             };
-            sign(state, client, scope, audiences, refresh_token, now)
+            sign(
+                state,
+                client,
+                granted,
+                audiences,
+                claims,
+                refresh_token,
+                now,
+            )
         }
         TokenRequest::RefreshToken {
             refresh_token,
             scope,
             resources,
-        } => refresh::exchange(state, client, &refresh_token, scope, &resources, now).await,
+        } => {
+            let grant = Grant {
+                name: "refresh_token",
+                ctx,
+            };
+            refresh::exchange(state, client, &refresh_token, scope, &resources, grant, now).await
+        }
+    }
+}
+
+/// The grant being run and where its request came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Grant {
+    /// The grant's wire name.
+    pub name: &'static str,
+    /// Where the request came from.
+    pub ctx: RequestContext,
+}
+
+/// Counts the token against the client's quotas.
+pub(super) async fn take_quota(
+    state: &AppState,
+    client: &Client,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    state
+        .quotas
+        .take(&state.store, client, now)
+        .await
+        .map_err(|l| rate_limited(state, l))
+}
+
+/// Runs the token policy, if any: it may deny, narrow the scope, or add claims.
+pub(super) fn apply_policy(
+    state: &AppState,
+    client: &Client,
+    scope: ScopeSet,
+    audiences: &[String],
+    grant: Grant,
+    now: DateTime<Utc>,
+) -> Result<(ScopeSet, Map<String, Value>), OAuthError> {
+    let Some(policy) = &state.policy else {
+        return Ok((scope, Map::new()));
+    };
+    let input = serde_json::json!({
+        "client": ClientView::new(client, None),
+        "grant_type": grant.name,
+        "scopes": scope.iter().collect::<Vec<_>>(),
+        "audiences": audiences,
+        "source_ip": grant.ctx.ip.to_string(),
+        "auth_method": grant.ctx.auth_method.as_str(),
+        "certificate": Value::Null,
+        "time": {
+            "unix": now.timestamp(),
+            "rfc3339": now.to_rfc3339(),
+            "hour": now.format("%H").to_string().parse::<u32>().unwrap_or(0),
+            "minute": now.format("%M").to_string().parse::<u32>().unwrap_or(0),
+            "weekday": now.format("%a").to_string(),
+        },
+    });
+    match policy.evaluate(&input) {
+        Ok(decision) => {
+            let narrowed = match decision.scopes {
+                Some(allowed) => scope
+                    .iter()
+                    .filter(|s| allowed.iter().any(|a| a == s))
+                    .map(str::to_owned)
+                    .collect(),
+                None => scope,
+            };
+            Ok((narrowed, decision.claims))
+        }
+        Err(PolicyError::Denied(reason)) => Err(OAuthError::AccessDenied(reason)),
+        Err(PolicyError::Unavailable(why)) => {
+            tracing::error!(error = %why, "token policy failed: request denied (fail closed)");
+            Err(OAuthError::PolicyUnavailable)
+        }
     }
 }
 
@@ -118,6 +285,7 @@ pub(super) fn sign(
     client: &Client,
     scope: ScopeSet,
     audiences: Vec<String>,
+    extra: Map<String, Value>,
     refresh_token: Option<RefreshToken>,
     now: DateTime<Utc>,
 ) -> Result<IssuedToken, OAuthError> {
@@ -137,12 +305,14 @@ pub(super) fn sign(
         jti: uuid::Uuid::new_v4().to_string(),
         client_id: client.id.to_string(),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
+        extra,
     };
     let key = state.keys.current();
     let access_token = encode(&key, &claims).map_err(|e| OAuthError::Server(e.into()))?;
     tracing::info!(jti = %claims.jti, kid = key.kid(), "access token issued");
     Ok(IssuedToken {
         access_token,
+        jti: claims.jti,
         expires_in: ttl,
         scope,
         refresh_token,

@@ -6,11 +6,12 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    grant::{self, server, IssuedToken},
+    grant::{self, server, Grant, IssuedToken},
     scope::ScopeSet,
     OAuthError,
 };
 use crate::{
+    audit::AuditEvent,
     clients::{Client, GrantType},
     state::AppState,
     store::Store,
@@ -81,6 +82,7 @@ pub async fn exchange(
     presented: &str,
     scope: Option<ScopeSet>,
     resources: &[String],
+    grant: Grant,
     now: DateTime<Utc>,
 ) -> Result<IssuedToken, OAuthError> {
     if !client.grant_types.contains(&GrantType::RefreshToken) {
@@ -137,6 +139,8 @@ pub async fn exchange(
         ));
     }
     let audiences = narrow_audiences(&still_allowed, resources)?;
+    let (scope, claims) = grant::apply_policy(state, client, scope, &audiences, grant, now)?;
+    grant::take_quota(state, client, now).await?;
     let (idle, _) = lifetimes(state, client);
     let successor =
         RefreshToken::generate().map_err(|_| server(anyhow::anyhow!("random generator failed")))?;
@@ -154,10 +158,18 @@ pub async fn exchange(
     {
         Rotation::Rotated => {
             tracing::info!(family_id = %family.id, "refresh token rotated");
-            grant::sign(state, client, scope, audiences, Some(successor), now)
+            grant::sign(
+                state,
+                client,
+                scope,
+                audiences,
+                claims,
+                Some(successor),
+                now,
+            )
         }
         Rotation::Reused => {
-            audit_reuse(client, &family.id);
+            audit_reuse(state, client, &family.id, now).await;
             Err(INVALID)
         }
         Rotation::Unknown => Err(INVALID),
@@ -194,19 +206,21 @@ async fn reuse_detected(
         .revoke_refresh_family(family_id, "reuse", now)
         .await
         .map_err(server)?;
-    audit_reuse(client, family_id);
+    audit_reuse(state, client, family_id, now).await;
     Ok(())
 }
 
-/// The audit event of a detected reuse: one structured log line.
-fn audit_reuse(client: &Client, family_id: &str) {
+/// The audit event of a detected reuse.
+async fn audit_reuse(state: &AppState, client: &Client, family_id: &str, now: DateTime<Utc>) {
     tracing::warn!(
-        target: "portcullis::audit",
-        event = "refresh_token_reuse",
-        client_id = %client.id,
         family_id,
         "a rotated refresh token was presented again; its whole family is revoked"
     );
+    let event = AuditEvent::new("refresh_token_reuse", format!("client:{}", client.id), now)
+        .client(client.id.as_str())
+        .reason("a rotated refresh token was presented again; the family is revoked")
+        .details(serde_json::json!({ "family_id": family_id }));
+    state.audit.record(event).await;
 }
 
 #[cfg(test)]

@@ -122,6 +122,15 @@ impl TokenReference {
 }
 
 impl TokenRequest {
+    /// The grant's wire name.
+    #[must_use]
+    pub fn grant_name(&self) -> &'static str {
+        match self {
+            Self::ClientCredentials { .. } => "client_credentials",
+            Self::RefreshToken { .. } => "refresh_token",
+        }
+    }
+
     /// Parses the grant-specific parameters.
     pub fn parse(params: &FormParams) -> Result<Self, OAuthError> {
         for name in [

@@ -11,6 +11,7 @@ use super::{
     OAuthError,
 };
 use crate::{
+    audit::AuditEvent,
     clients::{Client, ClientId},
     state::AppState,
     store::Store,
@@ -61,13 +62,10 @@ async fn revoke_access(
             .revoke_access_token(&claims.jti, &client, expires_at)
             .await
             .map_err(server)?;
-        tracing::info!(
-            target: "portcullis::audit",
-            event = "access_token_revoked",
-            client_id = %caller.id,
-            jti = %claims.jti,
-            "access token revoked"
-        );
+        let event = AuditEvent::new("access_token_revoked", format!("client:{}", caller.id), now)
+            .client(caller.id.as_str())
+            .details(serde_json::json!({ "jti": claims.jti }));
+        state.audit.record(event).await;
     }
     Ok(true)
 }
@@ -98,12 +96,13 @@ async fn revoke_refresh(
         .revoke_refresh_family(&record.family.id, "revoked", now)
         .await
         .map_err(server)?;
-    tracing::info!(
-        target: "portcullis::audit",
-        event = "refresh_token_revoked",
-        client_id = %caller.id,
-        family_id = %record.family.id,
-        "refresh token family revoked"
-    );
+    let event = AuditEvent::new(
+        "refresh_token_revoked",
+        format!("client:{}", caller.id),
+        now,
+    )
+    .client(caller.id.as_str())
+    .details(serde_json::json!({ "family_id": record.family.id }));
+    state.audit.record(event).await;
     Ok(true)
 }

@@ -11,6 +11,7 @@
 mod postgres;
 mod rows;
 mod shared;
+mod shared_audit;
 mod shared_tokens;
 mod sqlite;
 
@@ -23,8 +24,10 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::{
+    audit::{chain::AuditRecord, AuditEvent, AuditFilter},
     clients::{Client, ClientId, SecretHash},
     keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
+    protect::quota::Period,
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
 };
 
@@ -72,6 +75,19 @@ pub struct NewSecret {
     pub hash: SecretHash,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+}
+
+/// Tokens issued to a client in one quota window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageCount {
+    /// The client.
+    pub client_id: ClientId,
+    /// Hour or day.
+    pub period: Period,
+    /// Start of the window.
+    pub window_start: DateTime<Utc>,
+    /// Tokens issued (an increment when adding, the total when read back).
+    pub issued: u64,
 }
 
 /// The storage contract both engines fulfil identically.
@@ -191,6 +207,29 @@ pub trait Store: Send + Sync {
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Locks a client until `until`, or unlocks it (`None`); `NotFound` if absent.
+    fn set_client_lock(
+        &self,
+        client: &ClientId,
+        until: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds token counts (of existing clients) and returns the totals of the
+    /// same windows; windows older than two days are forgotten.
+    fn add_token_usage(
+        &self,
+        increments: &[UsageCount],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<UsageCount>, StoreError>> + Send;
+    /// Appends events to the hash-chained audit trail, in one transaction.
+    fn append_audit_events(
+        &self,
+        events: &[AuditEvent],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Audit events matching `filter`, in chain order.
+    fn audit_events(
+        &self,
+        filter: &AuditFilter,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
     /// Consumers seen since `since`.
     fn jwks_consumers_since(
         &self,
@@ -219,6 +258,15 @@ impl Storage {
             Ok(Self::Postgres(
                 PgStore::connect(url, max_connections).await?,
             ))
+        }
+    }
+
+    /// Pool connections: open, and idle among them.
+    #[must_use]
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match self {
+            Self::Postgres(s) => s.pool_stats(),
+            Self::Sqlite(s) => s.pool_stats(),
         }
     }
 
@@ -354,6 +402,26 @@ impl Store for Storage {
     }
     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         delegate!(self, purge_expired_tokens(now))
+    }
+    async fn set_client_lock(
+        &self,
+        client: &ClientId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, set_client_lock(client, until))
+    }
+    async fn add_token_usage(
+        &self,
+        increments: &[UsageCount],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        delegate!(self, add_token_usage(increments, now))
+    }
+    async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        delegate!(self, append_audit_events(events))
+    }
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        delegate!(self, audit_events(filter))
     }
     async fn jwks_consumers_since(
         &self,

@@ -9,12 +9,14 @@ use sqlx::{
 };
 
 use super::{
-    rows::{ClientColumns, ClientRow, DbTime, KeyRow, RefreshRow},
+    rows::{AuditRow, ClientColumns, ClientRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
+    shared_audit::shared_audit_methods,
     shared_tokens::{shared_token_helpers, shared_token_methods},
-    NewSecret, Store, StoreError,
+    NewSecret, Store, StoreError, UsageCount,
 };
 use crate::{
+    audit::{chain, AuditEvent, AuditFilter},
     clients::{Client, ClientId, SecretHash},
     keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
@@ -29,6 +31,12 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Open connections, and idle ones among them.
+    #[must_use]
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     /// Connects (`postgres://…`, `sslmode` and `sslrootcert` honoured) and migrates.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("portcullis");
@@ -48,6 +56,7 @@ shared_token_helpers!(Postgres);
 impl Store for PgStore {
     shared_store_methods!();
     shared_token_methods!();
+    shared_audit_methods!(Postgres);
 
     async fn change_signing_keys<E, F>(
         &self,
@@ -57,13 +66,9 @@ impl Store for PgStore {
         E: Send,
         F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send,
     {
-        let mut tx = self.pool.begin().await?;
         // A transaction-scoped advisory lock: one key change at a time across
         // every replica; released at commit or rollback.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(KEY_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = begin_locked(&self.pool, KEY_LOCK).await?;
         let keys = select_keys(&mut tx).await?;
         let changes = match decide(&keys) {
             Ok(changes) => changes,
@@ -76,3 +81,17 @@ impl Store for PgStore {
 }
 /// Advisory lock id guarding signing-key changes ("portcull" in ASCII).
 const KEY_LOCK: i64 = 0x706f_7274_6375_6c6c;
+/// Advisory lock id guarding the audit chain ("portaudt").
+const AUDIT_LOCK: i64 = 0x706f_7274_6175_6474;
+/// Begins a transaction holding the advisory lock `lock` until it ends.
+async fn begin_locked(
+    pool: &PgPool,
+    lock: i64,
+) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(lock)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}

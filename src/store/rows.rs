@@ -15,6 +15,7 @@ use sqlx::{
 
 use super::StoreError;
 use crate::{
+    audit::chain::AuditRecord,
     clients::{AuthMethod, Client, ClientId, GrantType},
     keys::{Algorithm, KeyState, StoredKey},
     oauth::scope::ScopeSet,
@@ -78,6 +79,11 @@ pub struct ClientRow {
     refresh_token_idle_ttl: Option<i64>,
     refresh_token_absolute_ttl: Option<i64>,
     tokens_revoked_before: Option<DbTime>,
+    locked_until: Option<DbTime>,
+    rate_limit_per_second: Option<i64>,
+    rate_limit_burst: Option<i64>,
+    token_quota_per_hour: Option<i64>,
+    token_quota_per_day: Option<i64>,
 }
 
 /// Column values of a client, in the order of the shared SQL's parameters.
@@ -96,6 +102,10 @@ pub struct ClientColumns {
     pub allow_introspection: bool,
     pub refresh_token_idle_ttl: Option<i64>,
     pub refresh_token_absolute_ttl: Option<i64>,
+    pub rate_limit_per_second: Option<i64>,
+    pub rate_limit_burst: Option<i64>,
+    pub token_quota_per_hour: Option<i64>,
+    pub token_quota_per_day: Option<i64>,
 }
 
 impl From<&Client> for ClientColumns {
@@ -120,6 +130,10 @@ impl From<&Client> for ClientColumns {
             allow_introspection: c.allow_introspection,
             refresh_token_idle_ttl: c.refresh_token_idle_ttl.map(i64::from),
             refresh_token_absolute_ttl: c.refresh_token_absolute_ttl.map(i64::from),
+            rate_limit_per_second: c.rate_limit_per_second.map(i64::from),
+            rate_limit_burst: c.rate_limit_burst.map(i64::from),
+            token_quota_per_hour: c.token_quota_per_hour.map(i64::from),
+            token_quota_per_day: c.token_quota_per_day.map(i64::from),
         }
     }
 }
@@ -149,6 +163,11 @@ impl TryFrom<ClientRow> for Client {
             refresh_token_idle_ttl: r.refresh_token_idle_ttl.map(seconds),
             refresh_token_absolute_ttl: r.refresh_token_absolute_ttl.map(seconds),
             tokens_revoked_before: r.tokens_revoked_before.map(|t| t.0),
+            locked_until: r.locked_until.map(|t| t.0),
+            rate_limit_per_second: r.rate_limit_per_second.map(seconds),
+            rate_limit_burst: r.rate_limit_burst.map(seconds),
+            token_quota_per_hour: r.token_quota_per_hour.map(seconds),
+            token_quota_per_day: r.token_quota_per_day.map(seconds),
             enabled: r.enabled,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
@@ -156,7 +175,7 @@ impl TryFrom<ClientRow> for Client {
     }
 }
 
-/// A stored lifetime in seconds as `u32`.
+/// A stored positive count (lifetime in seconds, rate, quota) as `u32`.
 fn seconds(t: i64) -> u32 {
     t.clamp(1, i64::from(u32::MAX)) as u32
 }
@@ -228,6 +247,41 @@ impl TryFrom<RefreshRow> for RefreshRecord {
             issued_at: r.issued_at.0,
             expires_at: r.expires_at.0,
             consumed_at: r.consumed_at.map(|t| t.0),
+        })
+    }
+}
+
+/// An `audit_events` row.
+#[derive(sqlx::FromRow)]
+pub struct AuditRow {
+    id: i64,
+    occurred_at: DbTime,
+    kind: String,
+    actor: String,
+    client_id: Option<String>,
+    request_id: Option<String>,
+    reason: Option<String>,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl TryFrom<AuditRow> for AuditRecord {
+    type Error = StoreError;
+
+    fn try_from(r: AuditRow) -> Result<Self, StoreError> {
+        Ok(AuditRecord {
+            details: serde_json::from_str(&r.details)
+                .map_err(|_| StoreError::Corrupt(format!("audit event {}: details", r.id)))?,
+            id: r.id,
+            occurred_at: r.occurred_at.0,
+            kind: r.kind,
+            actor: r.actor,
+            client_id: r.client_id,
+            request_id: r.request_id,
+            reason: r.reason,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
         })
     }
 }

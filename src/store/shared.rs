@@ -20,8 +20,9 @@ macro_rules! shared_store_methods {
             sqlx::query(
                 "INSERT INTO clients (id, client_name, grant_types, token_endpoint_auth_method, scope, \
                  allowed_audiences, default_audience, access_token_ttl, enabled, created_at, updated_at, \
-                 allow_introspection, refresh_token_idle_ttl, refresh_token_absolute_ttl) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 allow_introspection, refresh_token_idle_ttl, refresh_token_absolute_ttl, \
+                 rate_limit_per_second, rate_limit_burst, token_quota_per_hour, token_quota_per_day) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             )
             .bind(c.id)
             .bind(c.client_name)
@@ -37,6 +38,10 @@ macro_rules! shared_store_methods {
             .bind(c.allow_introspection)
             .bind(c.refresh_token_idle_ttl)
             .bind(c.refresh_token_absolute_ttl)
+            .bind(c.rate_limit_per_second)
+            .bind(c.rate_limit_burst)
+            .bind(c.token_quota_per_hour)
+            .bind(c.token_quota_per_day)
             .execute(&mut *tx)
             .await?;
             insert_secret(&mut tx, &client.id, secret).await?;
@@ -82,7 +87,8 @@ macro_rules! shared_store_methods {
                 "UPDATE clients SET client_name = $2, grant_types = $3, token_endpoint_auth_method = $4, \
                  scope = $5, allowed_audiences = $6, default_audience = $7, access_token_ttl = $8, \
                  enabled = $9, updated_at = $10, allow_introspection = $11, refresh_token_idle_ttl = $12, \
-                 refresh_token_absolute_ttl = $13 WHERE id = $1",
+                 refresh_token_absolute_ttl = $13, rate_limit_per_second = $14, rate_limit_burst = $15, \
+                 token_quota_per_hour = $16, token_quota_per_day = $17, locked_until = $18 WHERE id = $1",
             )
             .bind(c.id)
             .bind(c.client_name)
@@ -97,6 +103,11 @@ macro_rules! shared_store_methods {
             .bind(c.allow_introspection)
             .bind(c.refresh_token_idle_ttl)
             .bind(c.refresh_token_absolute_ttl)
+            .bind(c.rate_limit_per_second)
+            .bind(c.rate_limit_burst)
+            .bind(c.token_quota_per_hour)
+            .bind(c.token_quota_per_day)
+            .bind(client.locked_until.map(DbTime))
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 0 {

@@ -136,6 +136,54 @@ macro_rules! shared_token_methods {
             Ok(families.rows_affected())
         }
 
+        async fn set_client_lock(&self, client: &ClientId, until: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+            let done = sqlx::query("UPDATE clients SET locked_until = $2 WHERE id = $1")
+                .bind(client.as_str())
+                .bind(until.map(DbTime))
+                .execute(&self.pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+
+        async fn add_token_usage(&self, increments: &[UsageCount], now: DateTime<Utc>) -> Result<Vec<UsageCount>, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            let mut totals = Vec::with_capacity(increments.len());
+            for inc in increments {
+                // Only for clients that still exist (a deleted client's counts are moot).
+                sqlx::query(
+                    "INSERT INTO token_usage (client_id, period, window_start, issued) \
+                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM clients WHERE id = $1) \
+                     ON CONFLICT (client_id, period, window_start) DO UPDATE SET issued = token_usage.issued + excluded.issued",
+                )
+                .bind(inc.client_id.as_str())
+                .bind(inc.period.as_str())
+                .bind(DbTime(inc.window_start))
+                .bind(i64::try_from(inc.issued).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+                let total: Option<(i64,)> = sqlx::query_as(
+                    "SELECT issued FROM token_usage WHERE client_id = $1 AND period = $2 AND window_start = $3",
+                )
+                .bind(inc.client_id.as_str())
+                .bind(inc.period.as_str())
+                .bind(DbTime(inc.window_start))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((issued,)) = total {
+                    totals.push(UsageCount { issued: u64::try_from(issued).unwrap_or(0), ..inc.clone() });
+                }
+            }
+            sqlx::query("DELETE FROM token_usage WHERE window_start < $1")
+                .bind(DbTime(now - chrono::Duration::days(2)))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(totals)
+        }
+
         async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let mut tx = self.pool.begin().await?;
             let denied = sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at <= $1")

@@ -9,12 +9,14 @@ use sqlx::{
 };
 
 use super::{
-    rows::{ClientColumns, ClientRow, DbTime, KeyRow, RefreshRow},
+    rows::{AuditRow, ClientColumns, ClientRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
+    shared_audit::shared_audit_methods,
     shared_tokens::{shared_token_helpers, shared_token_methods},
-    NewSecret, Store, StoreError,
+    NewSecret, Store, StoreError, UsageCount,
 };
 use crate::{
+    audit::{chain, AuditEvent, AuditFilter},
     clients::{Client, ClientId, SecretHash},
     keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
@@ -29,6 +31,12 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Open connections, and idle ones among them.
+    #[must_use]
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     /// Opens (creating the file and its directory if needed) and migrates.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -61,6 +69,7 @@ shared_token_helpers!(Sqlite);
 impl Store for SqliteStore {
     shared_store_methods!();
     shared_token_methods!();
+    shared_audit_methods!(Sqlite);
 
     async fn change_signing_keys<E, F>(
         &self,
@@ -72,7 +81,7 @@ impl Store for SqliteStore {
     {
         // BEGIN IMMEDIATE takes the database write lock before reading, so two
         // processes on one file cannot both decide on the same keys.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = begin_locked(&self.pool, KEY_LOCK).await?;
         let keys = select_keys(&mut tx).await?;
         let changes = match decide(&keys) {
             Ok(changes) => changes,
@@ -82,4 +91,18 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(Ok(changes))
     }
+}
+
+/// Lock purposes (SQLite takes its one write lock for each).
+const KEY_LOCK: i64 = 1;
+/// See [`KEY_LOCK`].
+const AUDIT_LOCK: i64 = 2;
+
+/// Begins a transaction holding the database write lock (SQLite has one lock;
+/// `_lock` names the purpose, as the PostgreSQL engine's advisory lock does).
+async fn begin_locked(
+    pool: &SqlitePool,
+    _lock: i64,
+) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }

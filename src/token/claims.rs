@@ -45,6 +45,9 @@ pub struct AccessTokenClaims {
     /// Granted scopes, space-separated; omitted when none were granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Claims a token policy added (names from `policy_claims` only).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[cfg(test)]

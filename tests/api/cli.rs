@@ -336,6 +336,11 @@ async fn serve_issues_tokens_shuts_down_gracefully_and_logs_no_secret(
         .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0: {status}");
+    // Every audit event accepted before the shutdown was written, and the chain holds:
+    // client_created, 3 token outcomes (issued, refresh, reuse denied), reuse, revocation, and more.
+    let report = portcullis(&dir, &url, &["audit", "verify"]).unwrap();
+    assert_eq!(report["intact"], true, "{report}");
+    assert!(report["events"].as_i64().unwrap() >= 7, "{report}");
     logs.extend(rx.try_iter());
     let all = logs.join("\n");
     assert!(all.contains("access token issued"), "issuance is logged");

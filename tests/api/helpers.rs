@@ -63,6 +63,9 @@ pub fn test_settings(database_url: &str, dir: &TempDir, overrides: Value) -> Set
         "workers": 1,
         "argon2_concurrency": 2,
         "key_refresh_interval": 0,
+        "rate_limit_ip_per_second": 0,
+        "rate_limit_client_per_second": 0,
+        "rate_limit_admin_per_second": 0,
     });
     Settings::from_figment(
         &Figment::new()
@@ -74,6 +77,7 @@ pub fn test_settings(database_url: &str, dir: &TempDir, overrides: Value) -> Set
 
 pub struct TestApp {
     pub base: String,
+    pub admin_port: Option<u16>,
     pub http: reqwest::Client,
     pub clock: Clock,
     pub state: AppState,
@@ -105,10 +109,12 @@ impl TestApp {
             .await
             .expect("server builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let admin_port = app.admin_port();
         let state = app.state().clone();
         tokio::spawn(app.run_until_stopped());
         Self {
             base,
+            admin_port,
             http: reqwest::Client::new(),
             clock,
             state,

@@ -42,6 +42,18 @@ impl AdminTokens {
             .fold(subtle::Choice::from(0), |acc, t| acc | t.ct_eq(&candidate))
             .into()
     }
+
+    /// How the audit trail names the holder of `presented`: a fingerprint
+    /// (8 bytes of SHA-256 over a different input than the stored digest).
+    #[must_use]
+    pub fn actor(presented: &[u8]) -> String {
+        let fp = sha256(&[b"portcullis-admin-actor:".as_slice(), presented].concat());
+        fp[..8].iter().fold(String::from("admin:"), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -50,30 +62,39 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Proof that the request carries a valid admin token.
+/// Proof that the request carries a valid admin token, within the admin rate limit.
 #[derive(Debug)]
-pub struct AdminPrincipal;
+pub struct AdminPrincipal {
+    /// The audit trail's name for this admin.
+    pub actor: String,
+}
 
 impl FromRequest for AdminPrincipal {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(ApiError::Unauthorized));
+        };
+        let ip = crate::http::token::caller_ip(req, state);
+        if let Err(limited) = state.limits.check_admin(&ip.to_string()) {
+            state.metrics.rate_limited(limited.limit);
+            return ready(Err(ApiError::RateLimited(limited)));
+        }
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim());
-        let ok = match (token, req.app_data::<web::Data<AppState>>()) {
-            (Some(t), Some(state)) if !t.is_empty() => state.admin_tokens.verify(t.as_bytes()),
-            _ => false,
-        };
-        ready(if ok {
-            Ok(Self)
-        } else {
-            Err(ApiError::Unauthorized)
+            .map(|(_, t)| t.trim())
+            .filter(|t| !t.is_empty());
+        ready(match token {
+            Some(t) if state.admin_tokens.verify(t.as_bytes()) => Ok(Self {
+                actor: AdminTokens::actor(t.as_bytes()),
+            }),
+            _ => Err(ApiError::Unauthorized),
         })
     }
 }

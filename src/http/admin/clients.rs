@@ -45,7 +45,7 @@ fn path_id(path: &web::Path<String>) -> &str {
 
 /// `POST /admin/clients`: register a client; the secret is in this response only.
 pub async fn create(
-    _: AdminPrincipal,
+    admin: AdminPrincipal,
     req: HttpRequest,
     body: Body,
     state: web::Data<AppState>,
@@ -57,7 +57,10 @@ pub async fn create(
         false,
         ApiError::InvalidClientMetadata,
     )?;
-    let (client, secret) = state.registry.create(request, state.clock.now()).await?;
+    let (client, secret) = state
+        .registry
+        .create(&admin.actor, request, state.clock.now())
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/admin/clients/{}", client.id)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -116,7 +119,7 @@ pub async fn show(
 
 /// `PUT /admin/clients/{client_id}`: replace the metadata (omitted fields take defaults).
 pub async fn update(
-    _: AdminPrincipal,
+    admin: AdminPrincipal,
     req: HttpRequest,
     path: web::Path<String>,
     body: Body,
@@ -131,18 +134,21 @@ pub async fn update(
     )?;
     let client = state
         .registry
-        .update(path_id(&path), request, state.clock.now())
+        .update(&admin.actor, path_id(&path), request, state.clock.now())
         .await?;
     Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
 }
 
 /// `DELETE /admin/clients/{client_id}`.
 pub async fn delete(
-    _: AdminPrincipal,
+    admin: AdminPrincipal,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.registry.delete(path_id(&path)).await?;
+    state
+        .registry
+        .delete(&admin.actor, path_id(&path), state.clock.now())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -157,7 +163,7 @@ pub struct RotateRequest {
 
 /// `POST /admin/clients/{client_id}/secret`: issue a new secret.
 pub async fn rotate_secret(
-    _: AdminPrincipal,
+    admin: AdminPrincipal,
     req: HttpRequest,
     path: web::Path<String>,
     body: Body,
@@ -173,7 +179,7 @@ pub async fn rotate_secret(
     let now = state.clock.now();
     let (secret, until) = state
         .registry
-        .rotate_secret(path_id(&path), request.grace_period, now)
+        .rotate_secret(&admin.actor, path_id(&path), request.grace_period, now)
         .await
         .map_err(|e| match e {
             RegistryError::InvalidMetadata(m) => ApiError::InvalidRequest(m),
@@ -191,26 +197,26 @@ pub async fn rotate_secret(
 
 /// `POST /admin/clients/{client_id}/disable`.
 pub async fn disable(
-    _: AdminPrincipal,
+    admin: AdminPrincipal,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state
         .registry
-        .set_enabled(path_id(&path), false, state.clock.now())
+        .set_enabled(&admin.actor, path_id(&path), false, state.clock.now())
         .await?;
     Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
 }
 
 /// `POST /admin/clients/{client_id}/enable`.
 pub async fn enable(
-    _: AdminPrincipal,
+    admin: AdminPrincipal,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state
         .registry
-        .set_enabled(path_id(&path), true, state.clock.now())
+        .set_enabled(&admin.actor, path_id(&path), true, state.clock.now())
         .await?;
     Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
 }
@@ -219,15 +225,32 @@ pub async fn enable(
 /// client stops working — its refresh tokens, and (on introspection) every
 /// access token issued until now.
 pub async fn revoke_tokens(
-    _: AdminPrincipal,
+    admin: AdminPrincipal,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
-    let families = state.registry.revoke_tokens(path_id(&path), now).await?;
+    let families = state
+        .registry
+        .revoke_tokens(&admin.actor, path_id(&path), now)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "client_id": path_id(&path),
         "refresh_token_families_revoked": families,
         "access_tokens_issued_before": now.timestamp(),
     })))
+}
+
+/// `POST /admin/clients/{client_id}/unlock`: lift a lockout now.
+pub async fn unlock(
+    admin: AdminPrincipal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state
+        .registry
+        .unlock(&admin.actor, path_id(&path), state.clock.now())
+        .await?;
+    state.lockout.clear(client.id.as_str());
+    Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
 }

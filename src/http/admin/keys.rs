@@ -43,7 +43,7 @@ pub struct RotateRequest {
 
 /// `POST /admin/keys/rotate`: promote the published next key now.
 pub async fn rotate(
-    _: AdminPrincipal,
+    admin: AdminPrincipal,
     req: HttpRequest,
     body: Body,
     state: web::Data<AppState>,
@@ -63,5 +63,18 @@ pub async fn rotate(
             RotateError::Unsafe(warnings) => ApiError::RotationUnsafe(warnings.join("; ")),
             RotateError::Keys(e) => ApiError::Internal(e.into()),
         })?;
+    crate::maintenance::audit_key_changes(&state, &report.changes, &admin.actor).await;
+    let kind = if request.compromised {
+        "key_compromised"
+    } else {
+        "key_rotated"
+    };
+    let event = crate::audit::AuditEvent::new(kind, admin.actor.clone(), state.clock.now())
+        .details(serde_json::json!({ "current": report.current, "next": report.next, "removed": report.removed, "warnings": report.warnings }));
+    state
+        .audit
+        .record_durable(event)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::Ok().json(report))
 }

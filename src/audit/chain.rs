@@ -1,0 +1,172 @@
+//! The hash chain of the audit trail: every event stores the hash of the one
+//! before it, so editing or deleting a row breaks the chain at that event.
+
+use chrono::{DateTime, Utc};
+use ring::digest;
+use serde::Serialize;
+
+/// The `prev_hash` of the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An event as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1, without gaps.
+    pub id: i64,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// What happened (`token_issued`, `client_updated`, …).
+    pub kind: String,
+    /// Who did it: `client:<id>`, `admin:<token fingerprint>`, `cli`, `system`.
+    pub actor: String,
+    /// The client concerned.
+    pub client_id: Option<String>,
+    /// The request it happened in.
+    pub request_id: Option<String>,
+    /// Why (for denials and failures).
+    pub reason: Option<String>,
+    /// Event-specific JSON (never secrets).
+    pub details: serde_json::Value,
+    /// Hash of the previous event.
+    pub prev_hash: String,
+    /// Hash of this event.
+    pub hash: String,
+}
+
+/// The hash of an event's content chained to `prev_hash`: SHA-256 (hex) of a
+/// JSON array of every field, so no two different events serialize alike.
+#[must_use]
+pub fn link(record: &AuditRecord, prev_hash: &str) -> String {
+    let canonical = serde_json::json!([
+        record.id,
+        record.occurred_at.timestamp_micros(),
+        record.kind,
+        record.actor,
+        record.client_id,
+        record.request_id,
+        record.reason,
+        record.details.to_string(),
+        prev_hash,
+    ])
+    .to_string();
+    hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Where a chain breaks.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct Break {
+    /// The first event that does not verify (or the id that is missing).
+    pub id: i64,
+    /// What is wrong there.
+    pub reason: &'static str,
+}
+
+/// Checks events in id order, continuing from `(last_id, last_hash)`;
+/// returns the new end of the chain, or the first break.
+pub fn verify(records: &[AuditRecord], last: (i64, &str)) -> Result<(i64, String), Break> {
+    let (mut last_id, mut last_hash) = (last.0, last.1.to_owned());
+    for r in records {
+        if r.id != last_id + 1 {
+            return Err(Break {
+                id: last_id + 1,
+                reason: "event missing (deleted)",
+            });
+        }
+        if r.prev_hash != last_hash {
+            return Err(Break {
+                id: r.id,
+                reason:
+                    "previous-hash link does not match (an earlier event was changed or removed)",
+            });
+        }
+        if link(r, &r.prev_hash) != r.hash {
+            return Err(Break {
+                id: r.id,
+                reason: "content does not match its hash (event edited)",
+            });
+        }
+        last_id = r.id;
+        last_hash.clone_from(&r.hash);
+    }
+    Ok((last_id, last_hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> Vec<AuditRecord> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|id| {
+                let mut r = AuditRecord {
+                    id,
+                    occurred_at: DateTime::from_timestamp(1_800_000_000 + id, 0).unwrap(),
+                    kind: "token_issued".into(),
+                    actor: "client:a".into(),
+                    client_id: Some("a".into()),
+                    request_id: None,
+                    reason: None,
+                    details: serde_json::json!({"n": id}),
+                    prev_hash: prev.clone(),
+                    hash: String::new(),
+                };
+                r.hash = link(&r, &prev);
+                prev.clone_from(&r.hash);
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let c = chain(5);
+        assert_eq!(verify(&c, (0, GENESIS)).unwrap().0, 5);
+        assert_eq!(
+            verify(&c[2..], (2, &c[1].hash)).unwrap().0,
+            5,
+            "verification resumes"
+        );
+    }
+
+    #[test]
+    fn an_edited_event_breaks_the_chain_at_that_event() {
+        let mut c = chain(5);
+        c[2].reason = Some("edited".into());
+        assert_eq!(verify(&c, (0, GENESIS)).unwrap_err().id, 3);
+    }
+
+    #[test]
+    fn a_deleted_event_is_found() {
+        let mut c = chain(5);
+        c.remove(3);
+        assert_eq!(
+            verify(&c, (0, GENESIS)).unwrap_err(),
+            Break {
+                id: 4,
+                reason: "event missing (deleted)"
+            }
+        );
+        let mut last_gone = chain(5);
+        last_gone.remove(0);
+        assert_eq!(verify(&last_gone, (0, GENESIS)).unwrap_err().id, 1);
+    }
+
+    #[test]
+    fn a_rehashed_edit_still_breaks_the_next_link() {
+        let mut c = chain(5);
+        c[1].details = serde_json::json!({"n": 99});
+        c[1].hash = link(&c[1], &c[1].prev_hash);
+        assert_eq!(verify(&c, (0, GENESIS)).unwrap_err().id, 3);
+    }
+}

@@ -1,0 +1,275 @@
+//! The audit trail (SPEC §3): every token issued or denied, refresh reuse,
+//! revocation, lockout, admin change and key rotation is an append-only,
+//! hash-chained event in the database and a JSON log line.
+//!
+//! Recording never waits for the database on the token path: events go to a
+//! bounded queue that one writer drains in batches (one transaction per
+//! batch). [`AuditSink::record_durable`] waits for the commit, for events an
+//! operator acted on (admin changes); [`AuditSink::flush`] at shutdown writes
+//! everything accepted before it.
+
+pub mod chain;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{Storage, Store};
+
+/// Largest batch written in one transaction.
+const BATCH: usize = 500;
+/// Events accepted but not yet written, at most (then recording waits).
+const QUEUE: usize = 50_000;
+
+/// An event to record.
+#[derive(Clone, Debug)]
+pub struct AuditEvent {
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+    /// What.
+    pub kind: &'static str,
+    /// Who.
+    pub actor: String,
+    /// The client concerned.
+    pub client_id: Option<String>,
+    /// The request.
+    pub request_id: Option<String>,
+    /// Why (denials, failures).
+    pub reason: Option<String>,
+    /// Event-specific JSON; never secrets.
+    pub details: Value,
+}
+
+impl AuditEvent {
+    /// An event of `kind` by `actor` at `now`.
+    #[must_use]
+    pub fn new(kind: &'static str, actor: impl Into<String>, now: DateTime<Utc>) -> Self {
+        Self {
+            occurred_at: now,
+            kind,
+            actor: actor.into(),
+            client_id: None,
+            request_id: crate::http::observe::current_request_id(),
+            reason: None,
+            details: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// Names the client concerned.
+    #[must_use]
+    pub fn client(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
+    /// Names the request.
+    #[must_use]
+    pub fn request(mut self, id: Option<&str>) -> Self {
+        self.request_id = id.map(str::to_owned);
+        self
+    }
+
+    /// Gives the reason.
+    #[must_use]
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Attaches details.
+    #[must_use]
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Which events `GET /admin/audit` returns.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only this client's events.
+    pub client_id: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Before.
+    pub until: Option<DateTime<Utc>>,
+    /// Events with a larger id (the page cursor).
+    pub after_id: i64,
+    /// Page size.
+    pub limit: u32,
+}
+
+#[derive(Debug)]
+enum Msg {
+    Event(AuditEvent, Option<oneshot::Sender<()>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The audit trail's entrance, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// The audit trail could not accept or write the event.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit trail is unavailable")]
+pub struct AuditUnavailable;
+
+impl AuditSink {
+    /// Starts the writer task over `store`.
+    #[must_use]
+    pub fn start(store: Storage) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_loop(store, rx));
+        Self { tx }
+    }
+
+    /// Records `event` (and logs it); returns once it is queued.
+    pub async fn record(&self, event: AuditEvent) {
+        log(&event);
+        if self.tx.send(Msg::Event(event, None)).await.is_err() {
+            tracing::error!("audit writer stopped; event kept only in the log");
+        }
+    }
+
+    /// Records `event` and waits until it is committed.
+    pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        log(&event);
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Event(event, Some(ack)))
+            .await
+            .map_err(|_| AuditUnavailable)?;
+        done.await.map_err(|_| AuditUnavailable)
+    }
+
+    /// Waits until every event recorded before this call is committed.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Where admin changes are recorded durably: the server's sink, or — for the
+/// CLI, which runs without a server — the store directly.
+#[derive(Clone, Debug)]
+pub enum Auditor {
+    /// Through the running server's writer.
+    Sink(AuditSink),
+    /// Straight into the store.
+    Direct(Storage),
+}
+
+impl Auditor {
+    /// Records `event` and waits until it is committed.
+    pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        match self {
+            Self::Sink(sink) => sink.record_durable(event).await,
+            Self::Direct(store) => {
+                log(&event);
+                store
+                    .append_audit_events(&[event])
+                    .await
+                    .map_err(|_| AuditUnavailable)
+            }
+        }
+    }
+}
+
+/// The result of `portcullis audit verify`.
+#[derive(Debug, serde::Serialize)]
+pub struct VerifyReport {
+    /// Events checked.
+    pub events: i64,
+    /// Whether the chain is intact.
+    pub intact: bool,
+    /// The first event that does not verify.
+    pub first_broken: Option<chain::Break>,
+}
+
+/// Walks the whole trail in id order, a page at a time, checking the chain.
+pub async fn verify_store(store: &Storage) -> Result<VerifyReport, crate::store::StoreError> {
+    let mut last = (0_i64, chain::GENESIS.to_owned());
+    loop {
+        let filter = AuditFilter {
+            after_id: last.0,
+            limit: 1000,
+            ..AuditFilter::default()
+        };
+        let page = store.audit_events(&filter).await?;
+        if page.is_empty() {
+            return Ok(VerifyReport {
+                events: last.0,
+                intact: true,
+                first_broken: None,
+            });
+        }
+        match chain::verify(&page, (last.0, &last.1)) {
+            Ok(end) => last = end,
+            Err(b) => {
+                return Ok(VerifyReport {
+                    events: last.0,
+                    intact: false,
+                    first_broken: Some(b),
+                })
+            }
+        }
+    }
+}
+
+fn log(e: &AuditEvent) {
+    tracing::info!(
+        target: "portcullis::audit",
+        event = e.kind,
+        actor = %e.actor,
+        client_id = e.client_id.as_deref(),
+        request_id = e.request_id.as_deref(),
+        reason = e.reason.as_deref(),
+        details = %e.details,
+        "audit"
+    );
+}
+
+async fn write_loop(store: Storage, mut rx: mpsc::Receiver<Msg>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = Vec::new();
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Msg::Event(e, ack) => {
+                    batch.push(e);
+                    acks.extend(ack);
+                }
+                Msg::Flush(ack) => acks.push(ack),
+            }
+            next = if batch.len() < BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        // A failed write is retried, never dropped: the events were accepted.
+        let mut delay = Duration::from_millis(100);
+        while !batch.is_empty() {
+            match store.append_audit_events(&batch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error.cause_chain = ?e, events = batch.len(), "audit write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `GET /admin/audit`: the audit trail, filtered and paginated.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::AdminPrincipal;
+use crate::{audit::AuditFilter, http::errors::ApiError, state::AppState, store::Store};
+
+/// Query of `GET /admin/audit`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    client_id: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+fn time(value: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            v.parse::<i64>()
+                .ok()
+                .and_then(|secs| DateTime::from_timestamp(secs, 0))
+                .or_else(|| {
+                    DateTime::parse_from_rfc3339(v)
+                        .ok()
+                        .map(|t| t.with_timezone(&Utc))
+                })
+                .ok_or_else(|| {
+                    ApiError::InvalidRequest(format!(
+                        "{name} must be RFC 3339 or seconds since the epoch"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// Events in chain order; `next_after` is the cursor of the next page.
+pub async fn list(
+    _: AdminPrincipal,
+    query: Result<web::Query<AuditQuery>, actix_web::Error>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {e}")))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    let filter = AuditFilter {
+        client_id: q.client_id.clone(),
+        kind: q.kind.clone(),
+        since: time(q.since.as_deref(), "since")?,
+        until: time(q.until.as_deref(), "until")?,
+        after_id: q.after.unwrap_or(0).max(0),
+        limit: limit + 1,
+    };
+    // Events recorded by this process so far are visible in the answer.
+    state.audit.flush().await;
+    let mut events = state
+        .store
+        .audit_events(&filter)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    let next_after = more.then(|| events.last().map(|e| e.id)).flatten();
+    Ok(HttpResponse::Ok().json(json!({ "events": events, "next_after": next_after })))
+}

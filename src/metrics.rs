@@ -1,0 +1,195 @@
+//! Prometheus metrics: counters and histograms updated as requests are
+//! served, plus gauges read at scrape time (keys, safety signal, database pool).
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+use crate::keys::{manager::KeyStatus, KeyState};
+
+type Labels = Vec<(&'static str, String)>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
+}
+
+/// The metrics updated while serving. Clones share the same counters.
+#[derive(Clone)]
+pub struct Metrics {
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram, fn() -> Histogram>,
+    tokens_issued: Family<Labels, Counter>,
+    tokens_denied: Family<Labels, Counter>,
+    rate_limited: Family<Labels, Counter>,
+    lockouts: Counter,
+    secret_verifications: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            tokens_issued: Family::default(),
+            tokens_denied: Family::default(),
+            rate_limited: Family::default(),
+            lockouts: Counter::default(),
+            secret_verifications: Counter::default(),
+        }
+    }
+}
+
+/// Values read at scrape time.
+pub struct Scrape<'a> {
+    /// The signing-key status.
+    pub keys: &'a KeyStatus,
+    /// Database pool: open connections and idle ones.
+    pub pool: (u32, usize),
+    /// Tokens counted against quotas: (client, period, issued).
+    pub quota_usage: Vec<(String, &'static str, u64)>,
+}
+
+impl Metrics {
+    /// One request served: `endpoint` is the route pattern.
+    pub fn observe_request(&self, endpoint: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&vec![
+                ("endpoint", endpoint.to_owned()),
+                ("method", method.to_owned()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+        self.latency
+            .get_or_create(&vec![("endpoint", endpoint.to_owned())])
+            .observe(seconds);
+    }
+
+    /// A token issued by `grant`.
+    pub fn token_issued(&self, grant: &'static str) {
+        self.tokens_issued
+            .get_or_create(&vec![("grant", grant.to_owned())])
+            .inc();
+    }
+
+    /// A token request denied with the OAuth error `reason`.
+    pub fn token_denied(&self, reason: &'static str) {
+        self.tokens_denied
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
+    }
+
+    /// A request refused by the limit `limit`.
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited
+            .get_or_create(&vec![("limit", limit.to_owned())])
+            .inc();
+    }
+
+    /// A client locked out.
+    pub fn lockout(&self) {
+        self.lockouts.inc();
+    }
+
+    /// An argon2 secret verification ran.
+    pub fn secret_verified(&self) {
+        self.secret_verifications.inc();
+    }
+
+    /// Renders everything in the Prometheus text format.
+    pub fn render(&self, scrape: &Scrape<'_>) -> Result<String, std::fmt::Error> {
+        let mut r = Registry::with_prefix("portcullis");
+        r.register(
+            "http_requests",
+            "HTTP requests by endpoint, method and status",
+            self.requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by endpoint",
+            self.latency.clone(),
+        );
+        r.register(
+            "tokens_issued",
+            "Access tokens issued, by grant",
+            self.tokens_issued.clone(),
+        );
+        r.register(
+            "tokens_denied",
+            "Token requests denied, by OAuth error",
+            self.tokens_denied.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "Requests refused by a rate limit or quota, by limit",
+            self.rate_limited.clone(),
+        );
+        r.register(
+            "lockouts",
+            "Clients locked after repeated failed authentication",
+            self.lockouts.clone(),
+        );
+        r.register(
+            "secret_verifications",
+            "argon2 client-secret verifications run",
+            self.secret_verifications.clone(),
+        );
+        let keys = Family::<Labels, Gauge>::default();
+        for state in [KeyState::Next, KeyState::Current, KeyState::Retired] {
+            let n = scrape.keys.keys.iter().filter(|k| k.state == state).count();
+            keys.get_or_create(&vec![("state", state.as_str().to_owned())])
+                .set(n as i64);
+        }
+        r.register("signing_keys", "Signing keys by lifecycle state", keys);
+        gauge(
+            &mut r,
+            "jwks_consumers_seen",
+            "JWKS consumers seen in the last 24 hours",
+            scrape.keys.consumers_seen_last_day as i64,
+        );
+        gauge(
+            &mut r,
+            "jwks_consumers_missing_next_key",
+            "JWKS consumers seen in the last 24 hours whose JWKS lacks the next signing key",
+            scrape.keys.consumers_missing_next_key.len() as i64,
+        );
+        gauge(
+            &mut r,
+            "next_key_rotation_timestamp_seconds",
+            "Earliest time of the next scheduled key rotation (0: none scheduled)",
+            scrape.keys.next_rotation_at.map_or(0, |t| t.timestamp()),
+        );
+        let pool = Family::<Labels, Gauge>::default();
+        pool.get_or_create(&vec![("state", "open".to_owned())])
+            .set(i64::from(scrape.pool.0));
+        pool.get_or_create(&vec![("state", "idle".to_owned())])
+            .set(scrape.pool.1 as i64);
+        r.register("db_pool_connections", "Database pool connections", pool);
+        let usage = Family::<Labels, Gauge>::default();
+        for (client, period, issued) in &scrape.quota_usage {
+            usage
+                .get_or_create(&vec![
+                    ("client_id", client.clone()),
+                    ("period", (*period).to_owned()),
+                ])
+                .set(*issued as i64);
+        }
+        r.register(
+            "client_tokens_in_quota_window",
+            "Tokens issued in the current quota window, per client with a quota",
+            usage,
+        );
+        let mut out = String::new();
+        encode(&mut out, &r)?;
+        Ok(out)
+    }
+}
+
+fn gauge(r: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    r.register(name, help, g);
+}

@@ -1,0 +1,88 @@
+//! The caller's address: the TCP peer, or — only when the peer is a
+//! configured trusted proxy — the nearest untrusted address in
+//! `X-Forwarded-For`. From anyone else the header is ignored, so it cannot be
+//! used to dodge per-address limits.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// Addresses and networks whose `X-Forwarded-For` is believed.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Parses addresses (`10.0.0.1`) and networks (`10.0.0.0/8`).
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        entries
+            .iter()
+            .map(|e| {
+                e.parse::<IpNet>()
+                    .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("trusted_proxies: {e:?} is not an IP address or network"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client address of a request from `peer` carrying `forwarded_for`.
+    #[must_use]
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let Some(header) = forwarded_for else {
+            return peer;
+        };
+        let hops: Vec<IpAddr> = header
+            .split(',')
+            .filter_map(|h| h.trim().parse().ok())
+            .collect();
+        // Walk from the nearest hop outwards; the first address we do not trust is the client.
+        hops.iter()
+            .rev()
+            .find(|ip| !self.trusts(**ip))
+            .or(hops.first())
+            .copied()
+            .unwrap_or(peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_trusted_proxies() {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into(), "192.168.1.5".into()]).unwrap();
+        let xff = Some("203.0.113.9, 10.1.2.3");
+        assert_eq!(proxies.client_ip(ip("10.9.9.9"), xff), ip("203.0.113.9"));
+        assert_eq!(
+            proxies.client_ip(ip("192.168.1.5"), Some("198.51.100.7")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            proxies.client_ip(ip("198.51.100.1"), xff),
+            ip("198.51.100.1"),
+            "untrusted peer"
+        );
+        assert_eq!(
+            proxies.client_ip(ip("10.9.9.9"), Some("garbage")),
+            ip("10.9.9.9")
+        );
+        assert_eq!(
+            proxies.client_ip(ip("10.9.9.9"), Some("10.1.1.1")),
+            ip("10.1.1.1"),
+            "all trusted"
+        );
+        assert!(TrustedProxies::parse(&["not-an-ip".into()]).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! Abuse protection for the OAuth and admin endpoints (SPEC §3 "Abuse
+//! limits"): the caller's address behind trusted proxies, GCRA rate limits
+//! per address and per client, token quotas per client and window, and
+//! lockout after repeated failed authentication.
+
+pub mod client_ip;
+pub mod lockout;
+pub mod quota;
+pub mod rate_limit;
+
+/// A request refused by a limit: when to retry, and which limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limited {
+    /// Seconds until a retry can succeed (at least 1).
+    pub retry_after: u64,
+    /// The limit that refused it (`ip`, `client`, `admin`, `quota_hour`, `quota_day`).
+    pub limit: &'static str,
+}

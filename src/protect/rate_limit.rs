@@ -1,0 +1,162 @@
+//! GCRA rate limits (governor) per source address, per client, and per
+//! address on the admin API. Time comes from the server [`Clock`], so tests
+//! move it instead of sleeping.
+
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use governor::{
+    clock::Clock as GovernorClock, middleware::NoOpMiddleware,
+    state::keyed::DefaultKeyedStateStore, state::InMemoryState, state::NotKeyed, Quota,
+    RateLimiter,
+};
+
+use super::Limited;
+use crate::{clients::Client, clock::Clock, config::Settings};
+
+/// The server clock as governor's clock: time since the epoch.
+#[derive(Clone, Debug)]
+pub struct LimiterClock(Clock);
+
+impl GovernorClock for LimiterClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        Duration::from_micros(u64::try_from(self.0.now().timestamp_micros()).unwrap_or(0))
+    }
+}
+
+type Keyed =
+    RateLimiter<String, DefaultKeyedStateStore<String>, LimiterClock, NoOpMiddleware<Duration>>;
+type Direct = RateLimiter<NotKeyed, InMemoryState, LimiterClock, NoOpMiddleware<Duration>>;
+
+/// A rate: sustained requests per second and burst.
+fn quota(per_second: u32, burst: u32) -> Option<Quota> {
+    let rate = NonZeroU32::new(per_second)?;
+    Some(Quota::per_second(rate).allow_burst(NonZeroU32::new(burst.max(1))?))
+}
+
+/// Every rate limiter of the server.
+pub struct RateLimits {
+    clock: LimiterClock,
+    ip: Option<Keyed>,
+    admin: Option<Keyed>,
+    client: Option<Keyed>,
+    overrides: Mutex<HashMap<String, Override>>,
+}
+
+/// A client's own limiter and the `(rate, burst)` it was built for.
+type Override = ((u32, u32), Arc<Direct>);
+
+impl RateLimits {
+    /// Limits as configured; a rate of 0 disables that limit.
+    #[must_use]
+    pub fn new(settings: &Settings, clock: Clock) -> Self {
+        let clock = LimiterClock(clock);
+        let keyed = |per_second, burst| {
+            quota(per_second, burst)
+                .map(|q| RateLimiter::new(q, DefaultKeyedStateStore::default(), clock.clone()))
+        };
+        Self {
+            ip: keyed(
+                settings.rate_limit_ip_per_second,
+                settings.rate_limit_ip_burst,
+            ),
+            admin: keyed(
+                settings.rate_limit_admin_per_second,
+                settings.rate_limit_admin_burst,
+            ),
+            client: keyed(
+                settings.rate_limit_client_per_second,
+                settings.rate_limit_client_burst,
+            ),
+            overrides: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    fn check(
+        &self,
+        limiter: Option<&Keyed>,
+        key: &str,
+        limit: &'static str,
+    ) -> Result<(), Limited> {
+        let Some(limiter) = limiter else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&key.to_owned())
+            .map_err(|not_until| Limited {
+                retry_after: not_until
+                    .wait_time_from(self.clock.now())
+                    .as_secs_f64()
+                    .ceil()
+                    .max(1.0) as u64,
+                limit,
+            })
+    }
+
+    /// The per-address limit of the OAuth endpoints.
+    pub fn check_ip(&self, ip: &str) -> Result<(), Limited> {
+        self.check(self.ip.as_ref(), ip, "ip")
+    }
+
+    /// The per-address limit of the admin API.
+    pub fn check_admin(&self, ip: &str) -> Result<(), Limited> {
+        self.check(self.admin.as_ref(), ip, "admin")
+    }
+
+    /// The per-client limit, keyed by the claimed client id whether or not it
+    /// exists (so the limit reveals nothing): the client's own rate when it has
+    /// one, else the default.
+    pub fn check_client(&self, claimed_id: &str, client: Option<&Client>) -> Result<(), Limited> {
+        let Some((client, per_second)) =
+            client.and_then(|c| c.rate_limit_per_second.map(|r| (c, r)))
+        else {
+            return self.check(self.client.as_ref(), claimed_id, "client");
+        };
+        let burst = client
+            .rate_limit_burst
+            .unwrap_or(per_second.saturating_mul(2));
+        let limiter = {
+            let Ok(mut overrides) = self.overrides.lock() else {
+                return Ok(());
+            };
+            let entry = overrides
+                .entry(client.id.to_string())
+                .or_insert_with(|| ((0, 0), Arc::new(direct(1, 1, &self.clock))));
+            if entry.0 != (per_second, burst) {
+                *entry = (
+                    (per_second, burst),
+                    Arc::new(direct(per_second, burst, &self.clock)),
+                );
+            }
+            Arc::clone(&entry.1)
+        };
+        limiter.check().map_err(|not_until| Limited {
+            retry_after: not_until
+                .wait_time_from(self.clock.now())
+                .as_secs_f64()
+                .ceil()
+                .max(1.0) as u64,
+            limit: "client",
+        })
+    }
+
+    /// Forgets addresses and clients that are back to a full burst (bounds memory).
+    pub fn retain_recent(&self) {
+        for limiter in [&self.ip, &self.admin, &self.client].into_iter().flatten() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn direct(per_second: u32, burst: u32, clock: &LimiterClock) -> Direct {
+    let q = quota(per_second.max(1), burst).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN));
+    RateLimiter::direct_with_clock(q, clock.clone())
+}

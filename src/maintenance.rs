@@ -1,4 +1,5 @@
-//! Background work of a running server: key checks (rotation, retention,
+//! Background work of a running server: client-change notices (PostgreSQL),
+//! key checks (rotation, retention,
 //! reloading other replicas' changes), purging expired token state, syncing
 //! token-quota counts across replicas, trimming rate-limiter memory, and
 //! reloading the policy file when it changes.
@@ -7,7 +8,12 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::task::JoinHandle;
 
-use crate::{audit::AuditEvent, keys::lifecycle::KeyChange, state::AppState, store::Store};
+use crate::{
+    audit::AuditEvent,
+    keys::lifecycle::KeyChange,
+    state::AppState,
+    store::{Storage, Store, CLIENT_CHANNEL},
+};
 
 /// How often quota counts are synced and the policy file is checked.
 const FAST: Duration = Duration::from_secs(2);
@@ -16,6 +22,12 @@ const FAST: Duration = Duration::from_secs(2);
 #[must_use]
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![every(FAST, state.clone(), fast_tick)];
+    if let Storage::Postgres(pg) = &state.store {
+        tasks.push(tokio::spawn(listen_for_client_changes(
+            pg.pool().clone(),
+            state.clone(),
+        )));
+    }
     if state.settings.key_refresh_interval > 0 {
         tasks.push(every(
             Duration::from_secs(state.settings.key_refresh_interval),
@@ -40,6 +52,38 @@ where
             work(state.clone()).await;
         }
     })
+}
+
+/// Drops clients from the cache when any replica announces a change
+/// (`NOTIFY portcullis_clients`). Whenever the subscription is (re)established
+/// or lost, the whole cache is dropped, since notices may have been missed.
+async fn listen_for_client_changes(pool: sqlx::PgPool, state: AppState) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(CLIENT_CHANNEL).await {
+                    tracing::error!(error.cause_chain = ?e, "could not subscribe to client changes");
+                } else {
+                    state.clients.clear();
+                    loop {
+                        match listener.recv().await {
+                            Ok(notice) => state.clients.invalidate(notice.payload()),
+                            Err(e) => {
+                                tracing::warn!(error.cause_chain = ?e, "client-change subscription lost; cache dropped");
+                                state.clients.clear();
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error.cause_chain = ?e, "could not listen for client changes; retrying")
+            }
+        }
+        state.clients.clear();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Rotate when due, drop expired keys, reload keys changed by other replicas

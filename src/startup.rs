@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::{
     audit::{AuditSink, Auditor},
-    clients::{Registry, SecretVerifier},
+    clients::{ClientCache, Registry, SecretVerifier},
     clock::Clock,
     config::Settings,
     http::{self, admin::auth::AdminTokens, Plane},
@@ -72,12 +72,18 @@ impl Application {
         let secs =
             |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
         let audit = AuditSink::start(store.clone());
+        let clients = Arc::new(
+            ClientCache::new()
+                .map_err(|_| anyhow::anyhow!("the system random generator failed"))?,
+        );
         let state = AppState {
             registry: Registry::new(
                 store.clone(),
                 settings.client_limits(),
                 Auditor::Sink(audit.clone()),
-            ),
+            )
+            .with_cache(Arc::clone(&clients)),
+            clients,
             audit,
             limits: Arc::new(RateLimits::new(&settings, clock.clone())),
             lockout: Arc::new(Lockout::new(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     audit::AuditSink,
-    clients::{Registry, SecretVerifier},
+    clients::{ClientCache, Registry, SecretVerifier},
     clock::Clock,
     config::Settings,
     http::admin::auth::AdminTokens,
@@ -36,6 +36,8 @@ pub struct AppState {
     pub verifier: SecretVerifier,
     /// Hashes of the admin bearer tokens.
     pub admin_tokens: Arc<AdminTokens>,
+    /// Client registrations and verified credentials in memory.
+    pub clients: Arc<ClientCache>,
     /// Request and token metrics.
     pub metrics: Metrics,
     /// The audit trail.

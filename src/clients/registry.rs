@@ -1,13 +1,15 @@
 //! Client registry operations (RFC 7591 / 7592 semantics), shared by the admin
 //! REST API and the CLI so both behave identically.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 
 use serde_json::json;
 
 use super::{
     model::{ClientMetadata, Limits, RegistrationRequest},
-    Client, ClientId, ClientView, PlainSecret,
+    Client, ClientCache, ClientId, ClientView, PlainSecret,
 };
 use crate::{
     audit::{AuditEvent, Auditor},
@@ -50,6 +52,7 @@ pub struct Registry {
     store: Storage,
     limits: Limits,
     auditor: Auditor,
+    cache: Option<Arc<ClientCache>>,
 }
 
 impl Registry {
@@ -60,7 +63,24 @@ impl Registry {
             store,
             limits,
             auditor,
+            cache: None,
         }
+    }
+
+    /// Drops changed clients from `cache` (the server's) as well.
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<ClientCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// After a change: forget the client here and tell the other replicas.
+    async fn changed(&self, id: &ClientId) -> Result<(), RegistryError> {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(id.as_str());
+        }
+        self.store.notify_client_changed(id).await?;
+        Ok(())
     }
 
     /// Registers a client and returns it with its generated secret (shown once).
@@ -135,6 +155,7 @@ impl Registry {
         let client = apply(meta, existing.id.clone(), Some(&existing), now);
         self.store.update_client(&client).await?;
         tracing::info!(client_id = %client.id, "client updated");
+        self.changed(&client.id).await?;
         self.audit(
             "client_updated",
             actor,
@@ -162,6 +183,7 @@ impl Registry {
         client.updated_at = now;
         self.store.update_client(&client).await?;
         tracing::info!(client_id = %client.id, enabled, "client enabled state changed");
+        self.changed(&client.id).await?;
         let kind = if enabled {
             "client_enabled"
         } else {
@@ -182,6 +204,7 @@ impl Registry {
     ) -> Result<u64, RegistryError> {
         let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
         let families = self.store.revoke_client_tokens(&id, now).await?;
+        self.changed(&id).await?;
         let event = AuditEvent::new("client_tokens_revoked", actor, now)
             .client(id.as_str())
             .details(json!({ "refresh_token_families_revoked": families, "access_tokens_issued_before": now.timestamp() }));
@@ -202,6 +225,7 @@ impl Registry {
     ) -> Result<Client, RegistryError> {
         let before = self.get(id).await?;
         self.store.set_client_lock(&before.id, None).await?;
+        self.changed(&before.id).await?;
         let after = self.get(id).await?;
         self.audit(
             "client_unlocked",
@@ -249,6 +273,7 @@ impl Registry {
         let before = self.get(id).await?;
         self.store.delete_client(&before.id).await?;
         tracing::info!(client_id = %before.id, "client deleted");
+        self.changed(&before.id).await?;
         self.audit(
             "client_deleted",
             actor,
@@ -281,6 +306,7 @@ impl Registry {
         let until = now + Duration::seconds(grace_secs);
         self.store.rotate_client_secret(&id, &new, until).await?;
         tracing::info!(client_id = %id, grace_secs, "client secret rotated");
+        self.changed(&id).await?;
         let event = AuditEvent::new("client_secret_rotated", actor, now)
             .client(id.as_str())
             .details(json!({ "grace_period": grace_secs, "previous_secrets_expire_at": until.timestamp() }));

@@ -46,30 +46,42 @@ pub async fn authenticate(
     now: DateTime<Utc>,
 ) -> Result<Client, OAuthError> {
     let basic = creds.basic_attempted();
-    let client = match ClientId::parse(&creds.client_id) {
-        Ok(id) => state.store.find_client(&id).await.map_err(server)?,
+    let entry = match ClientId::parse(&creds.client_id) {
+        Ok(id) => state
+            .clients
+            .get(&state.store, &id, now)
+            .await
+            .map_err(server)?,
         Err(_) => None,
     };
     state
         .limits
-        .check_client(&creds.client_id, client.as_ref())
+        .check_client(&creds.client_id, entry.as_ref().map(|e| &e.client))
         .map_err(|l| rate_limited(state, l))?;
-    let locked = client
+    let locked = entry
         .as_ref()
-        .is_some_and(|c| c.locked_until.is_some_and(|t| t > now));
-    let hashes = match &client {
-        Some(c) if !locked => state
-            .store
-            .active_secrets(&c.id, now)
-            .await
-            .map_err(server)?,
-        _ => Vec::new(),
+        .is_some_and(|e| e.client.locked_until.is_some_and(|t| t > now));
+    // A credential verified before skips argon2; anything else pays for it,
+    // including unknown and locked clients, so timing tells nothing.
+    let remembered = !locked
+        && entry
+            .as_ref()
+            .is_some_and(|e| state.clients.remembered(e, &creds.secret, now));
+    let verified = remembered || {
+        let hashes = match &entry {
+            Some(e) if !locked => e.active_hashes(now),
+            _ => Vec::new(),
+        };
+        state.metrics.secret_verified();
+        let ok = state.verifier.verify(&creds.secret, hashes).await;
+        if let (true, Some(e)) = (ok, &entry) {
+            state.clients.remember(e, &creds.secret, now);
+        }
+        ok
     };
-    let verified = state.verifier.verify(&creds.secret, hashes).await;
-    state.metrics.secret_verified();
-    let client = match client {
-        Some(c) if verified => c,
-        Some(c) => {
+    let client = match entry {
+        Some(e) if verified => e.client.clone(),
+        Some(e) => {
             let reason = if locked {
                 "client_locked"
             } else {
@@ -77,8 +89,8 @@ pub async fn authenticate(
             };
             tracing::info!(reason, "client authentication failed");
             if !locked {
-                if let Some(until) = state.lockout.record_failure(c.id.as_str(), now) {
-                    lock(state, &c, until, now).await?;
+                if let Some(until) = state.lockout.record_failure(e.client.id.as_str(), now) {
+                    lock(state, &e.client, until, now).await?;
                 }
             }
             return Err(OAuthError::authentication_failed(basic));
@@ -115,6 +127,12 @@ async fn lock(
     state
         .store
         .set_client_lock(&client.id, Some(until))
+        .await
+        .map_err(server)?;
+    state.clients.invalidate(client.id.as_str());
+    state
+        .store
+        .notify_client_changed(&client.id)
         .await
         .map_err(server)?;
     state.metrics.lockout();

@@ -181,10 +181,10 @@ async fn live_client(state: &AppState, id: &str) -> Result<Option<Client>, OAuth
     let Ok(id) = ClientId::parse(id) else {
         return Ok(None);
     };
-    Ok(state
-        .store
-        .find_client(&id)
+    let entry = state
+        .clients
+        .get(&state.store, &id, state.clock.now())
         .await
-        .map_err(server)?
-        .filter(|c| c.enabled))
+        .map_err(server)?;
+    Ok(entry.map(|e| e.client.clone()).filter(|c| c.enabled))
 }

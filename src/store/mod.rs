@@ -111,6 +111,18 @@ pub trait Store: Send + Sync {
         id: &ClientId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<SecretHash>, StoreError>> + Send;
+    /// The client's secrets valid at `now`, with their expiry.
+    fn client_secrets(
+        &self,
+        id: &ClientId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(SecretHash, Option<DateTime<Utc>>)>, StoreError>> + Send;
+    /// Tells every process sharing the database that the client changed
+    /// (PostgreSQL `NOTIFY`; nothing to do for the single-process SQLite).
+    fn notify_client_changed(
+        &self,
+        id: &ClientId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Clients ordered by id, starting after `after`, at most `limit`.
     fn list_clients(
         &self,
@@ -237,6 +249,9 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Sighting>, StoreError>> + Send;
 }
 
+/// The `LISTEN`/`NOTIFY` channel of client changes.
+pub const CLIENT_CHANNEL: &str = "portcullis_clients";
+
 /// The configured engine. Handlers and services hold this, not a generic.
 #[derive(Clone, Debug)]
 pub enum Storage {
@@ -305,6 +320,16 @@ impl Store for Storage {
         now: DateTime<Utc>,
     ) -> Result<Vec<SecretHash>, StoreError> {
         delegate!(self, active_secrets(id, now))
+    }
+    async fn client_secrets(
+        &self,
+        id: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(SecretHash, Option<DateTime<Utc>>)>, StoreError> {
+        delegate!(self, client_secrets(id, now))
+    }
+    async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {
+        delegate!(self, notify_client_changed(id))
     }
     async fn list_clients(
         &self,

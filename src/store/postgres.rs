@@ -31,6 +31,12 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// The pool (for `LISTEN`).
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Open connections, and idle ones among them.
     #[must_use]
     pub fn pool_stats(&self) -> (u32, usize) {
@@ -56,6 +62,15 @@ shared_token_helpers!(Postgres);
 impl Store for PgStore {
     shared_store_methods!();
     shared_token_methods!();
+    async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::CLIENT_CHANNEL)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     shared_audit_methods!(Postgres);
 
     async fn change_signing_keys<E, F>(

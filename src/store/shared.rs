@@ -70,6 +70,22 @@ macro_rules! shared_store_methods {
             Ok(rows.into_iter().map(|(h,)| SecretHash::from_phc(h)).collect())
         }
 
+        async fn client_secrets(
+            &self,
+            id: &ClientId,
+            now: DateTime<Utc>,
+        ) -> Result<Vec<(SecretHash, Option<DateTime<Utc>>)>, StoreError> {
+            let rows: Vec<(String, Option<DbTime>)> = sqlx::query_as(
+                "SELECT secret_hash, expires_at FROM client_secrets \
+                 WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY created_at DESC",
+            )
+            .bind(id.as_str())
+            .bind(DbTime(now))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(|(h, e)| (SecretHash::from_phc(h), e.map(|t| t.0))).collect())
+        }
+
         async fn list_clients(&self, after: Option<&ClientId>, limit: u32) -> Result<Vec<Client>, StoreError> {
             sqlx::query_as::<_, ClientRow>("SELECT * FROM clients WHERE id > $1 ORDER BY id LIMIT $2")
                 .bind(after.map_or("", ClientId::as_str))

@@ -69,6 +69,11 @@ shared_token_helpers!(Sqlite);
 impl Store for SqliteStore {
     shared_store_methods!();
     shared_token_methods!();
+    async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {
+        let _ = id;
+        Ok(())
+    }
+
     shared_audit_methods!(Sqlite);
 
     async fn change_signing_keys<E, F>(

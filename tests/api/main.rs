@@ -10,6 +10,7 @@
 
 mod admin_clients;
 mod audit;
+mod cache;
 mod cli;
 mod discovery;
 mod health;

@@ -1,0 +1,200 @@
+//! [`ClientCache`]: client registrations and verified credentials in memory,
+//! so a token request for a known client needs neither the database nor argon2.
+//!
+//! - Registrations (with their secret hashes) are cached for at most
+//!   `CACHE_TTL`, and dropped at once when this process changes a client or —
+//!   on PostgreSQL — when any replica announces a change with `NOTIFY`.
+//! - After one successful argon2 verification, the credential is remembered as
+//!   an HMAC-SHA-256 digest of (client id, secret) under a key that never
+//!   leaves this process; later requests compare digests in constant time.
+//!   Failures are never remembered. Dropping the entry (rotation, disabling,
+//!   deletion) forgets every remembered credential of the client.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use chrono::{DateTime, Duration, Utc};
+use ring::{
+    hmac,
+    rand::{SecureRandom, SystemRandom},
+};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use super::{Client, ClientId, SecretHash};
+use crate::store::{Storage, Store, StoreError};
+
+/// How long a registration may be served from memory without a change notice.
+const CACHE_TTL: i64 = 30;
+/// Most clients kept; beyond that the oldest entry is dropped.
+const CAPACITY: usize = 10_000;
+/// Most remembered credentials per client (old and new secret in a rotation, and spare).
+const VERIFIED_PER_CLIENT: usize = 4;
+
+/// A client as cached: registration, active secret hashes, remembered credentials.
+pub struct CachedClient {
+    /// The registration.
+    pub client: Client,
+    secrets: Vec<(SecretHash, Option<DateTime<Utc>>)>,
+    loaded_at: DateTime<Utc>,
+    verified: Mutex<Vec<([u8; 32], Option<DateTime<Utc>>)>>,
+}
+
+impl CachedClient {
+    /// The hashes of the secrets valid at `now`.
+    #[must_use]
+    pub fn active_hashes(&self, now: DateTime<Utc>) -> Vec<SecretHash> {
+        self.secrets
+            .iter()
+            .filter(|(_, exp)| exp.is_none_or(|e| e > now))
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+}
+
+/// The cache.
+pub struct ClientCache {
+    entries: Mutex<HashMap<ClientId, Arc<CachedClient>>>,
+    /// Bumped by every invalidation, so a load that raced one is not cached.
+    generation: AtomicU64,
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for ClientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = self.entries.lock().map_or(0, |e| e.len());
+        f.debug_struct("ClientCache")
+            .field("clients", &size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCache {
+    /// An empty cache with a fresh random HMAC key.
+    pub fn new() -> Result<Self, ring::error::Unspecified> {
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        SystemRandom::new().fill(key.as_mut())?;
+        Ok(Self {
+            entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            key: hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()),
+        })
+    }
+
+    /// The client `id`, from memory when fresh, else from the store.
+    pub async fn get(
+        &self,
+        store: &Storage,
+        id: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<CachedClient>>, StoreError> {
+        if let Some(hit) = self.fresh(id, now) {
+            return Ok(Some(hit));
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let Some(client) = store.find_client(id).await? else {
+            return Ok(None);
+        };
+        let secrets = store.client_secrets(id, now).await?;
+        let entry = Arc::new(CachedClient {
+            client,
+            secrets,
+            loaded_at: now,
+            verified: Mutex::new(Vec::new()),
+        });
+        if let Ok(mut entries) = self.entries.lock() {
+            // Cache only if no invalidation happened while loading.
+            if self.generation.load(Ordering::Acquire) == generation {
+                if entries.len() >= CAPACITY {
+                    if let Some(oldest) = entries
+                        .iter()
+                        .min_by_key(|(_, e)| e.loaded_at)
+                        .map(|(k, _)| k.clone())
+                    {
+                        entries.remove(&oldest);
+                    }
+                }
+                entries.insert(id.clone(), Arc::clone(&entry));
+            }
+        }
+        Ok(Some(entry))
+    }
+
+    fn fresh(&self, id: &ClientId, now: DateTime<Utc>) -> Option<Arc<CachedClient>> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(id)
+            .filter(|e| now - e.loaded_at < Duration::seconds(CACHE_TTL) && now >= e.loaded_at)
+            .cloned()
+    }
+
+    fn digest(&self, id: &ClientId, secret: &SecretString) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(id.as_str().as_bytes());
+        ctx.update(&[0]);
+        ctx.update(secret.expose_secret().as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    /// Whether `secret` was verified for `entry` before and is still valid.
+    #[must_use]
+    pub fn remembered(
+        &self,
+        entry: &CachedClient,
+        secret: &SecretString,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let digest = self.digest(&entry.client.id, secret);
+        let Ok(verified) = entry.verified.lock() else {
+            return false;
+        };
+        verified
+            .iter()
+            .fold(subtle::Choice::from(0), |found, (d, exp)| {
+                let live = subtle::Choice::from(u8::from(exp.is_none_or(|e| e > now)));
+                found | (d.ct_eq(&digest) & live)
+            })
+            .into()
+    }
+
+    /// Remembers that `secret` verified for `entry` (until the earliest expiry
+    /// among its active secrets that carry one, to stay on the safe side).
+    pub fn remember(&self, entry: &CachedClient, secret: &SecretString, now: DateTime<Utc>) {
+        let digest = self.digest(&entry.client.id, secret);
+        let expiry = entry
+            .secrets
+            .iter()
+            .filter_map(|(_, e)| *e)
+            .filter(|e| *e > now)
+            .min();
+        if let Ok(mut verified) = entry.verified.lock() {
+            if verified.len() >= VERIFIED_PER_CLIENT {
+                verified.remove(0);
+            }
+            verified.push((digest, expiry));
+        }
+    }
+
+    /// Forgets the client `id` and its remembered credentials.
+    pub fn invalidate(&self, id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let (Ok(mut entries), Ok(id)) = (self.entries.lock(), ClientId::parse(id)) {
+            entries.remove(&id);
+        }
+    }
+
+    /// Forgets everything (after missed change notices).
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}

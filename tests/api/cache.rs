@@ -1,0 +1,149 @@
+//! The verified-credential and client cache: never stale where it matters.
+
+use reqwest::{Method, StatusCode};
+use rstest::rstest;
+use serde_json::{json, Value};
+
+use crate::helpers::{Engine, TestApp};
+
+const CC: [(&str, &str); 1] = [("grant_type", "client_credentials")];
+
+async fn status(app: &TestApp, id: &str, secret: &str) -> StatusCode {
+    app.token_basic(id, secret, &CC).await.status()
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_rotated_or_disabled_client_is_refused_at_once_despite_the_cache(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.standard_client().await;
+    for _ in 0..3 {
+        assert_eq!(
+            status(&app, &id, &secret).await,
+            StatusCode::OK,
+            "cached after the first"
+        );
+    }
+
+    let rotated: Value = app
+        .admin(Method::POST, &format!("/admin/clients/{id}/secret"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        status(&app, &id, &secret).await,
+        StatusCode::UNAUTHORIZED,
+        "old secret, right after rotation"
+    );
+    assert_eq!(status(&app, &id, &new).await, StatusCode::OK);
+
+    app.admin(Method::POST, &format!("/admin/clients/{id}/disable"), None)
+        .await;
+    assert_eq!(
+        status(&app, &id, &new).await,
+        StatusCode::UNAUTHORIZED,
+        "disabled, right away"
+    );
+    app.admin(Method::POST, &format!("/admin/clients/{id}/enable"), None)
+        .await;
+    assert_eq!(status(&app, &id, &new).await, StatusCode::OK);
+    app.admin(Method::DELETE, &format!("/admin/clients/{id}"), None)
+        .await;
+    assert_eq!(
+        status(&app, &id, &new).await,
+        StatusCode::UNAUTHORIZED,
+        "deleted, right away"
+    );
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_grace_period_ends_for_cached_credentials_too(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let (id, old) = app.standard_client().await;
+    let rotated: Value = app
+        .admin(
+            Method::POST,
+            &format!("/admin/clients/{id}/secret"),
+            Some(json!({"grace_period": 10})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(status(&app, &id, &old).await, StatusCode::OK);
+    assert_eq!(status(&app, &id, &old).await, StatusCode::OK, "remembered");
+    app.clock.advance(chrono::Duration::seconds(10));
+    assert_eq!(
+        status(&app, &id, &old).await,
+        StatusCode::UNAUTHORIZED,
+        "the remembered credential expired with the grace"
+    );
+    assert_eq!(status(&app, &id, &new).await, StatusCode::OK);
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_second_server_on_the_same_postgresql_drops_its_cache_on_changes(
+    #[values(Engine::Postgres)] engine: Engine,
+) {
+    let a = TestApp::spawn(engine).await;
+    let b_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(a.dir.path().join("kek"), b_dir.path().join("kek")).unwrap();
+    let b = TestApp::spawn_on(engine, a.database_url.clone(), b_dir, json!({})).await;
+    let (id, secret) = a.standard_client().await;
+    assert_eq!(status(&b, &id, &secret).await, StatusCode::OK);
+    assert_eq!(
+        status(&b, &id, &secret).await,
+        StatusCode::OK,
+        "B has the client and the credential cached"
+    );
+
+    // A disables the client; B hears of it through NOTIFY within milliseconds.
+    a.admin(Method::POST, &format!("/admin/clients/{id}/disable"), None)
+        .await;
+    assert!(
+        eventually(|| async { status(&b, &id, &secret).await == StatusCode::UNAUTHORIZED }).await,
+        "B still accepts a disabled client"
+    );
+
+    a.admin(Method::POST, &format!("/admin/clients/{id}/enable"), None)
+        .await;
+    assert!(eventually(|| async { status(&b, &id, &secret).await == StatusCode::OK }).await);
+    let rotated: Value = a
+        .admin(Method::POST, &format!("/admin/clients/{id}/secret"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        eventually(|| async { status(&b, &id, &secret).await == StatusCode::UNAUTHORIZED }).await,
+        "B still accepts the rotated secret"
+    );
+    assert_eq!(
+        status(&b, &id, rotated["client_secret"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+}
+
+/// Polls `check` for up to two seconds (the notice travels asynchronously).
+async fn eventually<F, Fut>(check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..40 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}

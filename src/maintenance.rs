@@ -78,7 +78,7 @@ async fn listen_for_client_changes(pool: sqlx::PgPool, state: AppState) {
                 }
             }
             Err(e) => {
-                tracing::error!(error.cause_chain = ?e, "could not listen for client changes; retrying")
+                tracing::error!(error.cause_chain = ?e, "could not listen for client changes; retrying");
             }
         }
         state.clients.clear();

@@ -27,7 +27,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::{Client, ClientId, SecretHash};
-use crate::store::{Storage, Store, StoreError};
+use crate::store::{ExpiringSecret, Storage, Store, StoreError};
 
 /// How long a registration may be served from memory without a change notice.
 const CACHE_TTL: i64 = 30;
@@ -36,13 +36,16 @@ const CAPACITY: usize = 10_000;
 /// Most remembered credentials per client (old and new secret in a rotation, and spare).
 const VERIFIED_PER_CLIENT: usize = 4;
 
+/// A remembered credential: its HMAC digest and until when it holds.
+type Remembered = ([u8; 32], Option<DateTime<Utc>>);
+
 /// A client as cached: registration, active secret hashes, remembered credentials.
 pub struct CachedClient {
     /// The registration.
     pub client: Client,
-    secrets: Vec<(SecretHash, Option<DateTime<Utc>>)>,
+    secrets: Vec<ExpiringSecret>,
     loaded_at: DateTime<Utc>,
-    verified: Mutex<Vec<([u8; 32], Option<DateTime<Utc>>)>>,
+    verified: Mutex<Vec<Remembered>>,
 }
 
 impl CachedClient {

@@ -116,7 +116,7 @@ pub trait Store: Send + Sync {
         &self,
         id: &ClientId,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<(SecretHash, Option<DateTime<Utc>>)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ExpiringSecret>, StoreError>> + Send;
     /// Tells every process sharing the database that the client changed
     /// (PostgreSQL `NOTIFY`; nothing to do for the single-process SQLite).
     fn notify_client_changed(
@@ -249,6 +249,9 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Sighting>, StoreError>> + Send;
 }
 
+/// A secret hash and, after a rotation, the end of its grace period.
+pub type ExpiringSecret = (SecretHash, Option<DateTime<Utc>>);
+
 /// The `LISTEN`/`NOTIFY` channel of client changes.
 pub const CLIENT_CHANNEL: &str = "portcullis_clients";
 
@@ -325,7 +328,7 @@ impl Store for Storage {
         &self,
         id: &ClientId,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(SecretHash, Option<DateTime<Utc>>)>, StoreError> {
+    ) -> Result<Vec<ExpiringSecret>, StoreError> {
         delegate!(self, client_secrets(id, now))
     }
     async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {

@@ -74,7 +74,7 @@ macro_rules! shared_store_methods {
             &self,
             id: &ClientId,
             now: DateTime<Utc>,
-        ) -> Result<Vec<(SecretHash, Option<DateTime<Utc>>)>, StoreError> {
+        ) -> Result<Vec<super::ExpiringSecret>, StoreError> {
             let rows: Vec<(String, Option<DbTime>)> = sqlx::query_as(
                 "SELECT secret_hash, expires_at FROM client_secrets \
                  WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY created_at DESC",

@@ -72,6 +72,7 @@ impl Application {
         let secs =
             |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
         let audit = AuditSink::start(store.clone());
+        let verifier = SecretVerifier::new(settings.argon2_permits());
         let clients = Arc::new(
             ClientCache::new()
                 .map_err(|_| anyhow::anyhow!("the system random generator failed"))?,
@@ -82,7 +83,8 @@ impl Application {
                 settings.client_limits(),
                 Auditor::Sink(audit.clone()),
             )
-            .with_cache(Arc::clone(&clients)),
+            .with_cache(Arc::clone(&clients))
+            .with_verifier(verifier.clone()),
             clients,
             audit,
             limits: Arc::new(RateLimits::new(&settings, clock.clone())),
@@ -104,7 +106,7 @@ impl Application {
             keys: key_manager.key_set(),
             key_manager,
             clock,
-            verifier: SecretVerifier::new(settings.argon2_permits()),
+            verifier,
             admin_tokens: Arc::new(admin_tokens),
             issuer,
             settings: Arc::new(settings),

@@ -13,15 +13,19 @@ pub mod chain;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 
 use crate::store::{Storage, Store};
 
 /// Largest batch written in one transaction.
 const BATCH: usize = 500;
+/// How long an event may wait in the queue.
+const TICK: Duration = Duration::from_millis(200);
 /// Events accepted but not yet written, at most (then recording waits).
-const QUEUE: usize = 50_000;
+const QUEUE: usize = 10_000;
 
 /// An event to record.
 #[derive(Clone, Debug)]
@@ -103,16 +107,25 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
-#[derive(Debug)]
-enum Msg {
-    Event(AuditEvent, Option<oneshot::Sender<()>>),
-    Flush(oneshot::Sender<()>),
+type Ack = oneshot::Sender<()>;
+
+/// Events accepted and not yet written, with the waiters for their commit.
+#[derive(Debug, Default)]
+struct Queue {
+    events: Vec<AuditEvent>,
+    acks: Vec<Ack>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queue: std::sync::Mutex<Queue>,
+    wake: Notify,
 }
 
 /// The audit trail's entrance, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuditSink {
-    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
 }
 
 /// The audit trail could not accept or write the event.
@@ -124,16 +137,40 @@ impl AuditSink {
     /// Starts the writer task over `store`.
     #[must_use]
     pub fn start(store: Storage) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(store, rx));
-        Self { tx }
+        let shared = Arc::new(Shared::default());
+        tokio::spawn(write_loop(store, Arc::clone(&shared)));
+        Self { shared }
     }
 
-    /// Records `event` (and logs it); returns once it is queued.
+    /// Queues an event, and an ack to send once it (and all before it) is
+    /// committed. Returns how many events are queued.
+    fn push(&self, event: Option<AuditEvent>, ack: Option<Ack>) -> usize {
+        let Ok(mut q) = self.shared.queue.lock() else {
+            return 0;
+        };
+        q.events.extend(event);
+        q.acks.extend(ack);
+        q.events.len()
+    }
+
+    /// Records `event` (and logs it); returns at once. The writer takes queued
+    /// events in batches, so the token path never waits for the database —
+    /// unless the queue is full, which slows recording rather than losing events.
     pub async fn record(&self, event: AuditEvent) {
         log(&event);
-        if self.tx.send(Msg::Event(event, None)).await.is_err() {
-            tracing::error!("audit writer stopped; event kept only in the log");
+        let queued = self.push(Some(event), None);
+        if queued >= BATCH {
+            self.shared.wake.notify_one();
+        }
+        while queued >= QUEUE
+            && self
+                .shared
+                .queue
+                .lock()
+                .is_ok_and(|q| q.events.len() >= QUEUE)
+        {
+            self.shared.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -141,19 +178,17 @@ impl AuditSink {
     pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
         log(&event);
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Msg::Event(event, Some(ack)))
-            .await
-            .map_err(|_| AuditUnavailable)?;
+        self.push(Some(event), Some(ack));
+        self.shared.wake.notify_one();
         done.await.map_err(|_| AuditUnavailable)
     }
 
     /// Waits until every event recorded before this call is committed.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
-            let _ = done.await;
-        }
+        self.push(None, Some(ack));
+        self.shared.wake.notify_one();
+        let _ = done.await;
     }
 }
 
@@ -237,39 +272,44 @@ fn log(e: &AuditEvent) {
     );
 }
 
-async fn write_loop(store: Storage, mut rx: mpsc::Receiver<Msg>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = Vec::new();
-        let mut acks = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Msg::Event(e, ack) => {
-                    batch.push(e);
-                    acks.extend(ack);
-                }
-                Msg::Flush(ack) => acks.push(ack),
-            }
-            next = if batch.len() < BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
+/// Writes queued events every `TICK`, or sooner when woken (a full batch,
+/// a durable event, a flush).
+async fn write_loop(store: Storage, shared: Arc<Shared>) {
+    loop {
+        let _ = tokio::time::timeout(TICK, shared.wake.notified()).await;
+        loop {
+            let (batch, acks) = {
+                let Ok(mut q) = shared.queue.lock() else {
+                    return;
+                };
+                let take = q.events.len().min(BATCH);
+                let batch: Vec<AuditEvent> = q.events.drain(..take).collect();
+                // Acks wait for everything queued before them: release them with the last batch.
+                let acks = if q.events.is_empty() {
+                    std::mem::take(&mut q.acks)
+                } else {
+                    Vec::new()
+                };
+                (batch, acks)
             };
-        }
-        // A failed write is retried, never dropped: the events were accepted.
-        let mut delay = Duration::from_millis(100);
-        while !batch.is_empty() {
-            match store.append_audit_events(&batch).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::error!(error.cause_chain = ?e, events = batch.len(), "audit write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+            if batch.is_empty() && acks.is_empty() {
+                break;
+            }
+            // A failed write is retried, never dropped: the events were accepted.
+            let mut delay = Duration::from_millis(100);
+            while !batch.is_empty() {
+                match store.append_audit_events(&batch).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(error.cause_chain = ?e, events = batch.len(), "audit write failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
                 }
             }
-        }
-        for ack in acks {
-            let _ = ack.send(());
+            for ack in acks {
+                let _ = ack.send(());
+            }
         }
     }
 }

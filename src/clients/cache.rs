@@ -104,11 +104,23 @@ impl ClientCache {
             return Ok(None);
         };
         let secrets = store.client_secrets(id, now).await?;
+        // A refresh after the TTL keeps the remembered credentials when the
+        // secrets did not change (an explicit invalidation removed the entry).
+        let kept = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|e| {
+                e.get(id)
+                    .filter(|old| old.secrets == secrets)
+                    .and_then(|old| old.verified.lock().ok().map(|v| v.clone()))
+            })
+            .unwrap_or_default();
         let entry = Arc::new(CachedClient {
             client,
             secrets,
             loaded_at: now,
-            verified: Mutex::new(Vec::new()),
+            verified: Mutex::new(kept),
         });
         if let Ok(mut entries) = self.entries.lock() {
             // Cache only if no invalidation happened while loading.

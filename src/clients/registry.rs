@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{
     model::{ClientMetadata, Limits, RegistrationRequest},
-    Client, ClientCache, ClientId, ClientView, PlainSecret,
+    Client, ClientCache, ClientId, ClientView, PlainSecret, SecretVerifier,
 };
 use crate::{
     audit::{AuditEvent, Auditor},
@@ -53,18 +53,28 @@ pub struct Registry {
     limits: Limits,
     auditor: Auditor,
     cache: Option<Arc<ClientCache>>,
+    hasher: SecretVerifier,
 }
 
 impl Registry {
     /// A registry over `store`; `limits` cap clients' token lifetimes.
     #[must_use]
     pub fn new(store: Storage, limits: Limits, auditor: Auditor) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Self {
             store,
             limits,
             auditor,
             cache: None,
+            hasher: SecretVerifier::new(cores),
         }
+    }
+
+    /// Hashes new secrets under the server's argon2 bound.
+    #[must_use]
+    pub fn with_verifier(mut self, verifier: SecretVerifier) -> Self {
+        self.hasher = verifier;
+        self
     }
 
     /// Drops changed clients from `cache` (the server's) as well.
@@ -96,7 +106,7 @@ impl Registry {
             .map_err(RegistryError::InvalidMetadata)?;
         let id = meta.client_id.clone().unwrap_or_else(ClientId::generate);
         let client = apply(meta, id, None, now);
-        let (secret, new) = new_secret(now).await?;
+        let (secret, new) = new_secret(&self.hasher, now).await?;
         self.store.create_client(&client, &new).await?;
         tracing::info!(client_id = %client.id, "client registered");
         self.audit(
@@ -302,7 +312,7 @@ impl Registry {
             )));
         }
         let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
-        let (secret, new) = new_secret(now).await?;
+        let (secret, new) = new_secret(&self.hasher, now).await?;
         let until = now + Duration::seconds(grace_secs);
         self.store.rotate_client_secret(&id, &new, until).await?;
         tracing::info!(client_id = %id, grace_secs, "client secret rotated");
@@ -354,17 +364,11 @@ fn apply(
 }
 
 /// Generates and hashes a secret (argon2 runs on the blocking pool).
-async fn new_secret(now: DateTime<Utc>) -> Result<(PlainSecret, NewSecret), RegistryError> {
-    let (secret, hash) = tokio::task::spawn_blocking(|| -> anyhow::Result<_> {
-        let secret =
-            PlainSecret::generate().map_err(|_| anyhow::anyhow!("random generator failed"))?;
-        let hash = secret
-            .hash()
-            .map_err(|e| anyhow::anyhow!("argon2 failed: {e}"))?;
-        Ok((secret, hash))
-    })
-    .await
-    .map_err(anyhow::Error::from)??;
+async fn new_secret(
+    verifier: &SecretVerifier,
+    now: DateTime<Utc>,
+) -> Result<(PlainSecret, NewSecret), RegistryError> {
+    let (secret, hash) = verifier.new_secret().await?;
     let new = NewSecret {
         id: uuid::Uuid::new_v4().to_string(),
         hash,

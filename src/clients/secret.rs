@@ -93,7 +93,7 @@ fn dummy_hash() -> &'static SecretHash {
 
 /// Verifies candidate secrets with argon2 on the blocking pool, at most
 /// `permits` at a time, so a flood of wrong secrets cannot occupy the executor.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SecretVerifier {
     permits: Arc<Semaphore>,
 }
@@ -107,6 +107,21 @@ impl SecretVerifier {
         Self {
             permits: Arc::new(Semaphore::new(permits.max(1))),
         }
+    }
+
+    /// Generates a new secret and its argon2 hash, under the same bound as
+    /// verification (so registering many clients at once cannot exhaust memory).
+    pub async fn new_secret(&self) -> Result<(PlainSecret, SecretHash), anyhow::Error> {
+        let _permit = self.permits.acquire().await?;
+        tokio::task::spawn_blocking(|| -> anyhow::Result<_> {
+            let secret =
+                PlainSecret::generate().map_err(|_| anyhow::anyhow!("random generator failed"))?;
+            let hash = secret
+                .hash()
+                .map_err(|e| anyhow::anyhow!("argon2 failed: {e}"))?;
+            Ok((secret, hash))
+        })
+        .await?
     }
 
     /// Whether `candidate` matches any of `hashes`. With no hashes (unknown

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The HTTP benchmark: a release build of the server on one core, wrk on the
+# other, 32 keep-alive connections, against SQLite and PostgreSQL. Reports
+# req/s, p50, p99, errors and server RSS per scenario; a scenario with any
+# non-2xx answer is reported INVALID instead of a number. Not a test: CI does
+# not run it.
+#
+#   scripts/bench.sh                 # both engines, 10 s per scenario
+#   BENCH_SECONDS=30 scripts/bench.sh
+#   BENCH_ENGINES=sqlite scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/postgres.sh
+. scripts/postgres.sh
+
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+ENGINES=${BENCH_ENGINES:-"sqlite postgres"}
+CONNECTIONS=32
+ADMIN=bench-admin-token-0123456789
+export BENCH_DIR="$PWD/bench"
+WORK=$(mktemp -d /tmp/portcullis-bench.XXXXXX)
+SERVER_PID=""
+
+log() { printf 'bench.sh: %s\n' "$*" >&2; }
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    stop_throwaway_postgres
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        log "installing wrk with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+    else
+        log "wrk is not installed (apt-get install wrk)"; exit 1
+    fi
+fi
+command -v jq >/dev/null || { [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; } || true
+
+cargo build --release --quiet
+BIN="$PWD/target/release/portcullis"
+CORES=$(nproc)
+if [ "$CORES" -ge 2 ]; then SERVER_CPU=(taskset -c 0); LOAD_CPU=(taskset -c 1); else SERVER_CPU=(); LOAD_CPU=(); fi
+
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+start_server() { # $1 = database URL
+    local dir="$WORK/run-$RANDOM"
+    mkdir -p "$dir"
+    (cd "$dir" && PORTCULLIS_DATABASE_URL="$1" PORTCULLIS_LISTEN=127.0.0.1:18099 PORTCULLIS_ADMIN_TOKENS=$ADMIN \
+        PORTCULLIS_KEK_GENERATE=true PORTCULLIS_WORKERS=1 PORTCULLIS_LOG_LEVEL=warn \
+        PORTCULLIS_RATE_LIMIT_IP_PER_SECOND=0 PORTCULLIS_RATE_LIMIT_CLIENT_PER_SECOND=0 \
+        PORTCULLIS_RATE_LIMIT_ADMIN_PER_SECOND=0 PORTCULLIS_LOCKOUT_THRESHOLD=0 \
+        exec "${SERVER_CPU[@]}" "$BIN" serve >"$dir/server.log" 2>&1) &
+    SERVER_PID=$!
+    for _ in $(seq 100); do curl -fs http://127.0.0.1:18099/healthz >/dev/null && return 0; sleep 0.1; done
+    cat "$dir/server.log" >&2; exit 1
+}
+
+register() { # $1 = JSON body; prints "id secret"
+    curl -fs http://127.0.0.1:18099/admin/clients -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' -d "$1" |
+        python3 -c 'import json,sys; c=json.load(sys.stdin); print(c["client_id"], c["client_secret"])'
+}
+
+run() { # $1 = scenario, rest = wrk arguments; prints a table row
+    local name=$1; shift
+    local out
+    # A short warm-up first, so the first requests' one-time argon2 verifications are not measured.
+    "${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d2s "$@" >/dev/null 2>&1 || true
+    out=$("${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d"${SECONDS_PER_RUN}s" --latency "$@" 2>&1 | tail -n 1)
+    local rss; rss=$(rss_mb)
+    local bad; bad=$(echo "$out" | json '["non2xx"]')
+    local sock; sock=$(echo "$out" | json '["socket_errors"]')
+    if [ "$bad" != "0" ] || [ "$sock" != "0" ]; then
+        printf '| %s | %s | INVALID (%s non-2xx, %s socket errors) | | | | %s |\n' "$ENGINE" "$name" "$bad" "$sock" "$rss"
+    else
+        printf '| %s | %s | %s | %s | %s | 0 | %s |\n' "$ENGINE" "$name" "$(echo "$out" | json '["rps"]')" \
+            "$(echo "$out" | json '["p50_ms"]')" "$(echo "$out" | json '["p99_ms"]')" "$rss"
+    fi
+    echo "$out" > "$WORK/last.json"
+}
+
+echo "| engine | scenario | req/s | p50 ms | p99 ms | errors | server RSS MB |"
+echo "|---|---|---|---|---|---|---|"
+for ENGINE in $ENGINES; do
+    if [ "$ENGINE" = postgres ]; then
+        [ -n "${DATABASE_URL:-}" ] || start_throwaway_postgres
+        DB="$DATABASE_URL"
+        psql "$DB" -qc "DROP DATABASE IF EXISTS portcullis_bench" -c "CREATE DATABASE portcullis_bench" >/dev/null
+        DB="${DB%/*}/portcullis_bench"
+    else
+        DB="sqlite://$WORK/bench-$RANDOM.db"
+    fi
+    start_server "$DB"
+    printf '| %s | idle | | | | | %s |\n' "$ENGINE" "$(rss_mb)"
+
+    read -r ID SECRET < <(register '{"scope":"read write","allowed_audiences":["https://api.example.com"]}')
+    read -r RS RS_SECRET < <(register '{"allowed_audiences":["https://api.example.com"],"allow_introspection":true}')
+    export BENCH_AUTH="Basic $(printf '%s:%s' "$ID" "$SECRET" | base64 -w0)"
+    export BENCH_BODY="grant_type=client_credentials"
+    run "/token, one client (Basic, keep-alive)" -s bench/post.lua http://127.0.0.1:18099/token
+
+    log "registering 1000 clients"
+    : >"$WORK/auths"
+    for _ in $(seq 1000); do
+        read -r CID CSECRET < <(register '{"allowed_audiences":["https://api.example.com"]}')
+        printf 'Basic %s\n' "$(printf '%s:%s' "$CID" "$CSECRET" | base64 -w0)" >>"$WORK/auths"
+    done
+    export BENCH_AUTH_FILE="$WORK/auths"
+    # One pass so every credential has been verified once (argon2), as in steady state.
+    "${LOAD_CPU[@]}" wrk -t1 -c8 -d60s -s bench/rotate.lua http://127.0.0.1:18099/token >/dev/null 2>&1 &
+    WARM=$!; sleep 25; kill $WARM 2>/dev/null || true; wait $WARM 2>/dev/null || true
+    run "/token, 1000 clients in rotation" -s bench/rotate.lua http://127.0.0.1:18099/token
+
+    run "JWKS" -s bench/get.lua http://127.0.0.1:18099/.well-known/jwks.json
+
+    TOKEN=$(curl -fs http://127.0.0.1:18099/token -u "$ID:$SECRET" -d grant_type=client_credentials | json '["access_token"]')
+    export BENCH_AUTH="Basic $(printf '%s:%s' "$RS" "$RS_SECRET" | base64 -w0)"
+    export BENCH_BODY="token=$TOKEN"
+    run "introspection of a JWT" -s bench/post.lua http://127.0.0.1:18099/introspect
+
+    export BENCH_AUTH="Bearer $ADMIN" BENCH_TYPE=application/json BENCH_BODY='{"allowed_audiences":["https://api.example.com"]}'
+    run "admin registration" -s bench/post.lua http://127.0.0.1:18099/admin/clients
+    unset BENCH_TYPE
+
+    # Valid clients while a second load floods wrong secrets (each costs an argon2 run).
+    export BENCH_BODY="grant_type=client_credentials"
+    BENCH_AUTH="Basic $(printf '%s:%s' "$ID" "wrong-secret" | base64 -w0)" \
+        "${LOAD_CPU[@]}" wrk -t1 -c32 -d"$((SECONDS_PER_RUN + 4))s" --timeout 10s \
+        -s bench/post.lua http://127.0.0.1:18099/token >/dev/null 2>&1 &
+    FLOOD=$!
+    sleep 2
+    export BENCH_AUTH="Basic $(printf '%s:%s' "$ID" "$SECRET" | base64 -w0)"
+    run "/token, one client, during a wrong-secret flood" -s bench/post.lua http://127.0.0.1:18099/token
+    kill $FLOOD 2>/dev/null || true; wait $FLOOD 2>/dev/null || true
+
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+done

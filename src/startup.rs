@@ -45,13 +45,7 @@ impl Application {
             );
         }
         let key_manager = Arc::new(start_keys(&store, &settings, &clock).await?);
-        let policy = match &settings.policy_file {
-            Some(path) => Some(Arc::new(
-                Policy::load(path.clone(), settings.policy_claims.clone())
-                    .map_err(anyhow::Error::msg)?,
-            )),
-            None => None,
-        };
+        let policy = load_policy(&settings)?;
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("could not listen on {}", settings.listen))?;
         let admin_listener = match settings.admin_listen {
@@ -65,10 +59,7 @@ impl Application {
             .issuer
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let admin_tokens = AdminTokens::new(&settings.admin_tokens);
-        if admin_tokens.is_empty() {
-            tracing::warn!("no admin tokens configured (PORTCULLIS_ADMIN_TOKENS): the admin API refuses every request");
-        }
+        let admin_tokens = admin_tokens(&settings);
         let secs =
             |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
         let audit = AuditSink::start(store.clone());
@@ -86,6 +77,7 @@ impl Application {
             .with_cache(Arc::clone(&clients))
             .with_verifier(verifier.clone()),
             clients,
+            metadata: Arc::default(),
             audit,
             limits: Arc::new(RateLimits::new(&settings, clock.clone())),
             lockout: Arc::new(Lockout::new(
@@ -178,6 +170,23 @@ impl Application {
         tracing::info!("portcullis stopped");
         result
     }
+}
+
+fn load_policy(settings: &Settings) -> anyhow::Result<Option<Arc<Policy>>> {
+    let Some(path) = &settings.policy_file else {
+        return Ok(None);
+    };
+    let policy =
+        Policy::load(path.clone(), settings.policy_claims.clone()).map_err(anyhow::Error::msg)?;
+    Ok(Some(Arc::new(policy)))
+}
+
+fn admin_tokens(settings: &Settings) -> AdminTokens {
+    let tokens = AdminTokens::new(&settings.admin_tokens);
+    if tokens.is_empty() {
+        tracing::warn!("no admin tokens configured (PORTCULLIS_ADMIN_TOKENS): the admin API refuses every request");
+    }
+    tokens
 }
 
 async fn start_keys(

@@ -36,6 +36,8 @@ pub struct AppState {
     pub verifier: SecretVerifier,
     /// Hashes of the admin bearer tokens.
     pub admin_tokens: Arc<AdminTokens>,
+    /// The rendered metadata document.
+    pub metadata: Arc<crate::http::discovery::MetadataCache>,
     /// Client registrations and verified credentials in memory.
     pub clients: Arc<ClientCache>,
     /// Request and token metrics.

@@ -2,7 +2,11 @@
 //! Connect path for tools that only know that one) and the JWKS (RFC 7517),
 //! served from the pre-rendered bytes with `Cache-Control` and `ETag`.
 
-use std::collections::BTreeSet;
+use std::{
+    collections::BTreeSet,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     http::header::{self, HeaderValue},
@@ -18,23 +22,58 @@ use crate::{
     store::Store,
 };
 
+/// How long a rendered metadata document is served before it is rebuilt
+/// (it lists the scopes of all clients and the algorithms of the published keys).
+const METADATA_TTL: Duration = Duration::from_secs(5);
+
+/// The rendered metadata document, rebuilt at most every [`METADATA_TTL`].
+#[derive(Debug, Default)]
+pub struct MetadataCache(Mutex<Option<(Instant, web::Bytes)>>);
+
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
-    let scopes: BTreeSet<String> = match state.store.client_scopes().await {
-        Ok(list) => list
-            .iter()
-            .filter_map(|s| ScopeSet::parse(s).ok())
-            .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
-            .collect(),
-        Err(e) => {
-            tracing::error!(error.cause_chain = ?e, "could not read scopes for the metadata document");
-            return super::errors::json_error(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the metadata document is temporarily unavailable",
-            );
-        }
+    let cached = state.metadata.0.lock().ok().and_then(|c| {
+        c.as_ref()
+            .filter(|(at, _)| at.elapsed() < METADATA_TTL)
+            .map(|(_, b)| b.clone())
+    });
+    let body = match cached {
+        Some(body) => body,
+        None => match render_metadata(&state).await {
+            Ok(body) => {
+                if let Ok(mut c) = state.metadata.0.lock() {
+                    *c = Some((Instant::now(), body.clone()));
+                }
+                body
+            }
+            Err(e) => {
+                tracing::error!(error.cause_chain = ?e, "could not read scopes for the metadata document");
+                return super::errors::json_error(
+                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the metadata document is temporarily unavailable",
+                );
+            }
+        },
     };
+    HttpResponse::Ok()
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={}", state.settings.jwks_max_age),
+        ))
+        .content_type("application/json")
+        .body(body)
+}
+
+async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::StoreError> {
+    let scopes: BTreeSet<String> = state
+        .store
+        .client_scopes()
+        .await?
+        .iter()
+        .filter_map(|s| ScopeSet::parse(s).ok())
+        .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
     let issuer = &state.issuer;
     let auth_methods = [
         AuthMethod::ClientSecretBasic.as_str(),
@@ -61,12 +100,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "access_token_signing_alg_values_supported": algs,
     });
-    HttpResponse::Ok()
-        .insert_header((
-            header::CACHE_CONTROL,
-            format!("public, max-age={}", state.settings.jwks_max_age),
-        ))
-        .json(body)
+    Ok(body.to_string().into())
 }
 
 /// `GET /.well-known/jwks.json`: public keys only; `304` when `If-None-Match`

@@ -26,7 +26,7 @@ use crate::{
 /// (it lists the scopes of all clients and the algorithms of the published keys).
 const METADATA_TTL: Duration = Duration::from_secs(5);
 
-/// The rendered metadata document, rebuilt at most every [`METADATA_TTL`].
+/// The rendered metadata document, rebuilt at most every 5 seconds.
 #[derive(Debug, Default)]
 pub struct MetadataCache(Mutex<Option<(Instant, web::Bytes)>>);
 

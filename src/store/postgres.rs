@@ -72,27 +72,6 @@ impl Store for PgStore {
     }
 
     shared_audit_methods!(Postgres);
-
-    async fn change_signing_keys<E, F>(
-        &self,
-        decide: F,
-    ) -> Result<Result<Vec<KeyChange>, E>, StoreError>
-    where
-        E: Send,
-        F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send,
-    {
-        // A transaction-scoped advisory lock: one key change at a time across
-        // every replica; released at commit or rollback.
-        let mut tx = begin_locked(&self.pool, KEY_LOCK).await?;
-        let keys = select_keys(&mut tx).await?;
-        let changes = match decide(&keys) {
-            Ok(changes) => changes,
-            Err(e) => return Ok(Err(e)),
-        };
-        apply_key_changes(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(Ok(changes))
-    }
 }
 /// Advisory lock id guarding signing-key changes ("portcull" in ASCII).
 const KEY_LOCK: i64 = 0x706f_7274_6375_6c6c;

@@ -6,7 +6,8 @@
 //! are written in the engine's own module.
 
 /// Expands to the [`super::Store`] methods shared by both engines. The
-/// implementing type must have a `pool` field of the engine's pool type.
+/// implementing type must have a `pool` field of the engine's pool type, and
+/// the engine module a `begin_locked(pool, lock)` and a `KEY_LOCK`.
 macro_rules! shared_store_methods {
     () => {
         async fn ping(&self) -> Result<(), StoreError> {
@@ -233,6 +234,25 @@ macro_rules! shared_store_methods {
                 .into_iter()
                 .map(|(address, user_agent, etag, kids, seen_at)| Sighting { address, user_agent, etag, kids, seen_at: seen_at.0 })
                 .collect())
+        }
+
+        async fn change_signing_keys<E, F>(&self, decide: F) -> Result<Result<Vec<KeyChange>, E>, StoreError>
+        where
+            E: Send,
+            F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send,
+        {
+            // The engine's exclusive lock (PostgreSQL advisory lock, SQLite's
+            // write lock) is taken before reading, so processes sharing the
+            // database never decide on the same keys twice.
+            let mut tx = begin_locked(&self.pool, KEY_LOCK).await?;
+            let keys = select_keys(&mut tx).await?;
+            let changes = match decide(&keys) {
+                Ok(changes) => changes,
+                Err(e) => return Ok(Err(e)),
+            };
+            apply_key_changes(&mut tx, &changes).await?;
+            tx.commit().await?;
+            Ok(Ok(changes))
         }
 
         async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {

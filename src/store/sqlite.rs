@@ -75,27 +75,6 @@ impl Store for SqliteStore {
     }
 
     shared_audit_methods!(Sqlite);
-
-    async fn change_signing_keys<E, F>(
-        &self,
-        decide: F,
-    ) -> Result<Result<Vec<KeyChange>, E>, StoreError>
-    where
-        E: Send,
-        F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send,
-    {
-        // BEGIN IMMEDIATE takes the database write lock before reading, so two
-        // processes on one file cannot both decide on the same keys.
-        let mut tx = begin_locked(&self.pool, KEY_LOCK).await?;
-        let keys = select_keys(&mut tx).await?;
-        let changes = match decide(&keys) {
-            Ok(changes) => changes,
-            Err(e) => return Ok(Err(e)),
-        };
-        apply_key_changes(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(Ok(changes))
-    }
 }
 
 /// Lock purposes (SQLite takes its one write lock for each).

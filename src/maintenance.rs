@@ -122,13 +122,7 @@ pub async fn fast_tick(state: AppState) {
 /// Records key changes in the audit trail.
 pub async fn audit_key_changes(state: &AppState, changes: &[KeyChange], actor: &str) {
     for change in changes {
-        let (kind, key_id) = match change {
-            KeyChange::Insert(k) => ("key_published", &k.kid),
-            KeyChange::Promote { kid, .. } => ("key_activated", kid),
-            KeyChange::Retire { kid, .. } => ("key_retired", kid),
-            KeyChange::Remove { kid } => ("key_removed", kid),
-            KeyChange::Reseal { kid, .. } => ("key_rewrapped", kid),
-        };
+        let (kind, key_id) = change.summary();
         let event = AuditEvent::new(kind, actor, state.clock.now())
             .details(serde_json::json!({ "kid": key_id }));
         state.audit.record(event).await;

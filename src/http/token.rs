@@ -71,7 +71,7 @@ async fn client_form(
     before_auth: impl FnOnce(&FormParams) -> Result<(), OAuthError>,
 ) -> Result<ClientForm, OAuthError> {
     let ip = caller_ip(req, state);
-    state.limits.check_ip(&ip.to_string()).map_err(|l| {
+    state.limits.check_ip(ip).map_err(|l| {
         state.metrics.rate_limited(l.limit);
         OAuthError::RateLimited(l)
     })?;

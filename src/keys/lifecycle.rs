@@ -72,6 +72,20 @@ pub enum KeyChange {
     },
 }
 
+impl KeyChange {
+    /// The audit-trail kind of the change and the key it concerns.
+    #[must_use]
+    pub fn summary(&self) -> (&'static str, &str) {
+        match self {
+            Self::Insert(k) => ("key_published", &k.kid),
+            Self::Promote { kid, .. } => ("key_activated", kid),
+            Self::Retire { kid, .. } => ("key_retired", kid),
+            Self::Remove { kid } => ("key_removed", kid),
+            Self::Reseal { kid, .. } => ("key_rewrapped", kid),
+        }
+    }
+}
+
 /// When the next scheduled rotation may happen: the current key has served
 /// its interval and the next key has been published long enough.
 #[must_use]

@@ -469,18 +469,7 @@ fn new_key(
 
 fn log_changes(changes: &[KeyChange], trigger: &str) {
     for c in changes {
-        match c {
-            KeyChange::Insert(k) => {
-                tracing::info!(kid = %k.kid, state = k.state.as_str(), alg = k.alg.as_str(), trigger, "signing key generated");
-            }
-            KeyChange::Promote { kid, .. } => {
-                tracing::info!(%kid, trigger, "signing key promoted to current");
-            }
-            KeyChange::Retire { kid, .. } => tracing::info!(%kid, trigger, "signing key retired"),
-            KeyChange::Remove { kid } => {
-                tracing::info!(%kid, trigger, "signing key removed from the JWKS");
-            }
-            KeyChange::Reseal { kid, .. } => tracing::info!(%kid, "signing key rewrapped"),
-        }
+        let (change, kid) = c.summary();
+        tracing::info!(%kid, change, trigger, "signing key changed");
     }
 }

@@ -15,7 +15,10 @@ use crate::{
     clients::{Client, ClientId, GrantType},
     state::AppState,
     store::Store,
-    token::{refresh::RefreshTokenHash, verify, Audience},
+    token::{
+        refresh::{could_be_refresh_token, RefreshTokenHash},
+        verify, Audience,
+    },
 };
 
 /// An introspection response.
@@ -143,7 +146,7 @@ async fn refresh_details(
     now: DateTime<Utc>,
 ) -> Result<Option<Details>, OAuthError> {
     // A JWT or an oversized string is no refresh token: skip the lookup.
-    if token.len() > 128 || token.contains('.') {
+    if !could_be_refresh_token(token) {
         return Ok(None);
     }
     let Some(record) = state

@@ -15,7 +15,10 @@ use crate::{
     clients::{Client, ClientId},
     state::AppState,
     store::Store,
-    token::{refresh::RefreshTokenHash, verify},
+    token::{
+        refresh::{could_be_refresh_token, RefreshTokenHash},
+        verify,
+    },
 };
 
 const NOT_OWNER: OAuthError =
@@ -77,7 +80,7 @@ async fn revoke_refresh(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, OAuthError> {
-    if token.len() > 128 || token.contains('.') {
+    if !could_be_refresh_token(token) {
         return Ok(false);
     }
     let Some(record) = state

@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     num::NonZeroU32,
     sync::{Arc, Mutex},
     time::Duration,
@@ -101,13 +102,26 @@ impl RateLimits {
     }
 
     /// The per-address limit of the OAuth endpoints.
-    pub fn check_ip(&self, ip: &str) -> Result<(), Limited> {
-        self.check(self.ip.as_ref(), ip, "ip")
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Limited> {
+        self.check_addr(self.ip.as_ref(), ip, "ip")
     }
 
     /// The per-address limit of the admin API.
-    pub fn check_admin(&self, ip: &str) -> Result<(), Limited> {
-        self.check(self.admin.as_ref(), ip, "admin")
+    pub fn check_admin(&self, ip: IpAddr) -> Result<(), Limited> {
+        self.check_addr(self.admin.as_ref(), ip, "admin")
+    }
+
+    /// The address is turned into a key only when the limit is on (not on every request).
+    fn check_addr(
+        &self,
+        limiter: Option<&Keyed>,
+        ip: IpAddr,
+        limit: &'static str,
+    ) -> Result<(), Limited> {
+        match limiter {
+            Some(_) => self.check(limiter, &ip.to_string(), limit),
+            None => Ok(()),
+        }
     }
 
     /// The per-client limit, keyed by the claimed client id whether or not it

@@ -105,12 +105,6 @@ pub trait Store: Send + Sync {
         &self,
         id: &ClientId,
     ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
-    /// The hashes of the client's secrets that are valid at `now`.
-    fn active_secrets(
-        &self,
-        id: &ClientId,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<SecretHash>, StoreError>> + Send;
     /// The client's secrets valid at `now`, with their expiry.
     fn client_secrets(
         &self,
@@ -316,13 +310,6 @@ impl Store for Storage {
     }
     async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
         delegate!(self, find_client(id))
-    }
-    async fn active_secrets(
-        &self,
-        id: &ClientId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<SecretHash>, StoreError> {
-        delegate!(self, active_secrets(id, now))
     }
     async fn client_secrets(
         &self,

@@ -59,18 +59,6 @@ macro_rules! shared_store_methods {
                 .transpose()
         }
 
-        async fn active_secrets(&self, id: &ClientId, now: DateTime<Utc>) -> Result<Vec<SecretHash>, StoreError> {
-            let rows: Vec<(String,)> = sqlx::query_as(
-                "SELECT secret_hash FROM client_secrets \
-                 WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY created_at DESC",
-            )
-            .bind(id.as_str())
-            .bind(DbTime(now))
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(|(h,)| SecretHash::from_phc(h)).collect())
-        }
-
         async fn client_secrets(
             &self,
             id: &ClientId,

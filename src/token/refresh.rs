@@ -45,6 +45,13 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
+/// Whether `token` could be one of our refresh tokens at all (a JWT or an
+/// oversized string is not), so lookups for anything else are skipped.
+#[must_use]
+pub fn could_be_refresh_token(token: &str) -> bool {
+    token.len() <= 128 && !token.contains('.')
+}
+
 /// Hex SHA-256 of a refresh token: what the store keys tokens by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshTokenHash(String);

@@ -78,7 +78,7 @@ impl FromRequest for AdminPrincipal {
             return ready(Err(ApiError::Unauthorized));
         };
         let ip = crate::http::token::caller_ip(req, state);
-        if let Err(limited) = state.limits.check_admin(&ip.to_string()) {
+        if let Err(limited) = state.limits.check_admin(ip) {
             state.metrics.rate_limited(limited.limit);
             return ready(Err(ApiError::RateLimited(limited)));
         }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -149,9 +150,34 @@ pub struct ClientFields {
     /// Access-token lifetime in seconds.
     #[arg(long)]
     ttl: Option<i64>,
-    /// `client_secret_basic` (default) or `client_secret_post`.
+    /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt`,
+    /// `tls_client_auth` or `self_signed_tls_client_auth`.
     #[arg(long)]
     auth_method: Option<String>,
+    /// File holding the client's public JWK set (`{"keys": [...]}`).
+    #[arg(long)]
+    jwks_file: Option<PathBuf>,
+    /// URL of the client's JWK set.
+    #[arg(long)]
+    jwks_uri: Option<String>,
+    /// `tls_client_auth`: the certificate's subject DN (RFC 4514).
+    #[arg(long)]
+    tls_subject_dn: Option<String>,
+    /// `tls_client_auth`: a DNS name SAN of the certificate.
+    #[arg(long)]
+    tls_san_dns: Option<String>,
+    /// `tls_client_auth`: a URI SAN of the certificate (a SPIFFE ID, say).
+    #[arg(long)]
+    tls_san_uri: Option<String>,
+    /// `tls_client_auth`: an IP address SAN of the certificate.
+    #[arg(long)]
+    tls_san_ip: Option<String>,
+    /// `tls_client_auth`: an e-mail SAN of the certificate.
+    #[arg(long)]
+    tls_san_email: Option<String>,
+    /// Bind access tokens to the client's certificate (true or false).
+    #[arg(long)]
+    certificate_bound_tokens: Option<bool>,
     /// Grant type (repeat for several): `client_credentials` (default), `refresh_token`.
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
@@ -161,7 +187,38 @@ pub struct ClientFields {
 }
 
 impl ClientFields {
-    fn apply_to(self, mut r: RegistrationRequest) -> RegistrationRequest {
+    fn apply_to(self, mut r: RegistrationRequest) -> anyhow::Result<RegistrationRequest> {
+        if let Some(path) = &self.jwks_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("could not read {}", path.display()))?;
+            r.jwks = Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", path.display()))?,
+            );
+            r.jwks_uri = None;
+        }
+        if self.jwks_uri.is_some() {
+            r.jwks_uri = self.jwks_uri;
+            r.jwks = None;
+        }
+        let subjects = [
+            self.tls_subject_dn,
+            self.tls_san_dns,
+            self.tls_san_uri,
+            self.tls_san_ip,
+            self.tls_san_email,
+        ];
+        if subjects.iter().any(Option::is_some) {
+            let [dn, dns, uri, ip, email] = subjects;
+            r.tls_client_auth_subject_dn = dn;
+            r.tls_client_auth_san_dns = dns;
+            r.tls_client_auth_san_uri = uri;
+            r.tls_client_auth_san_ip = ip;
+            r.tls_client_auth_san_email = email;
+        }
+        r.tls_client_certificate_bound_access_tokens = self
+            .certificate_bound_tokens
+            .or(r.tls_client_certificate_bound_access_tokens);
         r.client_id = self.id.or(r.client_id);
         r.client_name = self.name.or(r.client_name);
         r.scope = self.scope.or(r.scope);
@@ -175,7 +232,7 @@ impl ClientFields {
             r.grant_types = Some(self.grant_types);
         }
         r.allow_introspection = self.allow_introspection.or(r.allow_introspection);
-        r
+        Ok(r)
     }
 }
 
@@ -224,9 +281,9 @@ async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<(
     let out = match cmd {
         ClientCommand::Create(fields) => {
             let (client, secret) = registry
-                .create(CLI, fields.apply_to(RegistrationRequest::default()), now)
+                .create(CLI, fields.apply_to(RegistrationRequest::default())?, now)
                 .await?;
-            json!(ClientView::new(&client, Some(&secret)))
+            json!(ClientView::new(&client, secret.as_ref()))
         }
         ClientCommand::List { limit, after } => {
             anyhow::ensure!(
@@ -244,7 +301,7 @@ async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<(
         }
         ClientCommand::Update { client_id, fields } => {
             let current = registry.get(&client_id).await?;
-            let request = fields.apply_to(RegistrationRequest::from(&current));
+            let request = fields.apply_to(RegistrationRequest::from(&current))?;
             json!(ClientView::new(
                 &registry.update(CLI, &client_id, request, now).await?,
                 None

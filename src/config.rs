@@ -172,6 +172,49 @@ pub struct Settings {
     /// Claims a policy may add to access tokens.
     #[serde(default, deserialize_with = "comma_strings")]
     pub policy_claims: Vec<String>,
+    /// PEM certificate chain for HTTPS on `listen` (with `tls_key_file`);
+    /// without both, the listener speaks plain HTTP.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// Seconds between checks of the certificate files for a new certificate.
+    #[serde(default = "defaults::tls_reload_interval")]
+    pub tls_reload_interval: u64,
+    /// PEM CA bundle that `tls_client_auth` client certificates must chain to.
+    #[serde(default)]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Believe Envoy's `x-forwarded-client-cert` header from `trusted_proxies`
+    /// (a sidecar or gateway that terminates TLS); ignored from anyone else.
+    #[serde(default)]
+    pub forwarded_client_cert: bool,
+    /// Base URL of a host name that requests client certificates, advertised
+    /// as RFC 8705 `mtls_endpoint_aliases` (defaults to the issuer).
+    #[serde(default)]
+    pub mtls_endpoint_base: Option<String>,
+    /// Algorithms client assertions (`private_key_jwt`) may be signed with.
+    #[serde(
+        default = "defaults::assertion_signing_algs",
+        deserialize_with = "comma_strings"
+    )]
+    pub assertion_signing_algs: Vec<String>,
+    /// Longest accepted client-assertion lifetime (`exp` − `iat`), in seconds.
+    #[serde(default = "defaults::assertion_max_lifetime")]
+    pub assertion_max_lifetime: u64,
+    /// Timeout of one `jwks_uri` fetch, in seconds.
+    #[serde(default = "defaults::jwks_fetch_timeout")]
+    pub jwks_fetch_timeout: u64,
+    /// Largest accepted `jwks_uri` document, in bytes.
+    #[serde(default = "defaults::jwks_fetch_max_bytes")]
+    pub jwks_fetch_max_bytes: usize,
+    /// Seconds a fetched client JWK set is used before it is fetched again.
+    #[serde(default = "defaults::jwks_cache_ttl")]
+    pub jwks_cache_ttl: u64,
+    /// Least seconds between two fetches of one `jwks_uri` when an unknown
+    /// `kid` appears (a flood of made-up kids cannot hammer the client).
+    #[serde(default = "defaults::jwks_refetch_interval")]
+    pub jwks_refetch_interval: u64,
     /// HTTP worker threads; 0 means the number of CPU cores.
     #[serde(default)]
     pub workers: usize,
@@ -263,6 +306,30 @@ mod defaults {
     }
     pub fn max_body_bytes() -> usize {
         16 * 1024
+    }
+    pub fn tls_reload_interval() -> u64 {
+        10
+    }
+    pub fn assertion_signing_algs() -> Vec<String> {
+        crate::clients::credentials::ASSERTION_ALGORITHMS
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect()
+    }
+    pub fn assertion_max_lifetime() -> u64 {
+        300
+    }
+    pub fn jwks_fetch_timeout() -> u64 {
+        5
+    }
+    pub fn jwks_fetch_max_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn jwks_cache_ttl() -> u64 {
+        300
+    }
+    pub fn jwks_refetch_interval() -> u64 {
+        10
     }
     pub fn log_format() -> LogFormat {
         LogFormat::Json
@@ -372,6 +439,7 @@ impl Settings {
             return invalid("admin_listen must differ from listen");
         }
         self.validate_key_lifecycle()?;
+        self.validate_client_auth()?;
         if let Some(issuer) = &self.issuer {
             validate_issuer(issuer).map_err(ConfigError::Invalid)?;
         }
@@ -388,6 +456,73 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// TLS files come in pairs; assertion and JWKS-fetch limits are sane.
+    fn validate_client_auth(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return invalid("tls_cert_file and tls_key_file must be set together".into());
+        }
+        for path in [
+            &self.tls_cert_file,
+            &self.tls_key_file,
+            &self.tls_client_ca_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !path.exists() {
+                return invalid(format!("{} does not exist", path.display()));
+            }
+        }
+        if self.tls_reload_interval == 0 || self.tls_reload_interval > 3600 {
+            return invalid("tls_reload_interval must be between 1 and 3600 seconds".into());
+        }
+        if let Some(alg) = self
+            .assertion_signing_algs
+            .iter()
+            .find(|a| crate::clients::credentials::assertion_algorithm(a).is_none())
+        {
+            return invalid(format!(
+                "assertion_signing_algs: {alg:?} is not supported; use some of {}",
+                crate::clients::credentials::ASSERTION_ALGORITHMS.join(", ")
+            ));
+        }
+        if self.assertion_signing_algs.is_empty() {
+            return invalid("assertion_signing_algs must not be empty".into());
+        }
+        if !(10..=3600).contains(&self.assertion_max_lifetime) {
+            return invalid("assertion_max_lifetime must be between 10 and 3600 seconds".into());
+        }
+        if !(1..=60).contains(&self.jwks_fetch_timeout) {
+            return invalid("jwks_fetch_timeout must be between 1 and 60 seconds".into());
+        }
+        if !(1024..=1024 * 1024).contains(&self.jwks_fetch_max_bytes) {
+            return invalid("jwks_fetch_max_bytes must be between 1024 and 1048576".into());
+        }
+        if self.jwks_cache_ttl == 0 || self.jwks_refetch_interval > self.jwks_cache_ttl {
+            return invalid(
+                "jwks_cache_ttl must be at least 1 and not below jwks_refetch_interval".into(),
+            );
+        }
+        if let Some(base) = &self.mtls_endpoint_base {
+            validate_issuer(base)
+                .map_err(|e| ConfigError::Invalid(format!("mtls_endpoint_base: {e}")))?;
+        }
+        if self.forwarded_client_cert && self.trusted_proxies.is_empty() {
+            return invalid(
+                "forwarded_client_cert needs trusted_proxies: the header is believed only from them"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the public listener speaks HTTPS.
+    #[must_use]
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert_file.is_some()
     }
 
     /// The rotation rules of SPEC §3: a key is published longer than any JWKS

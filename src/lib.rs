@@ -12,6 +12,7 @@
 //! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 
 pub mod audit;
+pub mod certs;
 pub mod cli;
 pub mod clients;
 pub mod clock;
@@ -27,4 +28,5 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod token;

@@ -8,7 +8,8 @@ use anyhow::Context;
 
 use crate::{
     audit::{AuditSink, Auditor},
-    clients::{ClientCache, Registry, SecretVerifier},
+    certs::TrustAnchors,
+    clients::{jwks::ClientJwks, ClientCache, Registry, SecretVerifier},
     clock::Clock,
     config::Settings,
     http::{self, admin::auth::AdminTokens, Plane},
@@ -19,6 +20,7 @@ use crate::{
     protect::{client_ip::TrustedProxies, lockout::Lockout, quota::Quotas, rate_limit::RateLimits},
     state::AppState,
     store::Storage,
+    tls::{self, ReloadingCert, TlsFiles},
 };
 
 /// A built, bound, not yet running server.
@@ -55,10 +57,11 @@ impl Application {
             None => None,
         };
         let addr = listener.local_addr()?;
-        let issuer = settings
-            .issuer
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+        let tls = load_tls(&settings)?;
+        let issuer = settings.issuer.clone().unwrap_or_else(|| {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{addr}")
+        });
         let admin_tokens = admin_tokens(&settings);
         let secs =
             |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
@@ -94,6 +97,8 @@ impl Application {
             ),
             metrics: Metrics::default(),
             policy,
+            client_jwks: Arc::new(ClientJwks::new(&settings)?),
+            client_ca: load_client_ca(&settings)?,
             store,
             keys: key_manager.key_set(),
             key_manager,
@@ -109,13 +114,17 @@ impl Application {
                 (
                     Plane::Public,
                     Some(port),
-                    Some(serve(l, state.clone(), Plane::Admin)?),
+                    Some(serve(l, state.clone(), Plane::Admin, tls.as_ref())?),
                 )
             }
             None => (Plane::All, None, None),
         };
-        let server = serve(listener, state.clone(), plane)?;
-        let tasks = maintenance::spawn(&state);
+        let server = serve(listener, state.clone(), plane, tls.as_ref())?;
+        let mut tasks = maintenance::spawn(&state);
+        if let Some(cert) = tls {
+            let every = Duration::from_secs(state.settings.tls_reload_interval);
+            tasks.push(cert.spawn_reloader(every));
+        }
         tracing::info!(%addr, admin_port, issuer = %state.issuer, "portcullis listening");
         Ok(Self {
             port: addr.port(),
@@ -206,7 +215,41 @@ async fn start_keys(
     Ok(KeyManager::start(store.clone(), ring, settings, clock.now()).await?)
 }
 
-fn serve(listener: TcpListener, state: AppState, plane: Plane) -> std::io::Result<Server> {
+/// The CAs `tls_client_auth` certificates must chain to, when configured.
+fn load_client_ca(settings: &Settings) -> anyhow::Result<Option<Arc<TrustAnchors>>> {
+    Ok(settings
+        .tls_client_ca_file
+        .as_deref()
+        .map(TrustAnchors::load)
+        .transpose()?
+        .map(Arc::new))
+}
+
+/// The server certificate, when HTTPS is configured.
+fn load_tls(settings: &Settings) -> anyhow::Result<Option<Arc<ReloadingCert>>> {
+    let (Some(cert), Some(key)) = (&settings.tls_cert_file, &settings.tls_key_file) else {
+        if !settings.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %settings.listen,
+                "serving plain HTTP on a non-loopback address: set tls_cert_file and tls_key_file, \
+                 or terminate TLS in front of the server"
+            );
+        }
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    Ok(Some(ReloadingCert::load(files)?))
+}
+
+fn serve(
+    listener: TcpListener,
+    state: AppState,
+    plane: Plane,
+    tls: Option<&Arc<ReloadingCert>>,
+) -> std::io::Result<Server> {
     let settings = Arc::clone(&state.settings);
     let max_body = settings.max_body_bytes;
     let data = web::Data::new(state);
@@ -224,5 +267,11 @@ fn serve(listener: TcpListener, state: AppState, plane: Plane) -> std::io::Resul
     if settings.workers > 0 {
         server = server.workers(settings.workers);
     }
-    Ok(server.listen(listener)?.run())
+    let server = match tls {
+        Some(cert) => server
+            .on_connect(tls::on_connect)
+            .listen_rustls_0_23(listener, cert.server_config())?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use crate::{
     audit::AuditSink,
-    clients::{ClientCache, Registry, SecretVerifier},
+    certs::TrustAnchors,
+    clients::{jwks::ClientJwks, ClientCache, Registry, SecretVerifier},
     clock::Clock,
     config::Settings,
     http::admin::auth::AdminTokens,
@@ -54,4 +55,29 @@ pub struct AppState {
     pub proxies: Arc<TrustedProxies>,
     /// The token policy, when configured.
     pub policy: Option<Arc<Policy>>,
+    /// Clients' public keys (inline or fetched from their `jwks_uri`).
+    pub client_jwks: Arc<ClientJwks>,
+    /// CAs that `tls_client_auth` certificates must chain to, when configured.
+    pub client_ca: Option<Arc<TrustAnchors>>,
+}
+
+impl AppState {
+    /// The `aud` values a client assertion sent to `endpoint` (a path such as
+    /// `/token`) may carry: the issuer, and the token endpoint's and the called
+    /// endpoint's URLs under the issuer and the mTLS alias base.
+    #[must_use]
+    pub fn assertion_audiences(&self, endpoint: &str) -> Vec<String> {
+        let mut out = vec![self.issuer.clone()];
+        let bases = std::iter::once(self.issuer.as_str())
+            .chain(self.settings.mtls_endpoint_base.as_deref());
+        for base in bases {
+            for path in ["/token", endpoint] {
+                let url = format!("{base}{path}");
+                if !out.contains(&url) {
+                    out.push(url);
+                }
+            }
+        }
+        out
+    }
 }

@@ -9,7 +9,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::oauth::scope::ScopeSet;
+use super::credentials::{
+    assertion_algorithm, validate_jwks, validate_jwks_uri, KeyMaterial, ASSERTION_ALGORITHMS,
+};
+use crate::{certs::SubjectMatcher, oauth::scope::ScopeSet};
 
 /// A client identifier: 1–128 characters of `A–Z a–z 0–9 - . _ ~` (URL-safe,
 /// and unchanged by the form-encoding of HTTP Basic credentials).
@@ -89,6 +92,12 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2).
+    PrivateKeyJwt,
+    /// A certificate from a configured CA with a registered subject (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// A self-signed certificate registered in the client's JWK set (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
@@ -98,7 +107,22 @@ impl AuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client authenticates with a shared secret.
+    #[must_use]
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+
+    /// Whether the client authenticates with its TLS client certificate.
+    #[must_use]
+    pub fn uses_certificate(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 
     /// Parses a wire value this server supports.
@@ -107,6 +131,9 @@ impl AuthMethod {
         match s {
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
+            "tls_client_auth" => Some(Self::TlsClientAuth),
+            "self_signed_tls_client_auth" => Some(Self::SelfSignedTlsClientAuth),
             _ => None,
         }
     }
@@ -123,6 +150,11 @@ pub struct Client {
     pub grant_types: Vec<GrantType>,
     /// How the client authenticates at the token endpoint.
     pub auth_method: AuthMethod,
+    /// Keys and certificate subject of a secretless client.
+    pub keys: KeyMaterial,
+    /// Access tokens are bound to the client's certificate (RFC 8705 §3) even
+    /// when it authenticates otherwise.
+    pub certificate_bound_access_tokens: bool,
     /// Scopes the client may be granted (its allow-list).
     pub scope: ScopeSet,
     /// Audiences (RFC 8707 resources) the client may request.
@@ -206,6 +238,33 @@ pub struct RegistrationRequest {
     /// Tokens per UTC day at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_quota_per_day: Option<i64>,
+    /// Inline JWK set (`private_key_jwt`, `self_signed_tls_client_auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// URL of the client's JWK set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// The algorithm the client's assertions must be signed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// RFC 8705 §2.1.2: expected subject DN (RFC 4514).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// Expected DNS name SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// Expected URI SAN (a SPIFFE ID, for example).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// Expected IP address SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// Expected e-mail SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+    /// Bind access tokens to the client certificate (RFC 8705 §3.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
     /// Present only to be refused with a clear message.
     #[serde(default, skip_serializing)]
     pub client_secret: Option<serde_json::Value>,
@@ -235,9 +294,27 @@ impl From<&Client> for RegistrationRequest {
             rate_limit_burst: c.rate_limit_burst.map(i64::from),
             token_quota_per_hour: c.token_quota_per_hour.map(i64::from),
             token_quota_per_day: c.token_quota_per_day.map(i64::from),
+            jwks: c.keys.jwks.clone(),
+            jwks_uri: c.keys.jwks_uri.clone(),
+            token_endpoint_auth_signing_alg: c.keys.signing_alg.clone(),
+            tls_client_auth_subject_dn: subject(c, "tls_client_auth_subject_dn"),
+            tls_client_auth_san_dns: subject(c, "tls_client_auth_san_dns"),
+            tls_client_auth_san_uri: subject(c, "tls_client_auth_san_uri"),
+            tls_client_auth_san_ip: subject(c, "tls_client_auth_san_ip"),
+            tls_client_auth_san_email: subject(c, "tls_client_auth_san_email"),
+            tls_client_certificate_bound_access_tokens: Some(c.certificate_bound_access_tokens),
             client_secret: None,
         }
     }
+}
+
+/// The client's registered certificate subject, if it is of kind `member`.
+fn subject(c: &Client, member: &str) -> Option<String> {
+    c.keys
+        .tls_subject
+        .as_ref()
+        .filter(|m| m.metadata_name() == member)
+        .map(SubjectMatcher::value)
 }
 
 /// Validated metadata, ready to become a [`Client`].
@@ -251,6 +328,10 @@ pub struct ClientMetadata {
     pub grant_types: Vec<GrantType>,
     /// Auth method.
     pub auth_method: AuthMethod,
+    /// Keys and certificate subject.
+    pub keys: KeyMaterial,
+    /// Certificate-bound access tokens.
+    pub certificate_bound_access_tokens: bool,
     /// Allowed scopes.
     pub scope: ScopeSet,
     /// Allowed audiences.
@@ -286,6 +367,114 @@ pub struct Limits {
     pub refresh_token_absolute_ttl: u32,
 }
 
+/// The registered `tls_client_auth_*` members, by name.
+fn tls_subject_members(r: &RegistrationRequest) -> [(&'static str, Option<&String>); 5] {
+    [
+        (
+            "tls_client_auth_subject_dn",
+            r.tls_client_auth_subject_dn.as_ref(),
+        ),
+        (
+            "tls_client_auth_san_dns",
+            r.tls_client_auth_san_dns.as_ref(),
+        ),
+        (
+            "tls_client_auth_san_uri",
+            r.tls_client_auth_san_uri.as_ref(),
+        ),
+        ("tls_client_auth_san_ip", r.tls_client_auth_san_ip.as_ref()),
+        (
+            "tls_client_auth_san_email",
+            r.tls_client_auth_san_email.as_ref(),
+        ),
+    ]
+}
+
+/// The requested authentication method (default `client_secret_basic`).
+fn auth_method_of(requested: Option<&str>) -> Result<AuthMethod, String> {
+    match requested {
+        None => Ok(AuthMethod::ClientSecretBasic),
+        Some(m) => AuthMethod::parse(m).ok_or_else(|| {
+            format!("token_endpoint_auth_method {m:?} is not supported; use client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth or self_signed_tls_client_auth")
+        }),
+    }
+}
+
+/// Validates the key material for `method` (RFC 7523, RFC 8705 §2).
+fn key_material(
+    r: &RegistrationRequest,
+    method: AuthMethod,
+) -> Result<(AuthMethod, KeyMaterial), String> {
+    let subjects: Vec<(&str, &String)> = tls_subject_members(r)
+        .into_iter()
+        .filter_map(|(name, v)| v.map(|v| (name, v)))
+        .collect();
+    let tls_subject = match (method, subjects.as_slice()) {
+        (AuthMethod::TlsClientAuth, [(name, value)]) => Some(SubjectMatcher::parse(name, value)?),
+        (AuthMethod::TlsClientAuth, _) => {
+            return Err("tls_client_auth needs exactly one of tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_ip, tls_client_auth_san_email".into())
+        }
+        (_, []) => None,
+        (_, [(name, _), ..]) => {
+            return Err(format!("{name} applies only to token_endpoint_auth_method tls_client_auth"))
+        }
+    };
+    let takes_keys = matches!(
+        method,
+        AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth
+    );
+    match (&r.jwks, &r.jwks_uri) {
+        (Some(_), Some(_)) => {
+            return Err("jwks and jwks_uri are mutually exclusive (RFC 7591 §2)".into())
+        }
+        (None, None) if takes_keys => {
+            return Err(format!("{} needs jwks or jwks_uri", method.as_str()))
+        }
+        (Some(_), _) | (_, Some(_)) if !takes_keys => {
+            return Err(
+                "jwks and jwks_uri apply only to private_key_jwt and self_signed_tls_client_auth"
+                    .into(),
+            )
+        }
+        _ => {}
+    }
+    if let Some(jwks) = &r.jwks {
+        let set = validate_jwks(jwks)?;
+        if method == AuthMethod::SelfSignedTlsClientAuth
+            && !set.keys.iter().any(|k| {
+                k.common.x509_chain.is_some() || k.common.x509_sha256_fingerprint.is_some()
+            })
+        {
+            return Err("self_signed_tls_client_auth needs a key in jwks with x5c or x5t#S256 naming the certificate".into());
+        }
+    }
+    if let Some(uri) = &r.jwks_uri {
+        validate_jwks_uri(uri)?;
+    }
+    let signing_alg = match (&r.token_endpoint_auth_signing_alg, method) {
+        (None, _) => None,
+        (Some(alg), AuthMethod::PrivateKeyJwt) => {
+            assertion_algorithm(alg).ok_or_else(|| {
+                format!(
+                    "token_endpoint_auth_signing_alg {alg:?} is not supported; use one of {}",
+                    ASSERTION_ALGORITHMS.join(", ")
+                )
+            })?;
+            Some(alg.clone())
+        }
+        (Some(_), _) => {
+            return Err("token_endpoint_auth_signing_alg applies only to private_key_jwt".into())
+        }
+    };
+    let material = KeyMaterial {
+        jwks: r.jwks.clone(),
+        jwks_uri: r.jwks_uri.clone(),
+        signing_alg,
+        tls_subject,
+    };
+    Ok((method, material))
+}
+
 /// A count in `1..=max`, or an error naming `field`.
 fn count(value: Option<i64>, max: u32, field: &str) -> Result<Option<u32>, String> {
     match value {
@@ -311,6 +500,11 @@ impl RegistrationRequest {
             return Err("client_secret cannot be chosen; the server generates it (rotate it with POST /admin/clients/{client_id}/secret)".into());
         }
         let client_id = self.client_id.as_deref().map(ClientId::parse).transpose()?;
+        let keys = key_material(
+            &self,
+            auth_method_of(self.token_endpoint_auth_method.as_deref())?,
+        )?;
+
         let name = self
             .client_name
             .map(|n| n.trim().to_owned())
@@ -324,12 +518,8 @@ impl RegistrationRequest {
             );
         }
         let grant_types = parse_grant_types(self.grant_types)?;
-        let auth_method = match self.token_endpoint_auth_method.as_deref() {
-            None => AuthMethod::ClientSecretBasic,
-            Some(m) => AuthMethod::parse(m).ok_or_else(|| {
-                format!("token_endpoint_auth_method {m:?} is not supported; use client_secret_basic or client_secret_post")
-            })?,
-        };
+        let auth_method = keys.0;
+        let keys = keys.1;
         let scope =
             ScopeSet::parse(self.scope.as_deref().unwrap_or("")).map_err(|e| e.to_string())?;
         let allowed_audiences = parse_audiences(self.allowed_audiences.unwrap_or_default())?;
@@ -368,6 +558,10 @@ impl RegistrationRequest {
             name,
             grant_types,
             auth_method,
+            keys,
+            certificate_bound_access_tokens: self
+                .tls_client_certificate_bound_access_tokens
+                .unwrap_or(false),
             scope,
             allowed_audiences,
             default_audience,

@@ -93,21 +93,27 @@ impl Registry {
         Ok(())
     }
 
-    /// Registers a client and returns it with its generated secret (shown once).
+    /// Registers a client and returns it with its generated secret (shown
+    /// once), when it authenticates with one.
     #[tracing::instrument(skip_all)]
     pub async fn create(
         &self,
         actor: &str,
         request: RegistrationRequest,
         now: DateTime<Utc>,
-    ) -> Result<(Client, PlainSecret), RegistryError> {
+    ) -> Result<(Client, Option<PlainSecret>), RegistryError> {
         let meta = request
             .validate(&self.limits)
             .map_err(RegistryError::InvalidMetadata)?;
         let id = meta.client_id.clone().unwrap_or_else(ClientId::generate);
         let client = apply(meta, id, None, now);
-        let (secret, new) = new_secret(&self.hasher, now).await?;
-        self.store.create_client(&client, &new).await?;
+        let (secret, new) = if client.auth_method.uses_secret() {
+            let (secret, new) = new_secret(&self.hasher, now).await?;
+            (Some(secret), Some(new))
+        } else {
+            (None, None)
+        };
+        self.store.create_client(&client, new.as_ref()).await?;
         tracing::info!(client_id = %client.id, "client registered");
         self.audit(
             "client_created",
@@ -311,7 +317,14 @@ impl Registry {
                 "grace_period must be between 0 and {MAX_GRACE_PERIOD_SECS} seconds"
             )));
         }
-        let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
+        let client = self.get(id).await?;
+        if !client.auth_method.uses_secret() {
+            return Err(RegistryError::InvalidMetadata(format!(
+                "the client authenticates with {} and has no secret; register it for client_secret_basic or client_secret_post first",
+                client.auth_method.as_str()
+            )));
+        }
+        let id = client.id;
         let (secret, new) = new_secret(&self.hasher, now).await?;
         let until = now + Duration::seconds(grace_secs);
         self.store.rotate_client_secret(&id, &new, until).await?;
@@ -344,6 +357,8 @@ fn apply(
         name: meta.name,
         grant_types: meta.grant_types,
         auth_method: meta.auth_method,
+        keys: meta.keys,
+        certificate_bound_access_tokens: meta.certificate_bound_access_tokens,
         scope: meta.scope,
         allowed_audiences: meta.allowed_audiences,
         default_audience: meta.default_audience,

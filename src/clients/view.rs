@@ -15,8 +15,10 @@ pub struct ClientView {
     pub client_secret: Option<String>,
     /// Registration time, seconds since the epoch.
     pub client_id_issued_at: i64,
-    /// 0: the secret does not expire (it is rotated explicitly).
-    pub client_secret_expires_at: i64,
+    /// 0: the secret does not expire (it is rotated explicitly). Absent for
+    /// clients that authenticate without a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<i64>,
     /// Name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
@@ -24,6 +26,21 @@ pub struct ClientView {
     pub grant_types: Vec<&'static str>,
     /// Token endpoint auth method.
     pub token_endpoint_auth_method: &'static str,
+    /// Inline public JWK set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// URL of the client's JWK set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// The algorithm the client's assertions must use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// The registered certificate subject (`tls_client_auth_subject_dn`,
+    /// `tls_client_auth_san_dns`, …), flattened into the object.
+    #[serde(flatten)]
+    pub tls_client_auth_subject: std::collections::BTreeMap<&'static str, String>,
+    /// Access tokens are bound to the client certificate.
+    pub tls_client_certificate_bound_access_tokens: bool,
     /// Allowed scopes, space-separated.
     pub scope: String,
     /// Allowed audiences.
@@ -71,10 +88,21 @@ impl ClientView {
             client_id: client.id.to_string(),
             client_secret: secret.map(|s| s.expose().to_owned()),
             client_id_issued_at: client.created_at.timestamp(),
-            client_secret_expires_at: 0,
+            client_secret_expires_at: client.auth_method.uses_secret().then_some(0),
             client_name: client.name.clone(),
             grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
             token_endpoint_auth_method: client.auth_method.as_str(),
+            jwks: client.keys.jwks.clone(),
+            jwks_uri: client.keys.jwks_uri.clone(),
+            token_endpoint_auth_signing_alg: client.keys.signing_alg.clone(),
+            tls_client_auth_subject: client
+                .keys
+                .tls_subject
+                .iter()
+                .map(|m| (m.metadata_name(), m.value()))
+                .collect(),
+            tls_client_certificate_bound_access_tokens: client.certificate_bound_access_tokens
+                || client.auth_method.uses_certificate(),
             scope: client.scope.to_string(),
             allowed_audiences: client.allowed_audiences.clone(),
             default_audience: client.default_audience.clone(),

@@ -75,17 +75,29 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
         .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
         .collect();
     let issuer = &state.issuer;
-    let auth_methods = [
+    let settings = &state.settings;
+    let mut auth_methods = vec![
         AuthMethod::ClientSecretBasic.as_str(),
         AuthMethod::ClientSecretPost.as_str(),
+        AuthMethod::PrivateKeyJwt.as_str(),
     ];
+    // Certificates reach the server over its own TLS or from a trusted proxy.
+    let mtls = settings.tls_enabled() || settings.forwarded_client_cert;
+    if mtls {
+        if state.client_ca.is_some() {
+            auth_methods.push(AuthMethod::TlsClientAuth.as_str());
+        }
+        auth_methods.push(AuthMethod::SelfSignedTlsClientAuth.as_str());
+    }
+    let assertion_algs = &settings.assertion_signing_algs;
+    let mtls_base = settings.mtls_endpoint_base.as_deref().unwrap_or(issuer);
     let algs: Vec<&str> = state
         .keys
         .algorithms()
         .into_iter()
         .map(Algorithm::as_str)
         .collect();
-    let body = json!({
+    let mut body = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
@@ -98,8 +110,19 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "access_token_signing_alg_values_supported": algs,
+        "tls_client_certificate_bound_access_tokens": mtls,
     });
+    if mtls {
+        body["mtls_endpoint_aliases"] = json!({
+            "token_endpoint": format!("{mtls_base}/token"),
+            "introspection_endpoint": format!("{mtls_base}/introspect"),
+            "revocation_endpoint": format!("{mtls_base}/revoke"),
+        });
+    }
     Ok(body.to_string().into())
 }
 

@@ -7,7 +7,7 @@ use actix_web::{
     http::header::{self, HeaderValue},
     web, HttpRequest, HttpResponse, HttpResponseBuilder,
 };
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -16,6 +16,7 @@ use serde_json::json;
 use super::{has_media_type, read_body, BodyError};
 use crate::{
     audit::AuditEvent,
+    certs::{parse_xfcc, CertError, ClientCertificate},
     clients::Client,
     oauth::{
         client_auth::ClientCredentials,
@@ -25,6 +26,7 @@ use crate::{
         revoke, OAuthError,
     },
     state::AppState,
+    tls::PeerCertificates,
     token::refresh::RefreshToken,
 };
 
@@ -61,6 +63,42 @@ pub fn caller_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
     state.proxies.client_ip(peer, forwarded)
 }
 
+/// The client's TLS certificate: from Envoy's `x-forwarded-client-cert` when
+/// that is enabled and the peer is a trusted proxy (which terminated TLS),
+/// otherwise from this connection's handshake. The header from anyone else is
+/// ignored.
+fn client_certificate(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<Arc<ClientCertificate>>, OAuthError> {
+    let refused = |e: CertError| OAuthError::ProofRefused(e.to_string());
+    if let Some(header) = req.headers().get(XFCC) {
+        let trusted = state.settings.forwarded_client_cert
+            && req
+                .peer_addr()
+                .is_some_and(|p| state.proxies.trusts(p.ip()));
+        if trusted {
+            let text = header
+                .to_str()
+                .map_err(|_| refused(CertError::Xfcc("the header is not ASCII".into())))?;
+            let chain = parse_xfcc(text).map_err(refused)?;
+            return ClientCertificate::from_chain(chain)
+                .map(|c| Some(Arc::new(c)))
+                .map_err(refused);
+        }
+        tracing::debug!("x-forwarded-client-cert from an untrusted peer ignored");
+    }
+    match req.conn_data::<PeerCertificates>() {
+        Some(peer) => ClientCertificate::from_chain(peer.0.to_vec())
+            .map(|c| Some(Arc::new(c)))
+            .map_err(refused),
+        None => Ok(None),
+    }
+}
+
+/// Envoy's header carrying the client certificate it verified.
+const XFCC: &str = "x-forwarded-client-cert";
+
 /// Applies the per-address limit, reads the form body, then authenticates the
 /// client (Basic or post). `claimed` receives the client id the caller named.
 async fn client_form(
@@ -92,11 +130,14 @@ async fn client_form(
         .map(HeaderValue::as_bytes);
     let creds = ClientCredentials::extract(authorization, &params)?;
     *claimed = Some(creds.client_id.clone());
+    let certificate = client_certificate(req, state)?;
     let now = state.clock.now();
-    let client = grant::authenticate(state, &creds, now).await?;
+    let client =
+        grant::authenticate(state, &creds, certificate.as_deref(), req.path(), now).await?;
     let ctx = RequestContext {
         ip,
-        auth_method: creds.method,
+        auth_method: client.auth_method,
+        certificate,
     };
     Ok(ClientForm {
         params,
@@ -144,6 +185,7 @@ pub async fn token(
                 .client(client.id.as_str())
                 .details(json!({
                     "grant_type": grant_name,
+                    "auth_method": client.auth_method.as_str(),
                     "jti": issued.jti,
                     "scope": issued.scope.to_string(),
                     "expires_in": issued.expires_in,

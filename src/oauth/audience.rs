@@ -47,6 +47,8 @@ mod tests {
             name: None,
             grant_types: vec![GrantType::ClientCredentials],
             auth_method: AuthMethod::ClientSecretBasic,
+            keys: crate::clients::KeyMaterial::default(),
+            certificate_bound_access_tokens: false,
             scope: crate::oauth::scope::ScopeSet::default(),
             allowed_audiences: allowed.iter().map(|s| (*s).to_owned()).collect(),
             default_audience: default.map(str::to_owned),

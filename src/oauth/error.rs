@@ -19,6 +19,11 @@ pub enum OAuthError {
         /// Safe description.
         description: &'static str,
     },
+    /// A secretless client's proof (assertion or certificate) was refused;
+    /// the description says why (nothing secret is in an assertion or a
+    /// certificate, and the client needs the reason to fix its setup).
+    #[error("{0}")]
+    ProofRefused(String),
     /// The client may not use this grant type, or act on this token.
     #[error("{0}")]
     UnauthorizedClient(&'static str),
@@ -59,7 +64,7 @@ impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) | Self::BodyTooLarge(_) => "invalid_request",
-            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidClient { .. } | Self::ProofRefused(_) => "invalid_client",
             Self::UnauthorizedClient(_) | Self::Forbidden(_) => "unauthorized_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
@@ -76,7 +81,7 @@ impl OAuthError {
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidClient { .. } => 401,
+            Self::InvalidClient { .. } | Self::ProofRefused(_) => 401,
             Self::BodyTooLarge(_) => 413,
             Self::Forbidden(_) => 403,
             Self::RateLimited(_) => 429,

@@ -57,6 +57,9 @@ pub struct Details {
     pub jti: Option<String>,
     /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
     pub token_type: &'static str,
+    /// The certificate the token is bound to (RFC 8705 §3.2: `x5t#S256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<serde_json::Value>,
 }
 
 impl Introspection {
@@ -137,6 +140,7 @@ async fn access_details(
         nbf: Some(claims.nbf),
         jti: Some(claims.jti),
         token_type: "Bearer",
+        cnf: claims.extra.get("cnf").cloned(),
     }))
 }
 
@@ -175,6 +179,9 @@ async fn refresh_details(
         nbf: None,
         jti: None,
         token_type: "refresh_token",
+        cnf: family
+            .certificate_thumbprint
+            .map(|t| serde_json::json!({ "x5t#S256": t })),
     }))
 }
 

@@ -1,6 +1,7 @@
 //! OAuth 2.0 protocol logic, free of web-framework types: request parsing,
 //! client authentication, scope and audience rules, and the grants.
 
+pub mod assertion;
 pub mod audience;
 pub mod client_auth;
 pub mod error;

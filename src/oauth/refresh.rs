@@ -46,6 +46,7 @@ pub async fn start_family(
     client: &Client,
     scope: &ScopeSet,
     audiences: &[String],
+    certificate_thumbprint: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<RefreshToken, OAuthError> {
     let (idle, absolute) = lifetimes(state, client);
@@ -57,6 +58,7 @@ pub async fn start_family(
         created_at: now,
         expires_at: now + absolute,
         revoked_at: None,
+        certificate_thumbprint,
     };
     let token =
         RefreshToken::generate().map_err(|_| server(anyhow::anyhow!("random generator failed")))?;
@@ -139,7 +141,9 @@ pub async fn exchange(
         ));
     }
     let audiences = narrow_audiences(&still_allowed, resources)?;
-    let (scope, claims) = grant::apply_policy(state, client, scope, &audiences, grant, now)?;
+    let binding = family_binding(family, client, &grant, now)?;
+    let (scope, mut claims) = grant::apply_policy(state, client, scope, &audiences, &grant, now)?;
+    grant::confirm(&mut claims, binding.as_deref());
     grant::take_quota(state, client, now).await?;
     let (idle, _) = lifetimes(state, client);
     let successor =
@@ -173,6 +177,28 @@ pub async fn exchange(
             Err(INVALID)
         }
         Rotation::Unknown => Err(INVALID),
+    }
+}
+
+/// The certificate the new access token is bound to: a bound family
+/// refreshes only with the certificate it is bound to (RFC 8705 §4).
+fn family_binding(
+    family: &RefreshFamily,
+    client: &Client,
+    grant: &Grant,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, OAuthError> {
+    match &family.certificate_thumbprint {
+        Some(bound) => {
+            let presented = grant.ctx.certificate.as_ref().map(|c| c.thumbprint());
+            if presented != Some(bound.as_str()) {
+                return Err(OAuthError::InvalidGrant(
+                    "the refresh token is bound to a client certificate that was not presented",
+                ));
+            }
+            Ok(Some(bound.clone()))
+        }
+        None => grant.ctx.binding(client, now),
     }
 }
 

@@ -94,11 +94,12 @@ pub struct UsageCount {
 pub trait Store: Send + Sync {
     /// Checks the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Stores a new client with its first secret; `Conflict` if the id exists.
+    /// Stores a new client with its first secret (none for secretless
+    /// clients); `Conflict` if the id exists.
     fn create_client(
         &self,
         client: &Client,
-        secret: &NewSecret,
+        secret: Option<&NewSecret>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Looks a client up by id.
     fn find_client(
@@ -208,7 +209,15 @@ pub trait Store: Send + Sync {
         client: &ClientId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Deletes revocations and refresh families that expired before `now`.
+    /// Records a client assertion's `jti` until `expires_at`; false when the
+    /// client used it before (a replay), on this replica or another.
+    fn record_assertion_jti(
+        &self,
+        client_id: &ClientId,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Deletes revocations, refresh families and assertion ids that expired before `now`.
     fn purge_expired_tokens(
         &self,
         now: DateTime<Utc>,
@@ -305,7 +314,11 @@ impl Store for Storage {
     async fn ping(&self) -> Result<(), StoreError> {
         delegate!(self, ping())
     }
-    async fn create_client(&self, client: &Client, secret: &NewSecret) -> Result<(), StoreError> {
+    async fn create_client(
+        &self,
+        client: &Client,
+        secret: Option<&NewSecret>,
+    ) -> Result<(), StoreError> {
         delegate!(self, create_client(client, secret))
     }
     async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
@@ -414,6 +427,14 @@ impl Store for Storage {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         delegate!(self, revoke_client_tokens(client, now))
+    }
+    async fn record_assertion_jti(
+        &self,
+        client_id: &ClientId,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, record_assertion_jti(client_id, jti, expires_at))
     }
     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         delegate!(self, purge_expired_tokens(now))

@@ -16,7 +16,7 @@ use sqlx::{
 use super::StoreError;
 use crate::{
     audit::chain::AuditRecord,
-    clients::{AuthMethod, Client, ClientId, GrantType},
+    clients::{AuthMethod, Client, ClientId, GrantType, KeyMaterial},
     keys::{Algorithm, KeyState, StoredKey},
     oauth::scope::ScopeSet,
     token::refresh::{RefreshFamily, RefreshRecord},
@@ -84,6 +84,8 @@ pub struct ClientRow {
     rate_limit_burst: Option<i64>,
     token_quota_per_hour: Option<i64>,
     token_quota_per_day: Option<i64>,
+    key_material: Option<String>,
+    certificate_bound_access_tokens: bool,
 }
 
 /// Column values of a client, in the order of the shared SQL's parameters.
@@ -106,6 +108,8 @@ pub struct ClientColumns {
     pub rate_limit_burst: Option<i64>,
     pub token_quota_per_hour: Option<i64>,
     pub token_quota_per_day: Option<i64>,
+    pub key_material: Option<String>,
+    pub certificate_bound_access_tokens: bool,
 }
 
 impl From<&Client> for ClientColumns {
@@ -134,6 +138,9 @@ impl From<&Client> for ClientColumns {
             rate_limit_burst: c.rate_limit_burst.map(i64::from),
             token_quota_per_hour: c.token_quota_per_hour.map(i64::from),
             token_quota_per_day: c.token_quota_per_day.map(i64::from),
+            key_material: (!c.keys.is_empty())
+                .then(|| serde_json::to_string(&c.keys).unwrap_or_default()),
+            certificate_bound_access_tokens: c.certificate_bound_access_tokens,
         }
     }
 }
@@ -168,6 +175,11 @@ impl TryFrom<ClientRow> for Client {
             rate_limit_burst: r.rate_limit_burst.map(seconds),
             token_quota_per_hour: r.token_quota_per_hour.map(seconds),
             token_quota_per_day: r.token_quota_per_day.map(seconds),
+            keys: match &r.key_material {
+                Some(json) => serde_json::from_str(json).map_err(|_| corrupt("key material"))?,
+                None => KeyMaterial::default(),
+            },
+            certificate_bound_access_tokens: r.certificate_bound_access_tokens,
             enabled: r.enabled,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
@@ -226,6 +238,7 @@ pub struct RefreshRow {
     family_created_at: DbTime,
     family_expires_at: DbTime,
     family_revoked_at: Option<DbTime>,
+    certificate_thumbprint: Option<String>,
 }
 
 impl TryFrom<RefreshRow> for RefreshRecord {
@@ -243,6 +256,7 @@ impl TryFrom<RefreshRow> for RefreshRecord {
                 created_at: r.family_created_at.0,
                 expires_at: r.family_expires_at.0,
                 revoked_at: r.family_revoked_at.map(|t| t.0),
+                certificate_thumbprint: r.certificate_thumbprint,
             },
             issued_at: r.issued_at.0,
             expires_at: r.expires_at.0,

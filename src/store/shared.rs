@@ -15,15 +15,16 @@ macro_rules! shared_store_methods {
             Ok(())
         }
 
-        async fn create_client(&self, client: &Client, secret: &NewSecret) -> Result<(), StoreError> {
+        async fn create_client(&self, client: &Client, secret: Option<&NewSecret>) -> Result<(), StoreError> {
             let c = ClientColumns::from(client);
             let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO clients (id, client_name, grant_types, token_endpoint_auth_method, scope, \
                  allowed_audiences, default_audience, access_token_ttl, enabled, created_at, updated_at, \
                  allow_introspection, refresh_token_idle_ttl, refresh_token_absolute_ttl, \
-                 rate_limit_per_second, rate_limit_burst, token_quota_per_hour, token_quota_per_day) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                 rate_limit_per_second, rate_limit_burst, token_quota_per_hour, token_quota_per_day, \
+                 key_material, certificate_bound_access_tokens) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
             )
             .bind(c.id)
             .bind(c.client_name)
@@ -43,9 +44,13 @@ macro_rules! shared_store_methods {
             .bind(c.rate_limit_burst)
             .bind(c.token_quota_per_hour)
             .bind(c.token_quota_per_day)
+            .bind(c.key_material)
+            .bind(c.certificate_bound_access_tokens)
             .execute(&mut *tx)
             .await?;
-            insert_secret(&mut tx, &client.id, secret).await?;
+            if let Some(secret) = secret {
+                insert_secret(&mut tx, &client.id, secret).await?;
+            }
             tx.commit().await?;
             Ok(())
         }
@@ -93,7 +98,8 @@ macro_rules! shared_store_methods {
                  scope = $5, allowed_audiences = $6, default_audience = $7, access_token_ttl = $8, \
                  enabled = $9, updated_at = $10, allow_introspection = $11, refresh_token_idle_ttl = $12, \
                  refresh_token_absolute_ttl = $13, rate_limit_per_second = $14, rate_limit_burst = $15, \
-                 token_quota_per_hour = $16, token_quota_per_day = $17, locked_until = $18 WHERE id = $1",
+                 token_quota_per_hour = $16, token_quota_per_day = $17, locked_until = $18, \
+                 key_material = $19, certificate_bound_access_tokens = $20 WHERE id = $1",
             )
             .bind(c.id)
             .bind(c.client_name)
@@ -113,6 +119,8 @@ macro_rules! shared_store_methods {
             .bind(c.token_quota_per_hour)
             .bind(c.token_quota_per_day)
             .bind(client.locked_until.map(DbTime))
+            .bind(c.key_material)
+            .bind(c.certificate_bound_access_tokens)
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 0 {

@@ -12,8 +12,8 @@ macro_rules! shared_token_methods {
         ) -> Result<(), StoreError> {
             let mut tx = self.pool.begin().await?;
             sqlx::query(
-                "INSERT INTO refresh_families (id, client_id, scope, audiences, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO refresh_families (id, client_id, scope, audiences, created_at, expires_at, \
+                 certificate_thumbprint) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&family.id)
             .bind(family.client_id.as_str())
@@ -21,6 +21,7 @@ macro_rules! shared_token_methods {
             .bind(serde_json::Value::from(family.audiences.clone()).to_string())
             .bind(DbTime(family.created_at))
             .bind(DbTime(family.expires_at))
+            .bind(family.certificate_thumbprint.as_deref())
             .execute(&mut *tx)
             .await?;
             insert_refresh_token(&mut tx, token).await?;
@@ -32,7 +33,7 @@ macro_rules! shared_token_methods {
             sqlx::query_as::<_, RefreshRow>(
                 "SELECT t.issued_at, t.expires_at, t.consumed_at, f.id AS family_id, f.client_id, f.scope, \
                  f.audiences, f.created_at AS family_created_at, f.expires_at AS family_expires_at, \
-                 f.revoked_at AS family_revoked_at \
+                 f.revoked_at AS family_revoked_at, f.certificate_thumbprint \
                  FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1",
             )
             .bind(hash.as_str())
@@ -184,6 +185,26 @@ macro_rules! shared_token_methods {
             Ok(totals)
         }
 
+        async fn record_assertion_jti(
+            &self,
+            client_id: &ClientId,
+            jti: &str,
+            expires_at: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            // The primary key is the arbiter across replicas: of two uses of
+            // one jti, exactly one inserts.
+            let done = sqlx::query(
+                "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (client_id, jti) DO NOTHING",
+            )
+            .bind(client_id.as_str())
+            .bind(jti)
+            .bind(DbTime(expires_at))
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
         async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let mut tx = self.pool.begin().await?;
             let denied = sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at <= $1")
@@ -202,8 +223,12 @@ macro_rules! shared_token_methods {
                 .bind(DbTime(now))
                 .execute(&mut *tx)
                 .await?;
+            let assertions = sqlx::query("DELETE FROM client_assertion_jtis WHERE expires_at <= $1")
+                .bind(DbTime(now))
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok(denied.rows_affected() + families.rows_affected())
+            Ok(denied.rows_affected() + families.rows_affected() + assertions.rows_affected())
         }
     };
 }

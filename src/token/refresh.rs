@@ -102,6 +102,8 @@ pub struct RefreshFamily {
     pub expires_at: DateTime<Utc>,
     /// When the family was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The `x5t#S256` of the certificate the family is bound to (RFC 8705 §4).
+    pub certificate_thumbprint: Option<String>,
 }
 
 /// A refresh token to store.

@@ -6,6 +6,11 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Engine, TestApp};
 
+/// Client-assertion algorithms allowed by default.
+const ASSERTION_ALGS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
 #[rstest]
 #[tokio::test]
 async fn metadata_is_served_at_both_well_known_paths(
@@ -33,9 +38,13 @@ async fn metadata_is_served_at_both_well_known_paths(
             "scopes_supported": ["read", "write"],
             "response_types_supported": [],
             "grant_types_supported": ["client_credentials", "refresh_token"],
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+            "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+            "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+            "tls_client_certificate_bound_access_tokens": false,
             "access_token_signing_alg_values_supported": ["ES256"],
         })
     );

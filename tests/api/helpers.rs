@@ -77,6 +77,8 @@ pub fn test_settings(database_url: &str, dir: &TempDir, overrides: Value) -> Set
 
 pub struct TestApp {
     pub base: String,
+    /// The CA of the server's certificate, when it serves HTTPS.
+    pub root: Option<reqwest::Certificate>,
     pub admin_port: Option<u16>,
     pub http: reqwest::Client,
     pub clock: Clock,
@@ -104,23 +106,41 @@ impl TestApp {
         overrides: Value,
     ) -> Self {
         let settings = test_settings(&database_url, &dir, overrides);
+        // Over TLS, the certificate file ends with the test CA: trust it.
+        let root = settings.tls_cert_file.as_ref().map(|path| {
+            let pem = std::fs::read_to_string(path).expect("server certificate file");
+            let last = pem
+                .rfind("-----BEGIN CERTIFICATE-----")
+                .expect("a PEM certificate");
+            reqwest::Certificate::from_pem(&pem.as_bytes()[last..]).expect("CA certificate")
+        });
         let clock = Clock::manual(Clock::System.now());
         let app = Application::build(settings, clock.clone())
             .await
             .expect("server builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
+        let base = match root {
+            Some(_) => format!("https://localhost:{}", app.port()),
+            None => format!("http://127.0.0.1:{}", app.port()),
+        };
         let admin_port = app.admin_port();
         let state = app.state().clone();
         tokio::spawn(app.run_until_stopped());
         Self {
             base,
             admin_port,
-            http: reqwest::Client::new(),
+            http: client_trusting(root.as_ref(), None),
+            root,
             clock,
             state,
             database_url,
             dir,
         }
+    }
+
+    /// An HTTP client for this server presenting `identity` (a client
+    /// certificate) when given; every call makes a new connection pool.
+    pub fn client(&self, identity: Option<reqwest::Identity>) -> reqwest::Client {
+        client_trusting(self.root.as_ref(), identity)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -331,6 +351,23 @@ impl TestApp {
         assert!(claims["exp"].as_i64().unwrap() > now, "expired");
         claims
     }
+}
+
+/// A reqwest client (rustls) trusting `root` in addition to nothing else.
+pub fn client_trusting(
+    root: Option<&reqwest::Certificate>,
+    identity: Option<reqwest::Identity>,
+) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().use_rustls_tls().tls_info(true);
+    if let Some(root) = root {
+        builder = builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(root.clone());
+    }
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    builder.build().expect("HTTP client")
 }
 
 pub fn basic(id: &str, secret: &str) -> String {

@@ -64,7 +64,7 @@ pub async fn create(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/admin/clients/{}", client.id)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(ClientView::new(&client, Some(&secret))))
+        .json(ClientView::new(&client, secret.as_ref())))
 }
 
 /// Query of `GET /admin/clients`.

@@ -101,6 +101,51 @@ async fn client_commands_manage_clients_and_print_json(
     run(&["client", "delete", "inventory"]).unwrap();
     assert_eq!(run(&["client", "list"]).unwrap(), serde_json::json!([]));
 
+    // Secretless clients: a JWK set from a file, or a certificate subject.
+    let key = crate::pki::ClientKey::new("k1");
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, crate::pki::ClientKey::jwks(&[&key]).to_string()).unwrap();
+    let signer = run(&[
+        "client",
+        "create",
+        "--id",
+        "signer",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        jwks_file.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert!(signer.get("client_secret").is_none(), "{signer}");
+    assert_eq!(signer["jwks"]["keys"][0]["kid"], "k1");
+    let mesh = run(&[
+        "client",
+        "create",
+        "--id",
+        "mesh",
+        "--auth-method",
+        "tls_client_auth",
+        "--tls-san-uri",
+        "spiffe://example.org/ns/pay/sa/api",
+    ])
+    .unwrap();
+    assert_eq!(
+        mesh["tls_client_auth_san_uri"],
+        "spiffe://example.org/ns/pay/sa/api"
+    );
+    let moved = run(&[
+        "client",
+        "update",
+        "mesh",
+        "--tls-subject-dn",
+        "CN=api,O=Example",
+    ])
+    .unwrap();
+    assert_eq!(moved["tls_client_auth_subject_dn"], "CN=api,O=Example");
+    assert!(moved.get("tls_client_auth_san_uri").is_none(), "{moved}");
+    let err = run(&["client", "rotate-secret", "mesh"]).unwrap_err();
+    assert!(err.contains("no secret"), "{err}");
+
     // Bad input is a clear message and a failure status, never a panic.
     for (args, needle) in [
         (vec!["client", "show", "inventory"], "no client"),
@@ -112,6 +157,21 @@ async fn client_commands_manage_clients_and_print_json(
         (
             vec!["client", "rotate-secret", "nobody", "--grace=-5"],
             "grace_period",
+        ),
+        (
+            vec![
+                "client",
+                "create",
+                "--auth-method",
+                "private_key_jwt",
+                "--jwks-file",
+                "/nonexistent.json",
+            ],
+            "could not read",
+        ),
+        (
+            vec!["client", "create", "--auth-method", "tls_client_auth"],
+            "exactly one",
         ),
     ] {
         let err = run(&args).expect_err(&format!("{args:?} must fail"));

@@ -587,3 +587,48 @@ async fn a_renewed_server_certificate_is_served_without_a_restart(
         StatusCode::OK
     );
 }
+
+#[rstest]
+#[tokio::test]
+async fn a_policy_sees_the_certificate_and_puts_the_spiffe_id_in_the_token(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let ca = Ca::new("mesh CA");
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir.path().join("spiffe.rego");
+    std::fs::write(
+        &policy,
+        include_str!("../../examples/policies/spiffe-workloads.rego"),
+    )
+    .unwrap();
+    let app = tls_app(
+        engine,
+        &ca,
+        json!({ "policy_file": policy, "policy_claims": ["spiffe_id"] }),
+    )
+    .await;
+    let id = register(
+        &app,
+        json!({ "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_uri": SPIFFE }),
+    )
+    .await;
+    let body = token_ok(&app, &ca.issue(&Leaf::spiffe(SPIFFE)), &id).await;
+    let claims = app
+        .verify(
+            body["access_token"].as_str().unwrap(),
+            "https://api.example.com",
+        )
+        .await;
+    assert_eq!(claims["spiffe_id"], SPIFFE);
+
+    // A secret-based client has no certificate: the policy refuses it.
+    let (secret_id, secret) = app.standard_client().await;
+    let res = app.token_basic(&secret_id, &secret, &[CC]).await;
+    assert_error(
+        res,
+        StatusCode::BAD_REQUEST,
+        "access_denied",
+        "no certificate",
+    )
+    .await;
+}

@@ -160,6 +160,9 @@ pub struct ClientFields {
     /// URL of the client's JWK set.
     #[arg(long)]
     jwks_uri: Option<String>,
+    /// `private_key_jwt`: the one algorithm its assertions must use.
+    #[arg(long)]
+    signing_alg: Option<String>,
     /// `tls_client_auth`: the certificate's subject DN (RFC 4514).
     #[arg(long)]
     tls_subject_dn: Option<String>,
@@ -188,6 +191,18 @@ pub struct ClientFields {
 
 impl ClientFields {
     fn apply_to(self, mut r: RegistrationRequest) -> anyhow::Result<RegistrationRequest> {
+        // A new method starts without the old one's keys and certificate subject.
+        if self.auth_method.is_some() && self.auth_method != r.token_endpoint_auth_method {
+            r.jwks = None;
+            r.jwks_uri = None;
+            r.token_endpoint_auth_signing_alg = None;
+            r.tls_client_auth_subject_dn = None;
+            r.tls_client_auth_san_dns = None;
+            r.tls_client_auth_san_uri = None;
+            r.tls_client_auth_san_ip = None;
+            r.tls_client_auth_san_email = None;
+        }
+        r.token_endpoint_auth_signing_alg = self.signing_alg.or(r.token_endpoint_auth_signing_alg);
         if let Some(path) = &self.jwks_file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("could not read {}", path.display()))?;

@@ -70,8 +70,7 @@ pub fn caller_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
 fn client_certificate(
     req: &HttpRequest,
     state: &AppState,
-) -> Result<Option<Arc<ClientCertificate>>, OAuthError> {
-    let refused = |e: CertError| OAuthError::ProofRefused(e.to_string());
+) -> Result<Option<Arc<ClientCertificate>>, CertError> {
     if let Some(header) = req.headers().get(XFCC) {
         let trusted = state.settings.forwarded_client_cert
             && req
@@ -80,18 +79,14 @@ fn client_certificate(
         if trusted {
             let text = header
                 .to_str()
-                .map_err(|_| refused(CertError::Xfcc("the header is not ASCII".into())))?;
-            let chain = parse_xfcc(text).map_err(refused)?;
-            return ClientCertificate::from_chain(chain)
-                .map(|c| Some(Arc::new(c)))
-                .map_err(refused);
+                .map_err(|_| CertError::Xfcc("the header is not ASCII".into()))?;
+            let chain = parse_xfcc(text)?;
+            return ClientCertificate::from_chain(chain).map(|c| Some(Arc::new(c)));
         }
         tracing::debug!("x-forwarded-client-cert from an untrusted peer ignored");
     }
     match req.conn_data::<PeerCertificates>() {
-        Some(peer) => ClientCertificate::from_chain(peer.0.to_vec())
-            .map(|c| Some(Arc::new(c)))
-            .map_err(refused),
+        Some(peer) => ClientCertificate::from_chain(peer.0.to_vec()).map(|c| Some(Arc::new(c))),
         None => Ok(None),
     }
 }
@@ -130,14 +125,15 @@ async fn client_form(
         .map(HeaderValue::as_bytes);
     let creds = ClientCredentials::extract(authorization, &params)?;
     *claimed = Some(creds.client_id.clone());
-    let certificate = client_certificate(req, state)?;
+    // A certificate that cannot be used matters only to clients that need one.
+    let certificate = client_certificate(req, state);
+    let presented = certificate.as_ref().map(Option::as_deref);
     let now = state.clock.now();
-    let client =
-        grant::authenticate(state, &creds, certificate.as_deref(), req.path(), now).await?;
+    let client = grant::authenticate(state, &creds, presented, req.path(), now).await?;
     let ctx = RequestContext {
         ip,
         auth_method: client.auth_method,
-        certificate,
+        certificate: certificate.ok().flatten(),
     };
     Ok(ClientForm {
         params,

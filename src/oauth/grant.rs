@@ -42,6 +42,10 @@ pub struct IssuedToken {
     pub refresh_token: Option<RefreshToken>,
 }
 
+/// A TLS client certificate as the request carried it: none, one, or one
+/// that could not be used (a refusal only for clients that need it).
+pub type Presented<'a> = Result<Option<&'a ClientCertificate>, &'a CertError>;
+
 /// Authenticates the client by what it presented: a secret, an assertion,
 /// or its TLS client certificate (`certificate`, when the connection or a
 /// trusted proxy carried one). `endpoint` is the path called, which an
@@ -50,7 +54,7 @@ pub struct IssuedToken {
 pub async fn authenticate(
     state: &AppState,
     creds: &ClientCredentials,
-    certificate: Option<&ClientCertificate>,
+    certificate: Presented<'_>,
     endpoint: &str,
     now: DateTime<Utc>,
 ) -> Result<Client, OAuthError> {
@@ -261,10 +265,11 @@ async fn verify_assertion(
 async fn verify_certificate(
     state: &AppState,
     client: &Client,
-    certificate: Option<&ClientCertificate>,
+    certificate: Presented<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
     let method = client.auth_method.as_str();
+    let certificate = certificate.map_err(|e| refused("bad_certificate", e.to_string()))?;
     let Some(cert) = certificate else {
         return Err(refused(
             "no_certificate",

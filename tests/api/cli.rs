@@ -145,6 +145,25 @@ async fn client_commands_manage_clients_and_print_json(
     assert!(moved.get("tls_client_auth_san_uri").is_none(), "{moved}");
     let err = run(&["client", "rotate-secret", "mesh"]).unwrap_err();
     assert!(err.contains("no secret"), "{err}");
+    // Switching methods leaves the old method's subject behind.
+    let switched = run(&[
+        "client",
+        "update",
+        "mesh",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        jwks_file.to_str().unwrap(),
+        "--signing-alg",
+        "ES256",
+    ])
+    .unwrap();
+    assert_eq!(switched["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(switched["token_endpoint_auth_signing_alg"], "ES256");
+    assert!(
+        switched.get("tls_client_auth_subject_dn").is_none(),
+        "{switched}"
+    );
 
     // Bad input is a clear message and a failure status, never a panic.
     for (args, needle) in [

@@ -457,6 +457,19 @@ async fn the_forwarded_client_certificate_counts_only_from_trusted_proxies(
                 .await
                 .unwrap();
             assert_error(res, StatusCode::UNAUTHORIZED, "invalid_client", "no Cert").await;
+            // ...but only for clients that need a certificate: Istio's default
+            // header (no Cert) leaves secret-based clients alone.
+            let (secret_id, secret) = app.standard_client().await;
+            let res = app
+                .http
+                .post(app.url("/token"))
+                .header("Authorization", crate::helpers::basic(&secret_id, &secret))
+                .header("x-forwarded-client-cert", "Hash=abc;Subject=\"CN=x\"")
+                .form(&[CC])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
         } else {
             let body =
                 assert_error(res, StatusCode::UNAUTHORIZED, "invalid_client", "untrusted").await;

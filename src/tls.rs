@@ -16,13 +16,15 @@
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
 use arc_swap::ArcSwap;
+
+use crate::certs::{CertError, ClientCertificate};
 use ring::digest;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -349,8 +351,27 @@ impl ClientCertVerifier for AnyClientCert {
 ///
 /// Only proof of possession of the leaf's key has been checked; the chain itself is not
 /// validated (see the module docs).
-#[derive(Clone, Debug)]
-pub struct PeerCertificates(pub Arc<[CertificateDer<'static>]>);
+#[derive(Debug)]
+pub struct PeerCertificates {
+    chain: Arc<[CertificateDer<'static>]>,
+    parsed: OnceLock<Result<Arc<ClientCertificate>, CertError>>,
+}
+
+impl PeerCertificates {
+    /// The chain as presented, leaf first.
+    #[must_use]
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// The parsed certificate: parsed by the connection's first request that
+    /// asks, and kept for the later requests on the same connection.
+    pub fn certificate(&self) -> Result<Arc<ClientCertificate>, CertError> {
+        self.parsed
+            .get_or_init(|| ClientCertificate::from_chain(self.chain.to_vec()).map(Arc::new))
+            .clone()
+    }
+}
 
 /// An `HttpServer::on_connect` hook: stores [`PeerCertificates`] in the connection's extensions
 /// when the connection is TLS and the peer presented a certificate.
@@ -360,7 +381,10 @@ pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
     };
     if let Some(chain) = tls.get_ref().1.peer_certificates() {
         if !chain.is_empty() {
-            ext.insert(PeerCertificates(chain.into()));
+            ext.insert(PeerCertificates {
+                chain: chain.into(),
+                parsed: OnceLock::new(),
+            });
         }
     }
 }
@@ -453,7 +477,7 @@ mod tests {
 
     async fn peer(req: HttpRequest) -> String {
         match req.conn_data::<PeerCertificates>() {
-            Some(PeerCertificates(chain)) => format!("certs={}", chain.len()),
+            Some(peer) => format!("certs={}", peer.chain().len()),
             None => "none".to_owned(),
         }
     }

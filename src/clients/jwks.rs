@@ -9,6 +9,7 @@ use std::{
 };
 
 use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize as _;
 
 use super::{credentials::validate_jwks, Client};
 use crate::config::Settings;
@@ -81,7 +82,8 @@ impl ClientJwks {
         want_kid: Option<&str>,
     ) -> Result<Arc<JwkSet>, JwksError> {
         if let Some(inline) = &client.keys.jwks {
-            return validate_jwks(inline)
+            // Validated at registration; only parsed here.
+            return JwkSet::deserialize(inline)
                 .map(Arc::new)
                 .map_err(|_| JwksError::Invalid);
         }

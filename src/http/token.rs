@@ -85,10 +85,9 @@ fn client_certificate(
         }
         tracing::debug!("x-forwarded-client-cert from an untrusted peer ignored");
     }
-    match req.conn_data::<PeerCertificates>() {
-        Some(peer) => ClientCertificate::from_chain(peer.0.to_vec()).map(|c| Some(Arc::new(c))),
-        None => Ok(None),
-    }
+    req.conn_data::<PeerCertificates>()
+        .map(PeerCertificates::certificate)
+        .transpose()
 }
 
 /// Envoy's header carrying the client certificate it verified.

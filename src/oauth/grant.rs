@@ -393,10 +393,15 @@ impl RequestContext {
     }
 }
 
-/// Adds the certificate confirmation (`cnf`, RFC 8705 §3.1) to token claims.
+/// The certificate confirmation (`cnf`, RFC 8705 §3.1) of a bound token.
+pub(super) fn confirmation(thumbprint: &str) -> Value {
+    serde_json::json!({ "x5t#S256": thumbprint })
+}
+
+/// Adds the certificate confirmation to token claims.
 pub(super) fn confirm(claims: &mut Map<String, Value>, thumbprint: Option<&str>) {
     if let Some(t) = thumbprint {
-        claims.insert("cnf".into(), serde_json::json!({ "x5t#S256": t }));
+        claims.insert("cnf".into(), confirmation(t));
     }
 }
 

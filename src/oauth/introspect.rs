@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{
-    grant::server,
+    grant::{self, server},
     request::{TokenHint, TokenReference},
     OAuthError,
 };
@@ -181,7 +181,8 @@ async fn refresh_details(
         token_type: "refresh_token",
         cnf: family
             .certificate_thumbprint
-            .map(|t| serde_json::json!({ "x5t#S256": t })),
+            .as_deref()
+            .map(grant::confirmation),
     }))
 }
 

@@ -25,7 +25,6 @@ pub mod oauth;
 pub mod policy;
 pub mod protect;
 pub mod startup;
-pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

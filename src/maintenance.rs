@@ -9,28 +9,38 @@ use std::{sync::Arc, time::Duration};
 use tokio::task::JoinHandle;
 
 use crate::{
-    audit::AuditEvent,
-    keys::lifecycle::KeyChange,
-    state::AppState,
+    keys::KeyManager,
+    oauth::TokenServer,
     store::{Storage, Store, CLIENT_CHANNEL},
 };
+
+/// What the background tasks work on: the protocol service (store, caches,
+/// quotas, limits, policy, audit, clock) and the signing-key lifecycle.
+#[derive(Clone)]
+pub struct Background {
+    /// The OAuth protocol service.
+    pub oauth: Arc<TokenServer>,
+    /// The signing-key lifecycle.
+    pub key_manager: Arc<KeyManager>,
+}
 
 /// How often quota counts are synced and the policy file is checked.
 const FAST: Duration = Duration::from_secs(2);
 
 /// Starts the background tasks; the caller aborts them at shutdown.
 #[must_use]
-pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
-    let mut tasks = vec![every(FAST, state.clone(), fast_tick)];
-    if let Storage::Postgres(pg) = &state.store {
+pub fn spawn(state: &Background) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![every(FAST, state.clone(), |s| fast_tick(s.oauth))];
+    if let Storage::Postgres(pg) = &state.oauth.store {
         tasks.push(tokio::spawn(listen_for_client_changes(
             pg.pool().clone(),
-            state.clone(),
+            Arc::clone(&state.oauth),
         )));
     }
-    if state.settings.key_refresh_interval > 0 {
+    let key_refresh = state.oauth.settings.key_refresh_interval;
+    if key_refresh > 0 {
         tasks.push(every(
-            Duration::from_secs(state.settings.key_refresh_interval),
+            Duration::from_secs(key_refresh),
             state.clone(),
             key_tick,
         ));
@@ -38,9 +48,9 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
     tasks
 }
 
-fn every<F, Fut>(period: Duration, state: AppState, work: F) -> JoinHandle<()>
+fn every<F, Fut>(period: Duration, state: Background, work: F) -> JoinHandle<()>
 where
-    F: Fn(AppState) -> Fut + Send + 'static,
+    F: Fn(Background) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     tokio::spawn(async move {
@@ -57,7 +67,7 @@ where
 /// Drops clients from the cache when any replica announces a change
 /// (`NOTIFY portcullis_clients`). Whenever the subscription is (re)established
 /// or lost, the whole cache is dropped, since notices may have been missed.
-async fn listen_for_client_changes(pool: sqlx::PgPool, state: AppState) {
+async fn listen_for_client_changes(pool: sqlx::PgPool, state: Arc<TokenServer>) {
     loop {
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
@@ -89,13 +99,19 @@ async fn listen_for_client_changes(pool: sqlx::PgPool, state: AppState) {
 /// Rotate when due, drop expired keys, reload keys changed by other replicas
 /// (the bound on how long a replica signs with a key another one retired),
 /// and purge expired revocations and refresh families.
-pub async fn key_tick(state: AppState) {
-    let now = state.clock.now();
+pub async fn key_tick(state: Background) {
+    let oauth = &state.oauth;
+    let now = oauth.clock.now();
     match state.key_manager.tick(now).await {
-        Ok(changes) => audit_key_changes(&state, &changes, "system").await,
+        Ok(changes) => {
+            oauth
+                .audit
+                .record_key_changes(&changes, "system", now)
+                .await;
+        }
         Err(e) => tracing::error!(error.cause_chain = ?e, "signing key check failed; will retry"),
     }
-    match state.store.purge_expired_tokens(now).await {
+    match oauth.store.purge_expired_tokens(now).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             purged = n,
@@ -108,7 +124,7 @@ pub async fn key_tick(state: AppState) {
 }
 
 /// Sync quota counts, trim limiter memory, reload the policy if it changed.
-pub async fn fast_tick(state: AppState) {
+pub async fn fast_tick(state: Arc<TokenServer>) {
     if let Err(e) = state.quotas.sync(&state.store, state.clock.now()).await {
         tracing::error!(error.cause_chain = ?e, "token-quota sync failed; will retry");
     }
@@ -116,15 +132,5 @@ pub async fn fast_tick(state: AppState) {
     if let Some(policy) = &state.policy {
         let policy = Arc::clone(policy);
         let _ = tokio::task::spawn_blocking(move || policy.reload_if_changed()).await;
-    }
-}
-
-/// Records key changes in the audit trail.
-pub async fn audit_key_changes(state: &AppState, changes: &[KeyChange], actor: &str) {
-    for change in changes {
-        let (kind, key_id) = change.summary();
-        let event = AuditEvent::new(kind, actor, state.clock.now())
-            .details(serde_json::json!({ "kid": key_id }));
-        state.audit.record(event).await;
     }
 }

@@ -12,13 +12,13 @@ use crate::{
     clients::{jwks::ClientJwks, ClientCache, Registry, SecretVerifier},
     clock::Clock,
     config::Settings,
-    http::{self, admin::auth::AdminTokens, Plane},
+    http::{self, admin::tokens::AdminTokens, state::AppState, Plane},
     keys::{KekRing, KeyManager},
-    maintenance,
+    maintenance::{self, Background},
     metrics::Metrics,
+    oauth::TokenServer,
     policy::Policy,
     protect::{client_ip::TrustedProxies, lockout::Lockout, quota::Quotas, rate_limit::RateLimits},
-    state::AppState,
     store::Storage,
     tls::{self, ReloadingCert, TlsFiles},
 };
@@ -63,50 +63,32 @@ impl Application {
             format!("{scheme}://{addr}")
         });
         let admin_tokens = admin_tokens(&settings);
-        let secs =
-            |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
-        let audit = AuditSink::start(store.clone());
-        let verifier = SecretVerifier::new(settings.argon2_permits());
-        let clients = Arc::new(
-            ClientCache::new()
-                .map_err(|_| anyhow::anyhow!("the system random generator failed"))?,
-        );
+        let settings = Arc::new(settings);
+        let oauth = Arc::new(token_server(
+            &settings,
+            store,
+            &key_manager,
+            policy,
+            issuer,
+            &clock,
+        )?);
         let state = AppState {
             registry: Registry::new(
-                store.clone(),
+                oauth.store.clone(),
                 settings.client_limits(),
-                Auditor::Sink(audit.clone()),
+                Auditor::Sink(oauth.audit.clone()),
             )
-            .with_cache(Arc::clone(&clients))
-            .with_verifier(verifier.clone()),
-            clients,
+            .with_cache(Arc::clone(&oauth.clients))
+            .with_verifier(oauth.verifier.clone()),
             metadata: Arc::default(),
-            audit,
-            limits: Arc::new(RateLimits::new(&settings, clock.clone())),
-            lockout: Arc::new(Lockout::new(
-                settings.lockout_threshold,
-                secs(settings.lockout_window),
-                secs(settings.lockout_duration),
-            )),
-            quotas: Arc::new(Quotas::new(
-                settings.token_quota_per_hour,
-                settings.token_quota_per_day,
-            )),
             proxies: Arc::new(
                 TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?,
             ),
-            metrics: Metrics::default(),
-            policy,
-            client_jwks: Arc::new(ClientJwks::new(&settings)?),
-            client_ca: load_client_ca(&settings)?,
-            store,
-            keys: key_manager.key_set(),
+            oauth,
             key_manager,
             clock,
-            verifier,
             admin_tokens: Arc::new(admin_tokens),
-            issuer,
-            settings: Arc::new(settings),
+            settings,
         };
         let (plane, admin_port, admin_server) = match admin_listener {
             Some(l) => {
@@ -120,12 +102,15 @@ impl Application {
             None => (Plane::All, None, None),
         };
         let server = serve(listener, state.clone(), plane, tls.as_ref())?;
-        let mut tasks = maintenance::spawn(&state);
+        let mut tasks = maintenance::spawn(&Background {
+            oauth: Arc::clone(&state.oauth),
+            key_manager: Arc::clone(&state.key_manager),
+        });
         if let Some(cert) = tls {
             let every = Duration::from_secs(state.settings.tls_reload_interval);
             tasks.push(cert.spawn_reloader(every));
         }
-        tracing::info!(%addr, admin_port, issuer = %state.issuer, "portcullis listening");
+        tracing::info!(%addr, admin_port, issuer = %state.oauth.issuer, "portcullis listening");
         Ok(Self {
             port: addr.port(),
             admin_port,
@@ -167,18 +152,53 @@ impl Application {
         for task in self.tasks {
             task.abort();
         }
-        self.state.audit.flush().await;
-        if let Err(e) = self
-            .state
-            .quotas
-            .sync(&self.state.store, self.state.clock.now())
-            .await
-        {
+        let oauth = &self.state.oauth;
+        oauth.audit.flush().await;
+        if let Err(e) = oauth.quotas.sync(&oauth.store, oauth.clock.now()).await {
             tracing::error!(error.cause_chain = ?e, "final token-quota sync failed");
         }
         tracing::info!("portcullis stopped");
         result
     }
+}
+
+/// The OAuth protocol service over the opened store and loaded keys.
+fn token_server(
+    settings: &Arc<Settings>,
+    store: Storage,
+    key_manager: &KeyManager,
+    policy: Option<Arc<Policy>>,
+    issuer: String,
+    clock: &Clock,
+) -> anyhow::Result<TokenServer> {
+    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
+    Ok(TokenServer {
+        audit: AuditSink::start(store.clone()),
+        verifier: SecretVerifier::new(settings.argon2_permits()),
+        clients: Arc::new(
+            ClientCache::new()
+                .map_err(|_| anyhow::anyhow!("the system random generator failed"))?,
+        ),
+        limits: Arc::new(RateLimits::new(settings, clock.clone())),
+        lockout: Arc::new(Lockout::new(
+            settings.lockout_threshold,
+            secs(settings.lockout_window),
+            secs(settings.lockout_duration),
+        )),
+        quotas: Arc::new(Quotas::new(
+            settings.token_quota_per_hour,
+            settings.token_quota_per_day,
+        )),
+        metrics: Metrics::default(),
+        policy,
+        client_jwks: Arc::new(ClientJwks::new(settings)?),
+        client_ca: load_client_ca(settings)?,
+        store,
+        keys: key_manager.key_set(),
+        issuer,
+        settings: Arc::clone(settings),
+        clock: clock.clone(),
+    })
 }
 
 fn load_policy(settings: &Settings) -> anyhow::Result<Option<Arc<Policy>>> {

@@ -20,3 +20,15 @@ pub fn init(format: LogFormat, level: &str) {
         LogFormat::Pretty => builder.try_init(),
     };
 }
+
+tokio::task_local! {
+    /// The id of the request being served: set by the web layer's middleware,
+    /// read by the audit trail, so every event names the request that caused it.
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request being served, if any.
+#[must_use]
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}

@@ -2,71 +2,52 @@
 //! Connect path for tools that only know that one) and the JWKS (RFC 7517),
 //! served from the pre-rendered bytes with `Cache-Control` and `ETag`.
 
-use std::{
-    collections::BTreeSet,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::collections::BTreeSet;
 
 use actix_web::{
     http::header::{self, HeaderValue},
-    web, HttpRequest, HttpResponse,
+    web, HttpRequest, HttpResponse, HttpResponseBuilder,
 };
 use serde_json::json;
 
+use super::{errors::unavailable, state::AppState};
 use crate::{
     clients::{AuthMethod, GrantType},
-    keys::Algorithm,
+    keys::{Algorithm, JwksDocument},
     oauth::scope::ScopeSet,
-    state::AppState,
     store::Store,
 };
 
-/// How long a rendered metadata document is served before it is rebuilt
-/// (it lists the scopes of all clients and the algorithms of the published keys).
-const METADATA_TTL: Duration = Duration::from_secs(5);
-
-/// The rendered metadata document, rebuilt at most every 5 seconds.
-#[derive(Debug, Default)]
-pub struct MetadataCache(Mutex<Option<(Instant, web::Bytes)>>);
-
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
-    let cached = state.metadata.0.lock().ok().and_then(|c| {
-        c.as_ref()
-            .filter(|(at, _)| at.elapsed() < METADATA_TTL)
-            .map(|(_, b)| b.clone())
-    });
-    let body = match cached {
+    let now = state.clock.now();
+    let body = match state.metadata.get(now) {
         Some(body) => body,
         None => match render_metadata(&state).await {
             Ok(body) => {
-                if let Ok(mut c) = state.metadata.0.lock() {
-                    *c = Some((Instant::now(), body.clone()));
-                }
+                state.metadata.put(now, body.clone());
                 body
             }
-            Err(e) => {
-                tracing::error!(error.cause_chain = ?e, "could not read scopes for the metadata document");
-                return super::errors::json_error(
-                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "the metadata document is temporarily unavailable",
-                );
-            }
+            Err(e) => return unavailable("the metadata document is temporarily unavailable", &e),
         },
     };
-    HttpResponse::Ok()
-        .insert_header((
-            header::CACHE_CONTROL,
-            format!("public, max-age={}", state.settings.jwks_max_age),
-        ))
+    public(HttpResponse::Ok(), &state)
         .content_type("application/json")
         .body(body)
 }
 
+/// A response that caches may keep for `jwks_max_age`.
+fn public(mut response: HttpResponseBuilder, state: &AppState) -> HttpResponseBuilder {
+    response.insert_header((
+        header::CACHE_CONTROL,
+        format!("public, max-age={}", state.settings.jwks_max_age),
+    ));
+    response
+}
+
 async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::StoreError> {
     let scopes: BTreeSet<String> = state
+        .oauth
         .store
         .client_scopes()
         .await?
@@ -74,7 +55,7 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
         .filter_map(|s| ScopeSet::parse(s).ok())
         .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
         .collect();
-    let issuer = &state.issuer;
+    let issuer = &state.oauth.issuer;
     let settings = &state.settings;
     let mut auth_methods = vec![
         AuthMethod::ClientSecretBasic.as_str(),
@@ -84,7 +65,7 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
     // Certificates reach the server over its own TLS or from a trusted proxy.
     let mtls = settings.tls_enabled() || settings.forwarded_client_cert;
     if mtls {
-        if state.client_ca.is_some() {
+        if state.oauth.client_ca.is_some() {
             auth_methods.push(AuthMethod::TlsClientAuth.as_str());
         }
         auth_methods.push(AuthMethod::SelfSignedTlsClientAuth.as_str());
@@ -92,6 +73,7 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
     let assertion_algs = &settings.assertion_signing_algs;
     let mtls_base = settings.mtls_endpoint_base.as_deref().unwrap_or(issuer);
     let algs: Vec<&str> = state
+        .oauth
         .keys
         .algorithms()
         .into_iter()
@@ -129,16 +111,40 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
 /// `GET /.well-known/jwks.json`: public keys only; `304` when `If-None-Match`
 /// matches. Records which version the caller holds (the rotation safety signal).
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let doc = state.keys.jwks();
-    let matches = req
-        .headers()
+    let doc = state.oauth.keys.jwks();
+    record_consumer(&req, &state, &doc);
+    let held = if_none_match(&req, &doc.etag);
+    let mut response = public(
+        if held {
+            HttpResponse::NotModified()
+        } else {
+            HttpResponse::Ok()
+        },
+        &state,
+    );
+    if let Ok(etag) = HeaderValue::from_str(&doc.etag) {
+        response.insert_header((header::ETAG, etag));
+    }
+    if held {
+        return response.finish();
+    }
+    response.content_type("application/json").body(doc.body)
+}
+
+/// Whether the caller already holds the version `etag` (`If-None-Match`).
+fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.trim() == "*"
                 || v.split(',')
-                    .any(|t| t.trim().trim_start_matches("W/") == &*doc.etag)
-        });
+                    .any(|t| t.trim().trim_start_matches("W/") == etag)
+        })
+}
+
+/// Records which JWKS version this consumer (address and `User-Agent`) holds.
+fn record_consumer(req: &HttpRequest, state: &AppState, doc: &JwksDocument) {
     let address = req
         .peer_addr()
         .map(|a| a.ip().to_string())
@@ -155,20 +161,4 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         &doc.kids,
         state.clock.now(),
     );
-    let mut response = if matches {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    response.insert_header((
-        header::CACHE_CONTROL,
-        format!("public, max-age={}", state.settings.jwks_max_age),
-    ));
-    if let Ok(etag) = HeaderValue::from_str(&doc.etag) {
-        response.insert_header((header::ETAG, etag));
-    }
-    if matches {
-        return response.finish();
-    }
-    response.content_type("application/json").body(doc.body)
 }

@@ -30,6 +30,17 @@ pub fn json_error(status: StatusCode, code: &str, description: &str) -> HttpResp
     finish(error_builder(status), code, description)
 }
 
+/// `503 temporarily_unavailable` with `description`, for a document that
+/// cannot be built now; the cause is logged here, once.
+pub fn unavailable(description: &str, cause: &dyn std::fmt::Debug) -> HttpResponse {
+    tracing::error!(error.cause_chain = ?cause, "{description}");
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        description,
+    )
+}
+
 fn error_builder(status: StatusCode) -> HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);
     builder.insert_header((header::CACHE_CONTROL, "no-store"));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::{state::AppState, store::Store};
+use crate::{http::state::AppState, store::Store};
 
 /// Liveness.
 pub async fn healthz() -> HttpResponse {
@@ -18,10 +18,10 @@ pub async fn healthz() -> HttpResponse {
 /// Readiness: 200 when the database answers within two seconds, else 503.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = matches!(
-        tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await,
+        tokio::time::timeout(Duration::from_secs(2), state.oauth.store.ping()).await,
         Ok(Ok(()))
     );
-    let kid = state.keys.current().kid().to_owned();
+    let kid = state.oauth.keys.current().kid().to_owned();
     let body = json!({
         "status": if database { "ready" } else { "unavailable" },
         "database": if database { "ok" } else { "unreachable" },

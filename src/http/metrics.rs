@@ -1,35 +1,31 @@
 //! `GET /metrics`: Prometheus text (the `OpenMetrics` format).
 
-use crate::{metrics::Scrape, state::AppState};
 use actix_web::{web, HttpResponse};
+
+use super::{errors::unavailable, state::AppState};
+use crate::metrics::Scrape;
 
 /// Renders every metric (see [`crate::metrics`]).
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let status = match state.key_manager.stored_status(state.clock.now()).await {
+    let now = state.clock.now();
+    let status = match state.key_manager.stored_status(now).await {
         Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error.cause_chain = ?e, "metrics could not read the key status");
-            return super::errors::json_error(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "metrics are temporarily unavailable",
-            );
-        }
+        Err(e) => return unavailable("metrics are temporarily unavailable", &e),
     };
     let scrape = Scrape {
         keys: &status,
-        pool: state.store.pool_stats(),
-        quota_usage: state.quotas.usage(state.clock.now()),
+        pool: state.oauth.store.pool_stats(),
+        quota_usage: state.oauth.quotas.usage(now),
     };
-    let Ok(body) = state.metrics.render(&scrape) else {
-        return super::errors::json_error(
+    match state.oauth.metrics.render(&scrape) {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"))
+            .body(body),
+        Err(_) => super::errors::json_error(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             "metrics could not be encoded",
-        );
-    };
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(body)
+        ),
+    }
 }

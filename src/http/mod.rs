@@ -2,11 +2,14 @@
 //! call into [`crate::oauth`] or [`crate::clients`], and render.
 
 pub mod admin;
+pub mod caller;
 pub mod discovery;
 pub mod errors;
 pub mod health;
+pub mod metadata_cache;
 pub mod metrics;
 pub mod observe;
+pub mod state;
 pub mod token;
 
 use actix_web::{

@@ -10,27 +10,12 @@ use actix_web::{
     http::header::{HeaderName, HeaderValue},
     http::StatusCode,
     middleware::Next,
-    web, Error, HttpMessage, HttpRequest,
+    web, Error, HttpMessage,
 };
 use tracing::Instrument;
 
-use super::errors;
-use crate::state::AppState;
-
-tokio::task_local! {
-    /// The id of the request being served (read by the audit trail).
-    pub static REQUEST_ID: String;
-}
-
-/// The request id of `req`.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
-
-/// The id of the request being served, if any.
-#[must_use]
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
+use super::{caller::RequestId, errors, state::AppState};
+use crate::telemetry::REQUEST_ID;
 
 /// A caller-supplied id is kept when it is 1–128 visible ASCII characters.
 fn accepted(value: &HeaderValue) -> Option<String> {
@@ -86,6 +71,7 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         state
+            .oauth
             .metrics
             .observe_request(&endpoint, &method, status, seconds);
     }
@@ -94,10 +80,4 @@ pub async fn observe(
     }
     span.in_scope(|| tracing::info!(status, latency_ms = seconds * 1000.0, "request served"));
     Ok(res.map_into_left_body())
-}
-
-/// The request id stored by [`observe`].
-#[must_use]
-pub fn request_id(req: &HttpRequest) -> Option<String> {
-    req.extensions().get::<RequestId>().map(|r| r.0.clone())
 }

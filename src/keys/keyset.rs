@@ -152,7 +152,7 @@ fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
 #[derive(Clone, Debug)]
 pub struct JwksDocument {
     /// `{"keys":[…]}` as JSON.
-    pub body: actix_web::web::Bytes,
+    pub body: bytes::Bytes,
     /// Quoted strong entity tag derived from the body.
     pub etag: Arc<str>,
     /// The published key ids, space-separated.

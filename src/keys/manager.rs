@@ -8,19 +8,18 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+pub use super::status::{status, KeyInfo, KeyStatus, LaggingConsumer};
 use super::{
-    consumers::{ConsumerTracker, Sighting},
+    consumers::ConsumerTracker,
     generate,
     lifecycle::{self, KeyChange, Policy, Trigger},
+    status::{lagging_consumers, CONSUMER_WINDOW_HOURS},
     KekRing, KeySet, KeySetError, KeyState, StoredKey,
 };
 use crate::{
     config::Settings,
     store::{Storage, Store},
 };
-
-/// Consumers seen within this window count for the safety signal.
-const CONSUMER_WINDOW_HOURS: i64 = 24;
 
 /// Why a manual rotation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -55,51 +54,6 @@ pub struct RotationReport {
     /// The changes applied (for the audit trail).
     #[serde(skip)]
     pub changes: Vec<KeyChange>,
-}
-
-/// One key as `GET /admin/keys` and `portcullis keys list` show it (never private material).
-#[derive(Debug, Serialize)]
-pub struct KeyInfo {
-    /// Key id.
-    pub kid: String,
-    /// Algorithm.
-    pub alg: &'static str,
-    /// Lifecycle state.
-    pub state: KeyState,
-    /// Generated (and published) at.
-    pub created_at: DateTime<Utc>,
-    /// Became `current` at.
-    pub activated_at: Option<DateTime<Utc>>,
-    /// Became `retired` at.
-    pub retired_at: Option<DateTime<Utc>>,
-    /// A retired key leaves the JWKS at.
-    pub removal_at: Option<DateTime<Utc>>,
-    /// KEK that seals the private part (none once retired).
-    pub kek_id: Option<String>,
-}
-
-/// A JWKS consumer that has not fetched the next key yet.
-#[derive(Debug, Serialize)]
-pub struct LaggingConsumer {
-    /// Source address.
-    pub address: String,
-    /// `User-Agent`.
-    pub user_agent: String,
-    /// Its last fetch.
-    pub seen_at: DateTime<Utc>,
-}
-
-/// The key status report.
-#[derive(Debug, Serialize)]
-pub struct KeyStatus {
-    /// Keys, oldest first.
-    pub keys: Vec<KeyInfo>,
-    /// Earliest time of the next scheduled rotation.
-    pub next_rotation_at: Option<DateTime<Utc>>,
-    /// Consumers seen in the last 24 hours.
-    pub consumers_seen_last_day: usize,
-    /// Of those, the ones whose JWKS lacks the next key.
-    pub consumers_missing_next_key: Vec<LaggingConsumer>,
 }
 
 /// The lifecycle runner shared by the server, the admin API and the CLI.
@@ -330,67 +284,6 @@ impl KeyManager {
             .await?;
         Ok(())
     }
-}
-
-/// The key status from the store alone (no KEK needed): `portcullis keys list`.
-pub async fn status(
-    store: &Storage,
-    policy: &Policy,
-    now: DateTime<Utc>,
-) -> Result<KeyStatus, KeySetError> {
-    let keys = store.signing_keys().await?;
-    let next = keys.iter().find(|k| k.state == KeyState::Next);
-    let (seen, lagging) = match next {
-        Some(n) => lagging_consumers(store, &n.kid, now).await?,
-        None => (
-            store
-                .jwks_consumers_since(now - Duration::hours(CONSUMER_WINDOW_HOURS))
-                .await?
-                .len(),
-            Vec::new(),
-        ),
-    };
-    Ok(KeyStatus {
-        next_rotation_at: lifecycle::next_rotation_at(&keys, policy),
-        keys: keys
-            .iter()
-            .map(|k| KeyInfo {
-                kid: k.kid.clone(),
-                alg: k.alg.as_str(),
-                state: k.state,
-                created_at: k.created_at,
-                activated_at: k.activated_at,
-                retired_at: k.retired_at,
-                removal_at: lifecycle::removal_at(k, policy),
-                kek_id: k.kek_id.clone(),
-            })
-            .collect(),
-        consumers_seen_last_day: seen,
-        consumers_missing_next_key: lagging
-            .into_iter()
-            .map(|s| LaggingConsumer {
-                address: s.address,
-                user_agent: s.user_agent,
-                seen_at: s.seen_at,
-            })
-            .collect(),
-    })
-}
-
-/// Consumers seen in the window, and those whose JWKS lacks `kid`.
-async fn lagging_consumers(
-    store: &Storage,
-    kid: &str,
-    now: DateTime<Utc>,
-) -> Result<(usize, Vec<Sighting>), KeySetError> {
-    let seen = store
-        .jwks_consumers_since(now - Duration::hours(CONSUMER_WINDOW_HOURS))
-        .await?;
-    let total = seen.len();
-    Ok((
-        total,
-        seen.into_iter().filter(|s| !s.has_kid(kid)).collect(),
-    ))
 }
 
 /// Re-seals every private key not sealed under the primary KEK, in one

@@ -7,6 +7,7 @@ pub mod kek;
 mod keyset;
 pub mod lifecycle;
 pub mod manager;
+pub mod status;
 
 pub use generate::{generate, GeneratedKey};
 pub use kek::{Kek, KekError, KekRing};

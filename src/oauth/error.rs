@@ -100,4 +100,9 @@ impl OAuthError {
             description: "client authentication failed",
         }
     }
+
+    /// A server-side failure; the cause is logged, never sent.
+    pub fn server(e: impl Into<anyhow::Error>) -> Self {
+        Self::Server(e.into())
+    }
 }

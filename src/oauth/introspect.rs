@@ -7,13 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{
-    grant::{self, server},
+    issuance::confirmation,
     request::{TokenHint, TokenReference},
-    OAuthError,
+    OAuthError, TokenServer,
 };
 use crate::{
     clients::{Client, ClientId, GrantType},
-    state::AppState,
     store::Store,
     token::{
         refresh::{could_be_refresh_token, RefreshTokenHash},
@@ -71,131 +70,136 @@ impl Introspection {
     }
 }
 
-/// Introspects `reference` for a caller allowed to introspect.
-pub async fn introspect(
-    state: &AppState,
-    caller: &Client,
-    reference: &TokenReference,
-    now: DateTime<Utc>,
-) -> Result<Introspection, OAuthError> {
-    if !caller.allow_introspection {
-        return Err(OAuthError::Forbidden(
-            "this client is not allowed to introspect tokens",
-        ));
-    }
-    // The hint orders the search; both kinds are tried (RFC 7662 §2.1).
-    let found = if reference.hint == Some(TokenHint::RefreshToken) {
-        match refresh_details(state, &reference.token, now).await? {
-            Some(d) => Some(d),
-            None => access_details(state, &reference.token, now).await?,
+impl TokenServer {
+    /// Introspects `reference` for a caller allowed to introspect.
+    pub(super) async fn introspect_token(
+        &self,
+        caller: &Client,
+        reference: &TokenReference,
+        now: DateTime<Utc>,
+    ) -> Result<Introspection, OAuthError> {
+        if !caller.allow_introspection {
+            return Err(OAuthError::Forbidden(
+                "this client is not allowed to introspect tokens",
+            ));
         }
-    } else {
-        match access_details(state, &reference.token, now).await? {
-            Some(d) => Some(d),
-            None => refresh_details(state, &reference.token, now).await?,
+        // The hint orders the search; both kinds are tried (RFC 7662 §2.1).
+        let found = if reference.hint == Some(TokenHint::RefreshToken) {
+            match self.refresh_details(&reference.token, now).await? {
+                Some(d) => Some(d),
+                None => self.access_details(&reference.token, now).await?,
+            }
+        } else {
+            match self.access_details(&reference.token, now).await? {
+                Some(d) => Some(d),
+                None => self.refresh_details(&reference.token, now).await?,
+            }
+        };
+        Ok(
+            found.map_or_else(Introspection::inactive, |d| Introspection {
+                active: true,
+                details: Some(d),
+            }),
+        )
+    }
+
+    async fn access_details(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Details>, OAuthError> {
+        let Ok(claims) = verify(&self.keys, &self.issuer, token, now, true) else {
+            return Ok(None);
+        };
+        if self
+            .store
+            .access_token_revoked(&claims.jti)
+            .await
+            .map_err(OAuthError::server)?
+        {
+            return Ok(None);
         }
-    };
-    Ok(
-        found.map_or_else(Introspection::inactive, |d| Introspection {
-            active: true,
-            details: Some(d),
-        }),
-    )
-}
+        let owner = self.live_client(&claims.client_id, now).await?;
+        // Tokens issued up to the second of an admin "revoke all" are inactive, and
+        // so are tokens of an earlier client that had the same id.
+        if owner.is_none_or(|c| {
+            c.tokens_revoked_before
+                .is_some_and(|t| claims.iat <= t.timestamp())
+                || claims.iat < c.created_at.timestamp()
+        }) {
+            return Ok(None);
+        }
+        Ok(Some(Details {
+            scope: claims.scope,
+            client_id: claims.client_id,
+            sub: claims.sub,
+            aud: claims.aud,
+            iss: claims.iss,
+            exp: claims.exp,
+            iat: claims.iat,
+            nbf: Some(claims.nbf),
+            jti: Some(claims.jti),
+            token_type: "Bearer",
+            cnf: claims.extra.get("cnf").cloned(),
+        }))
+    }
 
-async fn access_details(
-    state: &AppState,
-    token: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Details>, OAuthError> {
-    let Ok(claims) = verify(&state.keys, &state.issuer, token, now, true) else {
-        return Ok(None);
-    };
-    if state
-        .store
-        .access_token_revoked(&claims.jti)
-        .await
-        .map_err(server)?
-    {
-        return Ok(None);
+    async fn refresh_details(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Details>, OAuthError> {
+        // A JWT or an oversized string is no refresh token: skip the lookup.
+        if !could_be_refresh_token(token) {
+            return Ok(None);
+        }
+        let Some(record) = self
+            .store
+            .find_refresh_token(&RefreshTokenHash::of(token))
+            .await
+            .map_err(OAuthError::server)?
+        else {
+            return Ok(None);
+        };
+        let owner = self
+            .live_client(record.family.client_id.as_str(), now)
+            .await?;
+        if !record.is_live(now)
+            || !owner.is_some_and(|c| c.grant_types.contains(&GrantType::RefreshToken))
+        {
+            return Ok(None);
+        }
+        let family = record.family;
+        Ok(Some(Details {
+            scope: (!family.scope.is_empty()).then(|| family.scope.to_string()),
+            client_id: family.client_id.to_string(),
+            sub: family.client_id.to_string(),
+            aud: family.audiences.into(),
+            iss: self.issuer.clone(),
+            exp: record.expires_at.min(family.expires_at).timestamp(),
+            iat: record.issued_at.timestamp(),
+            nbf: None,
+            jti: None,
+            token_type: "refresh_token",
+            cnf: family.certificate_thumbprint.as_deref().map(confirmation),
+        }))
     }
-    let owner = live_client(state, &claims.client_id).await?;
-    // Tokens issued up to the second of an admin "revoke all" are inactive, and
-    // so are tokens of an earlier client that had the same id.
-    if owner.is_none_or(|c| {
-        c.tokens_revoked_before
-            .is_some_and(|t| claims.iat <= t.timestamp())
-            || claims.iat < c.created_at.timestamp()
-    }) {
-        return Ok(None);
-    }
-    Ok(Some(Details {
-        scope: claims.scope,
-        client_id: claims.client_id,
-        sub: claims.sub,
-        aud: claims.aud,
-        iss: claims.iss,
-        exp: claims.exp,
-        iat: claims.iat,
-        nbf: Some(claims.nbf),
-        jti: Some(claims.jti),
-        token_type: "Bearer",
-        cnf: claims.extra.get("cnf").cloned(),
-    }))
-}
 
-async fn refresh_details(
-    state: &AppState,
-    token: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Details>, OAuthError> {
-    // A JWT or an oversized string is no refresh token: skip the lookup.
-    if !could_be_refresh_token(token) {
-        return Ok(None);
+    /// The client if it still exists and is enabled: tokens of disabled or
+    /// deleted clients are inactive.
+    async fn live_client(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Client>, OAuthError> {
+        let Ok(id) = ClientId::parse(id) else {
+            return Ok(None);
+        };
+        let entry = self
+            .clients
+            .get(&self.store, &id, now)
+            .await
+            .map_err(OAuthError::server)?;
+        Ok(entry.map(|e| e.client.clone()).filter(|c| c.enabled))
     }
-    let Some(record) = state
-        .store
-        .find_refresh_token(&RefreshTokenHash::of(token))
-        .await
-        .map_err(server)?
-    else {
-        return Ok(None);
-    };
-    let owner = live_client(state, record.family.client_id.as_str()).await?;
-    if !record.is_live(now)
-        || !owner.is_some_and(|c| c.grant_types.contains(&GrantType::RefreshToken))
-    {
-        return Ok(None);
-    }
-    let family = record.family;
-    Ok(Some(Details {
-        scope: (!family.scope.is_empty()).then(|| family.scope.to_string()),
-        client_id: family.client_id.to_string(),
-        sub: family.client_id.to_string(),
-        aud: family.audiences.into(),
-        iss: state.issuer.clone(),
-        exp: record.expires_at.min(family.expires_at).timestamp(),
-        iat: record.issued_at.timestamp(),
-        nbf: None,
-        jti: None,
-        token_type: "refresh_token",
-        cnf: family
-            .certificate_thumbprint
-            .as_deref()
-            .map(grant::confirmation),
-    }))
-}
-
-/// The client if it still exists and is enabled: tokens of disabled or
-/// deleted clients are inactive.
-async fn live_client(state: &AppState, id: &str) -> Result<Option<Client>, OAuthError> {
-    let Ok(id) = ClientId::parse(id) else {
-        return Ok(None);
-    };
-    let entry = state
-        .clients
-        .get(&state.store, &id, state.clock.now())
-        .await
-        .map_err(server)?;
-    Ok(entry.map(|e| e.client.clone()).filter(|c| c.enabled))
 }

@@ -1,15 +1,29 @@
-//! OAuth 2.0 protocol logic, free of web-framework types: request parsing,
-//! client authentication, scope and audience rules, and the grants.
+//! OAuth 2.0 protocol logic, free of web-framework types: the
+//! [`TokenServer`] service with one method per endpoint, request parsing,
+//! client authentication, scope and audience rules, the grants and issuance.
+//!
+//! Module map: [`server`] (the service and its request context), [`endpoints`] (one
+//! method per endpoint), [`authenticate`] and
+//! [`proof`] (client authentication), [`grant`] (dispatch and client
+//! credentials), [`refresh`], [`issuance`] (policy, quota, signing),
+//! [`introspect`], [`revoke`], and the pure [`request`], [`client_auth`],
+//! [`assertion`], [`scope`], [`audience`] and [`error`].
 
 pub mod assertion;
 pub mod audience;
+pub mod authenticate;
 pub mod client_auth;
+pub mod endpoints;
 pub mod error;
 pub mod grant;
 pub mod introspect;
+pub mod issuance;
+pub mod proof;
 pub mod refresh;
 pub mod request;
 pub mod revoke;
 pub mod scope;
+pub mod server;
 
 pub use error::OAuthError;
+pub use server::{Caller, Endpoint, FormPost, TokenServer};

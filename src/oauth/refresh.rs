@@ -6,14 +6,14 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    grant::{self, server, Grant, IssuedToken},
+    issuance::{Grant, IssuedToken},
     scope::ScopeSet,
-    OAuthError,
+    OAuthError, TokenServer,
 };
 use crate::{
     audit::AuditEvent,
     clients::{Client, GrantType},
-    state::AppState,
+    config::Settings,
     store::Store,
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshToken, RefreshTokenHash, Rotation},
 };
@@ -24,8 +24,7 @@ const INVALID: OAuthError =
     OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
 
 /// Idle and absolute lifetimes for `client` (its own, capped by the server's).
-fn lifetimes(state: &AppState, client: &Client) -> (Duration, Duration) {
-    let s = &state.settings;
+fn lifetimes(s: &Settings, client: &Client) -> (Duration, Duration) {
     let idle = client
         .refresh_token_idle_ttl
         .unwrap_or(s.refresh_token_idle_ttl)
@@ -40,143 +39,135 @@ fn lifetimes(state: &AppState, client: &Client) -> (Duration, Duration) {
     )
 }
 
-/// Starts a family for a client-credentials grant and returns its first token.
-pub async fn start_family(
-    state: &AppState,
-    client: &Client,
-    scope: &ScopeSet,
-    audiences: &[String],
-    certificate_thumbprint: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<RefreshToken, OAuthError> {
-    let (idle, absolute) = lifetimes(state, client);
-    let family = RefreshFamily {
-        id: uuid::Uuid::new_v4().to_string(),
-        client_id: client.id.clone(),
-        scope: scope.clone(),
-        audiences: audiences.to_vec(),
-        created_at: now,
-        expires_at: now + absolute,
-        revoked_at: None,
-        certificate_thumbprint,
-    };
-    let token =
-        RefreshToken::generate().map_err(|_| server(anyhow::anyhow!("random generator failed")))?;
-    let stored = NewRefreshToken {
-        hash: token.hash(),
-        family_id: family.id.clone(),
-        issued_at: now,
-        expires_at: (now + idle).min(family.expires_at),
-    };
-    state
-        .store
-        .create_refresh_family(&family, &stored)
-        .await
-        .map_err(server)?;
-    tracing::info!(family_id = %family.id, "refresh token family started");
-    Ok(token)
-}
+impl TokenServer {
+    /// Starts a family for a client-credentials grant and returns its first token.
+    pub(super) async fn start_family(
+        &self,
+        client: &Client,
+        scope: &ScopeSet,
+        audiences: &[String],
+        certificate_thumbprint: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshToken, OAuthError> {
+        let (idle, absolute) = lifetimes(&self.settings, client);
+        let family = RefreshFamily {
+            id: uuid::Uuid::new_v4().to_string(),
+            client_id: client.id.clone(),
+            scope: scope.clone(),
+            audiences: audiences.to_vec(),
+            created_at: now,
+            expires_at: now + absolute,
+            revoked_at: None,
+            certificate_thumbprint,
+        };
+        let token = RefreshToken::generate()
+            .map_err(|_| OAuthError::server(anyhow::anyhow!("random generator failed")))?;
+        let stored = NewRefreshToken {
+            hash: token.hash(),
+            family_id: family.id.clone(),
+            issued_at: now,
+            expires_at: (now + idle).min(family.expires_at),
+        };
+        self.store
+            .create_refresh_family(&family, &stored)
+            .await
+            .map_err(OAuthError::server)?;
+        tracing::info!(family_id = %family.id, "refresh token family started");
+        Ok(token)
+    }
 
-/// Exchanges a refresh token for a new access token and its successor.
-pub async fn exchange(
-    state: &AppState,
-    client: &Client,
-    presented: &str,
-    scope: Option<ScopeSet>,
-    resources: &[String],
-    grant: Grant,
-    now: DateTime<Utc>,
-) -> Result<IssuedToken, OAuthError> {
-    if !client.grant_types.contains(&GrantType::RefreshToken) {
-        return Err(OAuthError::UnauthorizedClient(
-            "the client is not registered for the refresh_token grant",
-        ));
-    }
-    let hash = RefreshTokenHash::of(presented);
-    let record = state
-        .store
-        .find_refresh_token(&hash)
-        .await
-        .map_err(server)?
-        .ok_or(INVALID)?;
-    let family = &record.family;
-    if family.client_id != client.id {
-        tracing::warn!(family_id = %family.id, "refresh token presented by another client");
-        return Err(INVALID);
-    }
-    if record.consumed_at.is_some() && family.revoked_at.is_none() {
-        reuse_detected(state, client, &family.id, now).await?;
-        return Err(INVALID);
-    }
-    if !record.is_live(now) {
-        return Err(INVALID);
-    }
-    // The access token may narrow the grant's scope and audiences, never widen them;
-    // scopes the client has since lost are not granted again.
-    let allowed: ScopeSet = family
-        .scope
-        .iter()
-        .filter(|s| client.scope.iter().any(|c| c == *s))
-        .map(str::to_owned)
-        .collect();
-    let scope = match scope {
-        None => allowed,
-        Some(s) if s.is_subset(&allowed) => s,
-        Some(_) => {
-            return Err(OAuthError::InvalidScope(
-                "a requested scope exceeds the refresh token's scope",
-            ))
+    /// Exchanges a refresh token for a new access token and its successor.
+    pub(super) async fn refresh(
+        &self,
+        client: &Client,
+        presented: &str,
+        scope: Option<ScopeSet>,
+        resources: &[String],
+        grant: &Grant,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, OAuthError> {
+        if !client.grant_types.contains(&GrantType::RefreshToken) {
+            return Err(OAuthError::UnauthorizedClient(
+                "the client is not registered for the refresh_token grant",
+            ));
         }
-    };
-    // Likewise for audiences the client may no longer request.
-    let still_allowed: Vec<String> = family
-        .audiences
-        .iter()
-        .filter(|a| client.allowed_audiences.contains(a))
-        .cloned()
-        .collect();
-    if still_allowed.is_empty() {
-        return Err(OAuthError::InvalidTarget(
-            "the refresh token's audiences are no longer allowed for this client",
-        ));
-    }
-    let audiences = narrow_audiences(&still_allowed, resources)?;
-    let binding = family_binding(family, client, &grant, now)?;
-    let (scope, mut claims) = grant::apply_policy(state, client, scope, &audiences, &grant, now)?;
-    grant::confirm(&mut claims, binding.as_deref());
-    grant::take_quota(state, client, now).await?;
-    let (idle, _) = lifetimes(state, client);
-    let successor =
-        RefreshToken::generate().map_err(|_| server(anyhow::anyhow!("random generator failed")))?;
-    let stored = NewRefreshToken {
-        hash: successor.hash(),
-        family_id: family.id.clone(),
-        issued_at: now,
-        expires_at: (now + idle).min(family.expires_at),
-    };
-    match state
-        .store
-        .rotate_refresh_token(&hash, &stored, now)
-        .await
-        .map_err(server)?
-    {
-        Rotation::Rotated => {
-            tracing::info!(family_id = %family.id, "refresh token rotated");
-            grant::sign(
-                state,
-                client,
-                scope,
-                audiences,
-                claims,
-                Some(successor),
-                now,
-            )
+        let hash = RefreshTokenHash::of(presented);
+        let record = self
+            .store
+            .find_refresh_token(&hash)
+            .await
+            .map_err(OAuthError::server)?
+            .ok_or(INVALID)?;
+        let family = &record.family;
+        if family.client_id != client.id {
+            tracing::warn!(family_id = %family.id, "refresh token presented by another client");
+            return Err(INVALID);
         }
-        Rotation::Reused => {
-            audit_reuse(state, client, &family.id, now).await;
-            Err(INVALID)
+        if record.consumed_at.is_some() && family.revoked_at.is_none() {
+            self.reuse_detected(client, &family.id, now).await?;
+            return Err(INVALID);
         }
-        Rotation::Unknown => Err(INVALID),
+        if !record.is_live(now) {
+            return Err(INVALID);
+        }
+        // The access token may narrow the grant's scope and audiences, never widen them;
+        // scopes the client has since lost are not granted again.
+        let allowed: ScopeSet = family
+            .scope
+            .iter()
+            .filter(|s| client.scope.iter().any(|c| c == *s))
+            .map(str::to_owned)
+            .collect();
+        let scope = match scope {
+            None => allowed,
+            Some(s) if s.is_subset(&allowed) => s,
+            Some(_) => {
+                return Err(OAuthError::InvalidScope(
+                    "a requested scope exceeds the refresh token's scope",
+                ))
+            }
+        };
+        // Likewise for audiences the client may no longer request.
+        let still_allowed: Vec<String> = family
+            .audiences
+            .iter()
+            .filter(|a| client.allowed_audiences.contains(a))
+            .cloned()
+            .collect();
+        if still_allowed.is_empty() {
+            return Err(OAuthError::InvalidTarget(
+                "the refresh token's audiences are no longer allowed for this client",
+            ));
+        }
+        let audiences = narrow_audiences(&still_allowed, resources)?;
+        let binding = family_binding(family, client, grant, now)?;
+        let decision = self.decide(client, scope, audiences, grant, binding.as_deref(), now)?;
+        self.take_quota(client, now).await?;
+        let (idle, _) = lifetimes(&self.settings, client);
+        let successor = RefreshToken::generate()
+            .map_err(|_| OAuthError::server(anyhow::anyhow!("random generator failed")))?;
+        let stored = NewRefreshToken {
+            hash: successor.hash(),
+            family_id: family.id.clone(),
+            issued_at: now,
+            expires_at: (now + idle).min(family.expires_at),
+        };
+        match self
+            .store
+            .rotate_refresh_token(&hash, &stored, now)
+            .await
+            .map_err(OAuthError::server)?
+        {
+            Rotation::Rotated => {
+                tracing::info!(family_id = %family.id, "refresh token rotated");
+                self.sign(client, decision, Some(successor), now)
+            }
+            Rotation::Reused => {
+                self.audit_reuse(client, &family.id, now).await;
+                Err(INVALID)
+            }
+            Rotation::Unknown => Err(INVALID),
+        }
     }
 }
 
@@ -221,32 +212,33 @@ fn narrow_audiences(granted: &[String], resources: &[String]) -> Result<Vec<Stri
     Ok(out)
 }
 
-async fn reuse_detected(
-    state: &AppState,
-    client: &Client,
-    family_id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), OAuthError> {
-    state
-        .store
-        .revoke_refresh_family(family_id, "reuse", now)
-        .await
-        .map_err(server)?;
-    audit_reuse(state, client, family_id, now).await;
-    Ok(())
-}
+impl TokenServer {
+    async fn reuse_detected(
+        &self,
+        client: &Client,
+        family_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), OAuthError> {
+        self.store
+            .revoke_refresh_family(family_id, "reuse", now)
+            .await
+            .map_err(OAuthError::server)?;
+        self.audit_reuse(client, family_id, now).await;
+        Ok(())
+    }
 
-/// The audit event of a detected reuse.
-async fn audit_reuse(state: &AppState, client: &Client, family_id: &str, now: DateTime<Utc>) {
-    tracing::warn!(
-        family_id,
-        "a rotated refresh token was presented again; its whole family is revoked"
-    );
-    let event = AuditEvent::new("refresh_token_reuse", format!("client:{}", client.id), now)
-        .client(client.id.as_str())
-        .reason("a rotated refresh token was presented again; the family is revoked")
-        .details(serde_json::json!({ "family_id": family_id }));
-    state.audit.record(event).await;
+    /// The audit event of a detected reuse.
+    async fn audit_reuse(&self, client: &Client, family_id: &str, now: DateTime<Utc>) {
+        tracing::warn!(
+            family_id,
+            "a rotated refresh token was presented again; its whole family is revoked"
+        );
+        let event = AuditEvent::new("refresh_token_reuse", format!("client:{}", client.id), now)
+            .client(client.id.as_str())
+            .reason("a rotated refresh token was presented again; the family is revoked")
+            .details(serde_json::json!({ "family_id": family_id }));
+        self.audit.record(event).await;
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod client_ip;
 pub mod lockout;
+pub mod period;
 pub mod quota;
 pub mod rate_limit;
 

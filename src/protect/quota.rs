@@ -7,47 +7,14 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
+pub use super::period::Period;
 use super::Limited;
 use crate::{
     clients::{Client, ClientId},
     store::{Storage, Store, StoreError, UsageCount},
 };
-
-/// A quota window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Period {
-    /// The current UTC hour.
-    Hour,
-    /// The current UTC day.
-    Day,
-}
-
-impl Period {
-    /// The stored name.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hour => "hour",
-            Self::Day => "day",
-        }
-    }
-
-    /// Start of the window containing `t`.
-    #[must_use]
-    pub fn start(self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let len = self.len();
-        t.duration_trunc(len).unwrap_or(t)
-    }
-
-    fn len(self) -> TimeDelta {
-        match self {
-            Self::Hour => TimeDelta::hours(1),
-            Self::Day => TimeDelta::days(1),
-        }
-    }
-}
 
 #[derive(Default)]
 struct Counter {
@@ -154,7 +121,7 @@ impl Quotas {
             let c = counters.entry((client.id.clone(), period)).or_default();
             c.roll(start);
             if c.synced + c.pending >= limit {
-                let ms = (start + period.len() - now).num_milliseconds();
+                let ms = (start + period.duration() - now).num_milliseconds();
                 let retry_after = ((ms + 999) / 1000).max(1) as u64;
                 let name = if period == Period::Hour {
                     "quota_hour"

@@ -24,10 +24,13 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::{
-    audit::{chain::AuditRecord, AuditEvent, AuditFilter},
+    audit::{
+        chain::AuditRecord,
+        event::{AuditEvent, AuditFilter},
+    },
     clients::{Client, ClientId, SecretHash},
     keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
-    protect::quota::Period,
+    protect::period::Period,
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
 };
 

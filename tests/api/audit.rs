@@ -117,7 +117,7 @@ async fn an_edited_or_deleted_event_makes_audit_verify_fail_at_that_event(
     for _ in 0..4 {
         app.access_token(&id, &secret).await;
     }
-    app.state.audit.flush().await;
+    app.state.oauth.audit.flush().await;
     assert!(verify_cli(&app).0);
 
     app.column("UPDATE audit_events SET reason = 'nothing to see' WHERE id = 3 RETURNING kind")
@@ -132,7 +132,7 @@ async fn an_edited_or_deleted_event_makes_audit_verify_fail_at_that_event(
     for _ in 0..4 {
         other.access_token(&id, &secret).await;
     }
-    other.state.audit.flush().await;
+    other.state.oauth.audit.flush().await;
     other
         .column("DELETE FROM audit_events WHERE id = 4 RETURNING kind")
         .await;

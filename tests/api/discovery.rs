@@ -87,7 +87,7 @@ async fn the_jwks_is_public_only_cacheable_and_supports_conditional_requests(
     let keys = body["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2, "the current key and the published next key");
     let kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert!(kids.contains(&app.state.keys.current().kid()));
+    assert!(kids.contains(&app.state.oauth.keys.current().kid()));
     for key in keys {
         let key = key.as_object().unwrap();
         for member in ["kty", "crv", "x", "y", "kid", "use", "alg"] {

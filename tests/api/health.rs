@@ -20,5 +20,5 @@ async fn health_and_readiness_report_ok(
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], "ready");
     assert_eq!(body["database"], "ok");
-    assert_eq!(body["signing_key"], app.state.keys.current().kid());
+    assert_eq!(body["signing_key"], app.state.oauth.keys.current().kid());
 }

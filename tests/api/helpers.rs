@@ -7,7 +7,7 @@ use std::fmt;
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use figment::{providers::Serialized, Figment};
 use jsonwebtoken::{jwk::JwkSet, DecodingKey, Validation};
-use portcullis::{clock::Clock, config::Settings, startup::Application, state::AppState};
+use portcullis::{clock::Clock, config::Settings, http::state::AppState, startup::Application};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
@@ -339,7 +339,7 @@ impl TestApp {
         let key = DecodingKey::from_jwk(jwk).expect("usable JWK");
         let mut validation = Validation::new(header.alg);
         validation.set_audience(&[audience]);
-        validation.set_issuer(&[&self.state.issuer]);
+        validation.set_issuer(&[&self.state.oauth.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud", "nbf", "iat"]);
         // Validity is checked against the server's (manual) clock, not the wall clock.
         validation.validate_exp = false;

@@ -17,10 +17,10 @@ async fn signing_keys_are_sealed_at_rest_and_survive_a_restart(
     let app = TestApp::spawn_with(engine, issuer.clone()).await;
     let (id, secret) = app.standard_client().await;
     let token = app.access_token(&id, &secret).await;
-    let kid = app.state.keys.current().kid().to_owned();
+    let kid = app.state.oauth.keys.current().kid().to_owned();
 
     // The private key is stored sealed: not PKCS#8 as is, but it opens with the KEK and the kid.
-    let stored = app.state.store.signing_keys().await.unwrap();
+    let stored = app.state.oauth.store.signing_keys().await.unwrap();
     assert_eq!(stored.len(), 2, "current and next");
     let current = stored.iter().find(|k| k.kid == kid).unwrap();
     let sealed = current.sealed_private_key.clone().unwrap();
@@ -41,7 +41,7 @@ async fn signing_keys_are_sealed_at_rest_and_survive_a_restart(
     let restarted = TestApp::spawn_on(engine, url, dir, issuer).await;
 
     // Assert: same key, and the earlier token verifies against the new process's JWKS.
-    assert_eq!(restarted.state.keys.current().kid(), kid);
+    assert_eq!(restarted.state.oauth.keys.current().kid(), kid);
     restarted.verify(&token, "https://api.example.com").await;
 }
 
@@ -65,7 +65,7 @@ async fn a_different_kek_is_refused_at_start_with_a_clear_error(
         .to_string();
 
     assert!(err.contains("sealed under KEK"), "{err}");
-    let stored = app.state.store.signing_keys().await.unwrap();
+    let stored = app.state.oauth.store.signing_keys().await.unwrap();
     assert!(
         stored.iter().any(|k| err.contains(&k.kid)),
         "names the key: {err}"

@@ -17,6 +17,7 @@ mod health;
 mod helpers;
 mod introspection;
 mod keys;
+mod layering;
 mod mtls;
 mod openapi;
 mod pki;

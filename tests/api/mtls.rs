@@ -93,7 +93,7 @@ async fn a_spiffe_certificate_gets_certificate_bound_access_and_refresh_tokens(
     let app = tls_app(engine, &ca, json!({})).await;
     assert!(app.base.starts_with("https://"));
     assert!(
-        app.state.issuer.starts_with("https://"),
+        app.state.oauth.issuer.starts_with("https://"),
         "the default issuer follows TLS"
     );
     let id = register(
@@ -367,7 +367,7 @@ async fn a_private_key_jwt_client_can_ask_for_certificate_bound_tokens(
     let res = app
         .client(Some(cert.identity()))
         .post(app.url("/token"))
-        .form(&form(&key.assertion(&id, &app.state.issuer, now)))
+        .form(&form(&key.assertion(&id, &app.state.oauth.issuer, now)))
         .send()
         .await
         .unwrap();
@@ -384,7 +384,7 @@ async fn a_private_key_jwt_client_can_ask_for_certificate_bound_tokens(
     let res = app
         .client(None)
         .post(app.url("/token"))
-        .form(&form(&key.assertion(&id, &app.state.issuer, now)))
+        .form(&form(&key.assertion(&id, &app.state.oauth.issuer, now)))
         .send()
         .await
         .unwrap();

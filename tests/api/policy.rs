@@ -152,7 +152,7 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_fails_closed(
         .await;
 
     std::fs::write(policy_path(&app), "package portcullis\nimport rego.v1\ndecision := {\"allow\": false, \"reason\": \"maintenance window\"}\n").unwrap();
-    portcullis::maintenance::fast_tick(app.state.clone()).await;
+    portcullis::maintenance::fast_tick(app.state.oauth.clone()).await;
     let res = app
         .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
         .await;
@@ -166,7 +166,7 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_fails_closed(
     assert_eq!(body["error_description"], "maintenance window");
 
     std::fs::write(policy_path(&app), "package portcullis\nthis is { not rego").unwrap();
-    portcullis::maintenance::fast_tick(app.state.clone()).await;
+    portcullis::maintenance::fast_tick(app.state.oauth.clone()).await;
     let res = app
         .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
         .await;
@@ -179,7 +179,7 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_fails_closed(
     .await;
 
     std::fs::write(policy_path(&app), MATRIX).unwrap();
-    portcullis::maintenance::fast_tick(app.state.clone()).await;
+    portcullis::maintenance::fast_tick(app.state.oauth.clone()).await;
     app.token(&id, &secret, &[("grant_type", "client_credentials")])
         .await;
 }

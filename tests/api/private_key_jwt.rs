@@ -81,7 +81,7 @@ async fn an_inline_key_authenticates_at_token_introspection_and_revocation(
     assert!(claims.get("cnf").is_none(), "not certificate-bound");
 
     // With client_id, and the issuer as audience.
-    let assertion = key.assertion(&id, &app.state.issuer, now(&app));
+    let assertion = key.assertion(&id, &app.state.oauth.issuer, now(&app));
     let res = post(
         &app,
         "/token",
@@ -333,7 +333,12 @@ async fn an_assertion_is_accepted_once_across_servers_sharing_the_database(
     let stored = a.column("SELECT jti FROM client_assertion_jtis").await;
     assert_eq!(stored.len(), 2);
     let later = a.clock.now() + chrono::Duration::seconds(3600);
-    a.state.store.purge_expired_tokens(later).await.unwrap();
+    a.state
+        .oauth
+        .store
+        .purge_expired_tokens(later)
+        .await
+        .unwrap();
     assert!(a
         .column("SELECT jti FROM client_assertion_jtis")
         .await

@@ -222,7 +222,7 @@ async fn token_quotas_hold_per_hour_across_replicas(
         token_status(&a, &id, &secret, None).await.status(),
         StatusCode::OK
     );
-    portcullis::maintenance::fast_tick(a.state.clone()).await;
+    portcullis::maintenance::fast_tick(a.state.oauth.clone()).await;
     // Replica B reads the shared count before its first token for the client.
     assert_eq!(
         token_status(&b, &id, &secret, None).await.status(),
@@ -233,8 +233,8 @@ async fn token_quotas_hold_per_hour_across_replicas(
         "hourly quota on B",
     )
     .await;
-    portcullis::maintenance::fast_tick(b.state.clone()).await;
-    portcullis::maintenance::fast_tick(a.state.clone()).await;
+    portcullis::maintenance::fast_tick(b.state.oauth.clone()).await;
+    portcullis::maintenance::fast_tick(a.state.oauth.clone()).await;
     assert_limited(
         token_status(&a, &id, &secret, None).await,
         "hourly quota on A",

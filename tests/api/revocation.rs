@@ -51,6 +51,7 @@ async fn a_revoked_access_token_is_inactive_until_its_revocation_is_purged(
     app.clock.advance(Duration::seconds(299));
     assert_eq!(
         app.state
+            .oauth
             .store
             .purge_expired_tokens(app.clock.now())
             .await
@@ -60,6 +61,7 @@ async fn a_revoked_access_token_is_inactive_until_its_revocation_is_purged(
     app.clock.advance(Duration::seconds(1));
     assert_eq!(
         app.state
+            .oauth
             .store
             .purge_expired_tokens(app.clock.now())
             .await

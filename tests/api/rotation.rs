@@ -197,7 +197,7 @@ async fn retired_keys_disappear_with_their_private_material_after_retention(
     assert_eq!(report["warnings"], json!([]));
 
     // Retired: still published, private part already destroyed.
-    let stored = app.state.store.signing_keys().await.unwrap();
+    let stored = app.state.oauth.store.signing_keys().await.unwrap();
     let retired = stored.iter().find(|k| k.kid == old).unwrap();
     assert!(retired.sealed_private_key.is_none() && retired.kek_id.is_none());
     let jwks = app.get_json("/.well-known/jwks.json").await;
@@ -232,6 +232,7 @@ async fn retired_keys_disappear_with_their_private_material_after_retention(
         .contains(&old));
     assert!(app
         .state
+        .oauth
         .store
         .signing_keys()
         .await
@@ -251,7 +252,7 @@ async fn two_replicas_due_at_the_same_moment_create_exactly_one_key(
     std::fs::copy(a.dir.path().join("kek"), b_dir.path().join("kek")).unwrap();
     let b = TestApp::spawn_on(engine, a.database_url.clone(), b_dir, fast_rotation()).await;
     assert_eq!(
-        a.state.store.signing_keys().await.unwrap().len(),
+        a.state.oauth.store.signing_keys().await.unwrap().len(),
         2,
         "the second start adds nothing"
     );
@@ -261,7 +262,7 @@ async fn two_replicas_due_at_the_same_moment_create_exactly_one_key(
     ra.unwrap();
     rb.unwrap();
 
-    let stored = a.state.store.signing_keys().await.unwrap();
+    let stored = a.state.oauth.store.signing_keys().await.unwrap();
     let count = |s: &str| stored.iter().filter(|k| k.state.as_str() == s).count();
     assert_eq!(
         (count("retired"), count("current"), count("next")),
@@ -269,8 +270,8 @@ async fn two_replicas_due_at_the_same_moment_create_exactly_one_key(
         "{stored:?}"
     );
     assert_eq!(
-        a.state.keys.current().kid(),
-        b.state.keys.current().kid(),
+        a.state.oauth.keys.current().kid(),
+        b.state.oauth.keys.current().kid(),
         "both replicas sign with the new key"
     );
 }
@@ -290,11 +291,11 @@ async fn a_replica_picks_up_another_replicas_rotation_within_the_refresh_interva
 
     a.clock.advance(Duration::seconds(3600));
     assert_eq!(rotate(&a, json!({})).await.status(), StatusCode::OK);
-    let new_kid = a.state.keys.current().kid().to_owned();
+    let new_kid = a.state.oauth.keys.current().kid().to_owned();
 
     // B keeps signing with the old (still published) key until its next check, at most 1 s later.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while b.state.keys.current().kid() != new_kid {
+    while b.state.oauth.keys.current().kid() != new_kid {
         assert!(
             std::time::Instant::now() < deadline,
             "replica B did not pick up the rotation"
@@ -462,6 +463,7 @@ async fn a_compromised_key_leaves_the_jwks_at_once(
     fresh.verify(&app, &token, app.clock.now()).await.unwrap();
     assert!(app
         .state
+        .oauth
         .store
         .signing_keys()
         .await

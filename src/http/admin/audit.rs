@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::AdminPrincipal;
-use crate::{audit::AuditFilter, http::errors::ApiError, state::AppState, store::Store};
+use super::{auth::AdminPrincipal, page};
+use crate::{audit::AuditFilter, http::errors::ApiError, http::state::AppState, store::Store};
 
 /// Query of `GET /admin/audit`.
 #[derive(Deserialize)]
@@ -40,6 +40,28 @@ fn time(value: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, ApiErr
         .transpose()
 }
 
+impl AuditQuery {
+    /// The filter the query asks for, and the page size.
+    fn filter(&self) -> Result<(AuditFilter, u32), ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::InvalidRequest(
+                "limit must be between 1 and 1000".into(),
+            ));
+        }
+        let filter = AuditFilter {
+            client_id: self.client_id.clone(),
+            kind: self.kind.clone(),
+            since: time(self.since.as_deref(), "since")?,
+            until: time(self.until.as_deref(), "until")?,
+            after_id: self.after.unwrap_or(0).max(0),
+            // One more than the page tells whether another page follows.
+            limit: limit + 1,
+        };
+        Ok((filter, limit))
+    }
+}
+
 /// Events in chain order; `next_after` is the cursor of the next page.
 pub async fn list(
     _: AdminPrincipal,
@@ -47,29 +69,15 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {e}")))?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::InvalidRequest(
-            "limit must be between 1 and 1000".into(),
-        ));
-    }
-    let filter = AuditFilter {
-        client_id: q.client_id.clone(),
-        kind: q.kind.clone(),
-        since: time(q.since.as_deref(), "since")?,
-        until: time(q.until.as_deref(), "until")?,
-        after_id: q.after.unwrap_or(0).max(0),
-        limit: limit + 1,
-    };
+    let (filter, limit) = q.filter()?;
     // Events recorded by this process so far are visible in the answer.
-    state.audit.flush().await;
-    let mut events = state
+    state.oauth.audit.flush().await;
+    let events = state
+        .oauth
         .store
         .audit_events(&filter)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let more = events.len() > limit as usize;
-    events.truncate(limit as usize);
-    let next_after = more.then(|| events.last().map(|e| e.id)).flatten();
+    let (events, next_after) = page(events, limit, |e| e.id);
     Ok(HttpResponse::Ok().json(json!({ "events": events, "next_after": next_after })))
 }

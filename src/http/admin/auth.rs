@@ -1,66 +1,13 @@
-//! Admin authentication: `Authorization: Bearer <admin token>`, where the
-//! tokens come from configuration and are kept only as SHA-256 digests,
-//! compared in constant time against every configured token.
+//! Admin authentication: `Authorization: Bearer <admin token>`, checked
+//! against the configured tokens' digests ([`super::tokens::AdminTokens`]),
+//! within the admin rate limit.
 
 use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
-use ring::digest;
-use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
 
-use crate::{http::errors::ApiError, state::AppState};
-
-/// Digests of the configured admin tokens.
-pub struct AdminTokens(Vec<[u8; 32]>);
-
-impl AdminTokens {
-    /// Hashes the configured tokens; the clear values are not kept.
-    #[must_use]
-    pub fn new(tokens: &[SecretString]) -> Self {
-        Self(
-            tokens
-                .iter()
-                .map(|t| sha256(t.expose_secret().as_bytes()))
-                .collect(),
-        )
-    }
-
-    /// Whether no admin token is configured (the admin API then refuses everything).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether `presented` is one of the tokens. Every digest is compared, so
-    /// timing does not depend on which one matched.
-    #[must_use]
-    pub fn verify(&self, presented: &[u8]) -> bool {
-        let candidate = sha256(presented);
-        self.0
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, t| acc | t.ct_eq(&candidate))
-            .into()
-    }
-
-    /// How the audit trail names the holder of `presented`: a fingerprint
-    /// (8 bytes of SHA-256 over a different input than the stored digest).
-    #[must_use]
-    pub fn actor(presented: &[u8]) -> String {
-        let fp = sha256(&[b"portcullis-admin-actor:".as_slice(), presented].concat());
-        fp[..8].iter().fold(String::from("admin:"), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-    }
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
-    out
-}
+use super::tokens::AdminTokens;
+use crate::{http::errors::ApiError, http::state::AppState};
 
 /// Proof that the request carries a valid admin token, within the admin rate limit.
 #[derive(Debug)]
@@ -77,9 +24,9 @@ impl FromRequest for AdminPrincipal {
         let Some(state) = req.app_data::<web::Data<AppState>>() else {
             return ready(Err(ApiError::Unauthorized));
         };
-        let ip = crate::http::token::caller_ip(req, state);
-        if let Err(limited) = state.limits.check_admin(ip) {
-            state.metrics.rate_limited(limited.limit);
+        let ip = crate::http::caller::caller_ip(req, state);
+        if let Err(limited) = state.oauth.limits.check_admin(ip) {
+            state.oauth.metrics.rate_limited(limited.limit);
             return ready(Err(ApiError::RateLimited(limited)));
         }
         let token = req
@@ -96,23 +43,5 @@ impl FromRequest for AdminPrincipal {
             }),
             _ => Err(ApiError::Unauthorized),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_configured_tokens_verify() {
-        let tokens = AdminTokens::new(&[
-            SecretString::from("first-admin-token".to_owned()),
-            SecretString::from("second-admin-token".to_owned()),
-        ]);
-        assert!(tokens.verify(b"first-admin-token"));
-        assert!(tokens.verify(b"second-admin-token"));
-        assert!(!tokens.verify(b"first-admin-toke"));
-        assert!(!tokens.verify(b""));
-        assert!(!AdminTokens::new(&[]).verify(b"anything"));
     }
 }

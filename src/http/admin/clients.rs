@@ -5,11 +5,11 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::json;
 
-use super::auth::AdminPrincipal;
+use super::{auth::AdminPrincipal, page};
 use crate::{
     clients::{ClientView, RegistrationRequest, RegistryError},
+    http::state::AppState,
     http::{errors::ApiError, has_media_type, read_body, BodyError},
-    state::AppState,
 };
 
 /// A request body as the `Bytes` extractor delivers it.
@@ -75,6 +75,19 @@ pub struct ListQuery {
     after: Option<String>,
 }
 
+impl ListQuery {
+    fn limit(&self) -> Result<u32, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if (1..=200).contains(&limit) {
+            Ok(limit)
+        } else {
+            Err(ApiError::InvalidRequest(
+                "limit must be between 1 and 200".into(),
+            ))
+        }
+    }
+}
+
 /// `GET /admin/clients?limit=&after=`: a page of clients ordered by id.
 pub async fn list(
     _: AdminPrincipal,
@@ -82,15 +95,10 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {e}")))?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::InvalidRequest(
-            "limit must be between 1 and 200".into(),
-        ));
-    }
+    let limit = query.limit()?;
     let after = query.after.as_deref().filter(|a| !a.is_empty());
     // One more than the page tells whether another page follows.
-    let mut clients = state
+    let clients = state
         .registry
         .list(after, limit + 1)
         .await
@@ -98,11 +106,7 @@ pub async fn list(
             RegistryError::InvalidMetadata(m) => ApiError::InvalidRequest(format!("after: {m}")),
             e => e.into(),
         })?;
-    let more = clients.len() > limit as usize;
-    clients.truncate(limit as usize);
-    let next_after = more
-        .then(|| clients.last().map(|c| c.id.to_string()))
-        .flatten();
+    let (clients, next_after) = page(clients, limit, |c| c.id.to_string());
     let views: Vec<ClientView> = clients.iter().map(|c| ClientView::new(c, None)).collect();
     Ok(HttpResponse::Ok().json(json!({ "clients": views, "next_after": next_after })))
 }
@@ -187,12 +191,21 @@ pub async fn rotate_secret(
         })?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "client_id": path_id(&path),
-            "client_secret": secret.expose(),
-            "client_secret_expires_at": 0,
-            "previous_secrets_expire_at": until.timestamp(),
-        })))
+        .json(new_secret(path_id(&path), &secret, until)))
+}
+
+/// The one response that shows a rotated secret.
+fn new_secret(
+    client_id: &str,
+    secret: &crate::clients::PlainSecret,
+    previous_until: chrono::DateTime<chrono::Utc>,
+) -> serde_json::Value {
+    json!({
+        "client_id": client_id,
+        "client_secret": secret.expose(),
+        "client_secret_expires_at": 0,
+        "previous_secrets_expire_at": previous_until.timestamp(),
+    })
 }
 
 /// `POST /admin/clients/{client_id}/disable`.
@@ -251,6 +264,6 @@ pub async fn unlock(
         .registry
         .unlock(&admin.actor, path_id(&path), state.clock.now())
         .await?;
-    state.lockout.clear(client.id.as_str());
+    state.oauth.lockout.clear(client.id.as_str());
     Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
 }

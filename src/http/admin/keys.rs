@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{auth::AdminPrincipal, clients::json_body, clients::Body};
-use crate::{http::errors::ApiError, keys::manager::RotateError, state::AppState};
+use crate::{http::errors::ApiError, http::state::AppState, keys::manager::RotateError};
 
 /// `GET /admin/keys`: every key with its state and transition times (never
 /// private material), the rotation schedule, and the safety signal.
@@ -55,25 +55,19 @@ pub async fn rotate(
         true,
         ApiError::InvalidRequest,
     )?;
+    let now = state.clock.now();
     let report = state
         .key_manager
-        .rotate(state.clock.now(), request.compromised, request.safe)
+        .rotate(now, request.compromised, request.safe)
         .await
         .map_err(|e| match e {
             RotateError::Unsafe(warnings) => ApiError::RotationUnsafe(warnings.join("; ")),
             RotateError::Keys(e) => ApiError::Internal(e.into()),
         })?;
-    crate::maintenance::audit_key_changes(&state, &report.changes, &admin.actor).await;
-    let kind = if request.compromised {
-        "key_compromised"
-    } else {
-        "key_rotated"
-    };
-    let event = crate::audit::AuditEvent::new(kind, admin.actor.clone(), state.clock.now())
-        .details(serde_json::json!({ "current": report.current, "next": report.next, "removed": report.removed, "warnings": report.warnings }));
     state
+        .oauth
         .audit
-        .record_durable(event)
+        .record_rotation(&report, request.compromised, &admin.actor, now)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::Ok().json(report))

@@ -1,0 +1,177 @@
+//! The three OAuth endpoints as methods of [`TokenServer`]: the token
+//! endpoint ([RFC 6749 §3.2], client authentication by [§2.3]; grants
+//! [§4.4] and [§6]), introspection ([RFC 7662 §2]) and revocation
+//! ([RFC 7009 §2]). Each takes a [`FormPost`] as the web layer read it and
+//! the [`Caller`] context (address, certificate, request id, the time read
+//! once), applies the per-address limit, authenticates the client and
+//! returns a typed outcome. Every outcome of the token endpoint but a
+//! rate-limit refusal is counted and audited here.
+//!
+//! [RFC 6749 §3.2]: https://www.rfc-editor.org/rfc/rfc6749#section-3.2
+//! [§2.3]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3
+//! [§4.4]: https://www.rfc-editor.org/rfc/rfc6749#section-4.4
+//! [§6]: https://www.rfc-editor.org/rfc/rfc6749#section-6
+//! [RFC 7662 §2]: https://www.rfc-editor.org/rfc/rfc7662#section-2
+//! [RFC 7009 §2]: https://www.rfc-editor.org/rfc/rfc7009#section-2
+
+use serde_json::json;
+
+use super::{
+    client_auth::ClientCredentials,
+    introspect::Introspection,
+    issuance::{IssuedToken, RequestContext},
+    request::{FormParams, TokenReference, TokenRequest},
+    server::{Caller, FormPost, TokenServer},
+    OAuthError,
+};
+use crate::{audit::AuditEvent, clients::Client};
+
+/// A form from a client whose authentication succeeded.
+struct Authenticated {
+    params: FormParams,
+    client: Client,
+    ctx: RequestContext,
+}
+
+impl TokenServer {
+    /// The token endpoint: authenticates the client and runs its grant.
+    pub async fn token(
+        &self,
+        post: FormPost<'_>,
+        caller: &Caller,
+    ) -> Result<IssuedToken, OAuthError> {
+        let mut claimed = None;
+        let mut grant_name = "unknown";
+        let outcome = async {
+            let mut request = None;
+            let form = self
+                .authenticate_form(post, caller, &mut claimed, |params| {
+                    let parsed = TokenRequest::parse(params)?;
+                    grant_name = parsed.grant_name();
+                    request = Some(parsed);
+                    Ok(())
+                })
+                .await?;
+            let request = request.ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
+            let issued = self
+                .issue(&form.client, request, form.ctx, caller.now)
+                .await?;
+            Ok::<_, OAuthError>((form.client, issued))
+        }
+        .await;
+        match outcome {
+            Ok((client, issued)) => {
+                self.audit_issued(&client, &issued, grant_name, caller)
+                    .await;
+                Ok(issued)
+            }
+            Err(e) => {
+                self.audit_denied(&e, claimed, grant_name, caller).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The introspection endpoint.
+    pub async fn introspect(
+        &self,
+        post: FormPost<'_>,
+        caller: &Caller,
+    ) -> Result<Introspection, OAuthError> {
+        let form = self
+            .authenticate_form(post, caller, &mut None, |_| Ok(()))
+            .await?;
+        let reference = TokenReference::parse(&form.params)?;
+        self.introspect_token(&form.client, &reference, caller.now)
+            .await
+    }
+
+    /// The revocation endpoint: `Ok` also for unknown tokens.
+    pub async fn revoke(&self, post: FormPost<'_>, caller: &Caller) -> Result<(), OAuthError> {
+        let form = self
+            .authenticate_form(post, caller, &mut None, |_| Ok(()))
+            .await?;
+        let reference = TokenReference::parse(&form.params)?;
+        self.revoke_token(&form.client, &reference, caller.now)
+            .await
+    }
+
+    /// Applies the per-address limit, then authenticates the client (Basic,
+    /// post, assertion or certificate). `claimed` receives the client id the
+    /// caller named; `before_auth` parses the endpoint's own parameters.
+    async fn authenticate_form(
+        &self,
+        post: FormPost<'_>,
+        caller: &Caller,
+        claimed: &mut Option<String>,
+        before_auth: impl FnOnce(&FormParams) -> Result<(), OAuthError>,
+    ) -> Result<Authenticated, OAuthError> {
+        self.limits
+            .check_ip(caller.ip)
+            .map_err(|l| self.rate_limited(l))?;
+        let params = post.form?;
+        before_auth(&params)?;
+        let creds = ClientCredentials::extract(post.authorization, &params)?;
+        *claimed = Some(creds.client_id.clone());
+        let presented = caller.certificate.as_ref().map(Option::as_deref);
+        let client = self
+            .authenticate(&creds, presented, caller.endpoint.path(), caller.now)
+            .await?;
+        let ctx = RequestContext {
+            ip: caller.ip,
+            auth_method: client.auth_method,
+            certificate: caller.certificate.as_ref().ok().and_then(Clone::clone),
+        };
+        Ok(Authenticated {
+            params,
+            client,
+            ctx,
+        })
+    }
+
+    async fn audit_issued(
+        &self,
+        client: &Client,
+        issued: &IssuedToken,
+        grant_name: &'static str,
+        caller: &Caller,
+    ) {
+        self.metrics.token_issued(grant_name);
+        let event = AuditEvent::new("token_issued", format!("client:{}", client.id), caller.now)
+            .request(caller.request_id.as_deref())
+            .client(client.id.as_str())
+            .details(json!({
+                "grant_type": grant_name,
+                "auth_method": client.auth_method.as_str(),
+                "jti": issued.jti,
+                "scope": issued.scope.to_string(),
+                "expires_in": issued.expires_in,
+                "refresh_token_issued": issued.refresh_token.is_some(),
+            }));
+        self.audit.record(event).await;
+    }
+
+    async fn audit_denied(
+        &self,
+        e: &OAuthError,
+        claimed: Option<String>,
+        grant_name: &'static str,
+        caller: &Caller,
+    ) {
+        self.metrics.token_denied(e.code());
+        if matches!(e, OAuthError::RateLimited(_)) {
+            return;
+        }
+        let actor = claimed
+            .as_deref()
+            .map_or_else(|| "anonymous".to_owned(), |c| format!("client:{c}"));
+        let mut event = AuditEvent::new("token_denied", actor, caller.now)
+            .request(caller.request_id.as_deref())
+            .reason(e.code())
+            .details(json!({ "grant_type": grant_name, "error_description": e.to_string() }));
+        if let Some(c) = claimed {
+            event = event.client(c);
+        }
+        self.audit.record(event).await;
+    }
+}

@@ -1,0 +1,223 @@
+//! Issuing an access token once a grant has decided scope and audiences:
+//! the token policy (deny, narrow, add claims), the certificate confirmation
+//! ([RFC 8705 §3]), the client's quotas, and the signed [RFC 9068] JWT with
+//! the claims of [RFC 9068 §2.2] (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`,
+//! `jti`, `client_id`, `scope`). Every grant ends here.
+//!
+//! [RFC 8705 §3]: https://www.rfc-editor.org/rfc/rfc8705#section-3
+//! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
+//! [RFC 9068 §2.2]: https://www.rfc-editor.org/rfc/rfc9068#section-2.2
+
+use std::{net::IpAddr, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::{scope::ScopeSet, OAuthError, TokenServer};
+use crate::{
+    certs::ClientCertificate,
+    clients::{AuthMethod, Client, ClientView},
+    policy::PolicyError,
+    token::{encode, refresh::RefreshToken, AccessTokenClaims},
+};
+
+/// A freshly issued access token.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The signed JWT.
+    pub access_token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Lifetime in seconds.
+    pub expires_in: u32,
+    /// Granted scope.
+    pub scope: ScopeSet,
+    /// A refresh token, for clients registered for the `refresh_token` grant.
+    pub refresh_token: Option<RefreshToken>,
+}
+
+/// Where a token request came from, for the policy and the audit trail.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// The caller's address (behind trusted proxies, the forwarded one).
+    pub ip: IpAddr,
+    /// How the client authenticated.
+    pub auth_method: AuthMethod,
+    /// The client's TLS certificate, when it presented one.
+    pub certificate: Option<Arc<ClientCertificate>>,
+}
+
+impl RequestContext {
+    /// The RFC 8705 `x5t#S256` the client's tokens are bound to: its
+    /// certificate's, when it authenticated with it or is registered for
+    /// certificate-bound tokens (then a certificate is required).
+    pub fn binding(
+        &self,
+        client: &Client,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, OAuthError> {
+        if !(client.auth_method.uses_certificate() || client.certificate_bound_access_tokens) {
+            return Ok(None);
+        }
+        let Some(cert) = &self.certificate else {
+            return Err(OAuthError::InvalidRequest(
+                "this client's tokens are bound to its certificate (RFC 8705): present the client certificate over mutual TLS",
+            ));
+        };
+        cert.check_validity(now)
+            .map_err(|e| OAuthError::ProofRefused(e.to_string()))?;
+        Ok(Some(cert.thumbprint().to_owned()))
+    }
+}
+
+/// The grant being run and where its request came from.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    /// The grant's wire name.
+    pub name: &'static str,
+    /// Where the request came from.
+    pub ctx: RequestContext,
+}
+
+/// The certificate confirmation (`cnf`, RFC 8705 §3.1) of a bound token.
+#[must_use]
+pub fn confirmation(thumbprint: &str) -> Value {
+    serde_json::json!({ "x5t#S256": thumbprint })
+}
+
+/// Adds the certificate confirmation to token claims.
+pub fn confirm(claims: &mut Map<String, Value>, thumbprint: Option<&str>) {
+    if let Some(t) = thumbprint {
+        claims.insert("cnf".into(), confirmation(t));
+    }
+}
+
+/// What a grant decided: the token's scope, audiences and extra claims.
+pub struct Decision {
+    /// The granted scope (after the policy).
+    pub scope: ScopeSet,
+    /// The token's audiences.
+    pub audiences: Vec<String>,
+    /// Claims added by the policy and the confirmation.
+    pub claims: Map<String, Value>,
+}
+
+impl TokenServer {
+    /// Counts the token against the client's quotas.
+    pub(super) async fn take_quota(
+        &self,
+        client: &Client,
+        now: DateTime<Utc>,
+    ) -> Result<(), OAuthError> {
+        self.quotas
+            .take(&self.store, client, now)
+            .await
+            .map_err(|l| self.rate_limited(l))
+    }
+
+    /// Runs the token policy, if any: it may deny, narrow the scope, or add
+    /// claims; then adds the certificate confirmation.
+    pub(super) fn decide(
+        &self,
+        client: &Client,
+        scope: ScopeSet,
+        audiences: Vec<String>,
+        grant: &Grant,
+        binding: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, OAuthError> {
+        let (scope, mut claims) = self.apply_policy(client, scope, &audiences, grant, now)?;
+        confirm(&mut claims, binding);
+        Ok(Decision {
+            scope,
+            audiences,
+            claims,
+        })
+    }
+
+    fn apply_policy(
+        &self,
+        client: &Client,
+        scope: ScopeSet,
+        audiences: &[String],
+        grant: &Grant,
+        now: DateTime<Utc>,
+    ) -> Result<(ScopeSet, Map<String, Value>), OAuthError> {
+        let Some(policy) = &self.policy else {
+            return Ok((scope, Map::new()));
+        };
+        let input = serde_json::json!({
+            "client": ClientView::new(client, None),
+            "grant_type": grant.name,
+            "scopes": scope.iter().collect::<Vec<_>>(),
+            "audiences": audiences,
+            "source_ip": grant.ctx.ip.to_string(),
+            "auth_method": grant.ctx.auth_method.as_str(),
+            "certificate": grant.ctx.certificate.as_ref().map_or(Value::Null, |c| c.summary()),
+            "time": {
+                "unix": now.timestamp(),
+                "rfc3339": now.to_rfc3339(),
+                "hour": now.format("%H").to_string().parse::<u32>().unwrap_or(0),
+                "minute": now.format("%M").to_string().parse::<u32>().unwrap_or(0),
+                "weekday": now.format("%a").to_string(),
+            },
+        });
+        match policy.evaluate(&input) {
+            Ok(decision) => {
+                let narrowed = match decision.scopes {
+                    Some(allowed) => scope
+                        .iter()
+                        .filter(|s| allowed.iter().any(|a| a == s))
+                        .map(str::to_owned)
+                        .collect(),
+                    None => scope,
+                };
+                Ok((narrowed, decision.claims))
+            }
+            Err(PolicyError::Denied(reason)) => Err(OAuthError::AccessDenied(reason)),
+            Err(PolicyError::Unavailable(why)) => {
+                tracing::error!(error = %why, "token policy failed: request denied (fail closed)");
+                Err(OAuthError::PolicyUnavailable)
+            }
+        }
+    }
+
+    /// Signs an access token for `client` and packs the response.
+    pub(super) fn sign(
+        &self,
+        client: &Client,
+        decision: Decision,
+        refresh_token: Option<RefreshToken>,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, OAuthError> {
+        let settings = &self.settings;
+        let ttl = client
+            .access_token_ttl
+            .unwrap_or(settings.access_token_ttl)
+            .min(settings.max_access_token_ttl);
+        let iat = now.timestamp();
+        let scope = decision.scope;
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: client.id.to_string(),
+            aud: decision.audiences.into(),
+            exp: iat + i64::from(ttl),
+            iat,
+            nbf: iat,
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id: client.id.to_string(),
+            scope: (!scope.is_empty()).then(|| scope.to_string()),
+            extra: decision.claims,
+        };
+        let key = self.keys.current();
+        let access_token = encode(&key, &claims).map_err(|e| OAuthError::Server(e.into()))?;
+        tracing::info!(jti = %claims.jti, kid = key.kid(), "access token issued");
+        Ok(IssuedToken {
+            access_token,
+            jti: claims.jti,
+            expires_in: ttl,
+            scope,
+            refresh_token,
+        })
+    }
+}

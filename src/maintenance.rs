@@ -6,12 +6,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::task::JoinHandle;
+use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
     keys::KeyManager,
     oauth::TokenServer,
-    store::{Storage, Store, CLIENT_CHANNEL},
+    store::{ClientChange, Store},
 };
 
 /// What the background tasks work on: the protocol service (store, caches,
@@ -31,9 +31,9 @@ const FAST: Duration = Duration::from_secs(2);
 #[must_use]
 pub fn spawn(state: &Background) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![every(FAST, state.clone(), |s| fast_tick(s.oauth))];
-    if let Storage::Postgres(pg) = &state.oauth.store {
-        tasks.push(tokio::spawn(listen_for_client_changes(
-            pg.pool().clone(),
+    if let Some(changes) = state.oauth.store.subscribe_client_changes() {
+        tasks.push(tokio::spawn(follow_client_changes(
+            changes,
             Arc::clone(&state.oauth),
         )));
     }
@@ -64,35 +64,15 @@ where
     })
 }
 
-/// Drops clients from the cache when any replica announces a change
-/// (`NOTIFY portcullis_clients`). Whenever the subscription is (re)established
-/// or lost, the whole cache is dropped, since notices may have been missed.
-async fn listen_for_client_changes(pool: sqlx::PgPool, state: Arc<TokenServer>) {
-    loop {
-        match sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(mut listener) => {
-                if let Err(e) = listener.listen(CLIENT_CHANNEL).await {
-                    tracing::error!(error.cause_chain = ?e, "could not subscribe to client changes");
-                } else {
-                    state.clients.clear();
-                    loop {
-                        match listener.recv().await {
-                            Ok(notice) => state.clients.invalidate(notice.payload()),
-                            Err(e) => {
-                                tracing::warn!(error.cause_chain = ?e, "client-change subscription lost; cache dropped");
-                                state.clients.clear();
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error.cause_chain = ?e, "could not listen for client changes; retrying");
-            }
+/// Drops clients from the cache when any replica announces a change. Whenever
+/// the subscription is (re)established or lost, the whole cache is dropped,
+/// since notices may have been missed.
+async fn follow_client_changes(mut changes: mpsc::Receiver<ClientChange>, state: Arc<TokenServer>) {
+    while let Some(change) = changes.recv().await {
+        match change {
+            ClientChange::Changed(id) => state.clients.invalidate(&id),
+            ClientChange::Subscribed | ClientChange::Lost => state.clients.clear(),
         }
-        state.clients.clear();
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

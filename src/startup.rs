@@ -191,7 +191,7 @@ fn token_server(
         )),
         metrics: Metrics::default(),
         policy,
-        client_jwks: Arc::new(ClientJwks::new(settings)?),
+        client_jwks: Arc::new(ClientJwks::new(settings, clock.clone())?),
         client_ca: load_client_ca(settings)?,
         store,
         keys: key_manager.key_set(),

@@ -1,18 +1,20 @@
 //! [`ClientJwks`]: a client's registered public keys, inline or fetched from
 //! its `jwks_uri` with a timeout, a size limit and a cache, and fetched again
 //! (at most every `jwks_refetch_interval`) when an unknown `kid` appears.
+//! Ages are measured on the injected [`Clock`], so tests move time by hand.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize as _;
 
 use super::{credentials::validate_jwks, Client};
-use crate::config::Settings;
+use crate::{clock::Clock, config::Settings};
 
 /// Why a client's keys are unavailable. Messages are safe to return to the
 /// client: they name the problem, never the document.
@@ -33,17 +35,18 @@ pub enum JwksError {
 struct Fetched {
     uri: String,
     keys: Arc<JwkSet>,
-    at: Instant,
+    at: DateTime<Utc>,
 }
 
 /// Fetches and caches clients' key sets.
 pub struct ClientJwks {
     http: reqwest::Client,
     max_bytes: usize,
-    ttl: Duration,
-    refetch_interval: Duration,
+    ttl: TimeDelta,
+    refetch_interval: TimeDelta,
+    clock: Clock,
     fetched: Mutex<HashMap<String, Fetched>>,
-    attempts: Mutex<HashMap<String, Instant>>,
+    attempts: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 impl std::fmt::Debug for ClientJwks {
@@ -55,8 +58,14 @@ impl std::fmt::Debug for ClientJwks {
 }
 
 impl ClientJwks {
-    /// A fetcher with the limits of `settings`.
-    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+    /// A fetcher with the limits of `settings`, measuring ages on `clock`.
+    pub fn new(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        let secs = |s: u64| {
+            i64::try_from(s)
+                .ok()
+                .and_then(TimeDelta::try_seconds)
+                .unwrap_or(TimeDelta::MAX)
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.jwks_fetch_timeout))
             .connect_timeout(Duration::from_secs(settings.jwks_fetch_timeout))
@@ -66,8 +75,9 @@ impl ClientJwks {
         Ok(Self {
             http,
             max_bytes: settings.jwks_fetch_max_bytes,
-            ttl: Duration::from_secs(settings.jwks_cache_ttl),
-            refetch_interval: Duration::from_secs(settings.jwks_refetch_interval),
+            ttl: secs(settings.jwks_cache_ttl),
+            refetch_interval: secs(settings.jwks_refetch_interval),
+            clock,
             fetched: Mutex::default(),
             attempts: Mutex::default(),
         })
@@ -90,7 +100,16 @@ impl ClientJwks {
         let Some(uri) = &client.keys.jwks_uri else {
             return Err(JwksError::NoKeys);
         };
-        let id = client.id.as_str();
+        self.fetched_keys(client.id.as_str(), uri, want_kid).await
+    }
+
+    /// The keys of client `id` published at `uri`: cached, or fetched.
+    async fn fetched_keys(
+        &self,
+        id: &str,
+        uri: &str,
+        want_kid: Option<&str>,
+    ) -> Result<Arc<JwkSet>, JwksError> {
         let cached = self.cached(id, uri);
         if let Some((keys, fresh)) = &cached {
             let has_kid = want_kid.is_none_or(|kid| {
@@ -112,9 +131,9 @@ impl ClientJwks {
                 self.lock_fetched().insert(
                     id.to_owned(),
                     Fetched {
-                        uri: uri.clone(),
+                        uri: uri.to_owned(),
                         keys: Arc::clone(&keys),
-                        at: Instant::now(),
+                        at: self.clock.now(),
                     },
                 );
                 Ok(keys)
@@ -137,7 +156,7 @@ impl ClientJwks {
     fn cached(&self, id: &str, uri: &str) -> Option<(Arc<JwkSet>, bool)> {
         let fetched = self.lock_fetched();
         let f = fetched.get(id).filter(|f| f.uri == uri)?;
-        Some((Arc::clone(&f.keys), f.at.elapsed() < self.ttl))
+        Some((Arc::clone(&f.keys), self.clock.now() - f.at < self.ttl))
     }
 
     /// Records an attempt if none happened within the re-fetch interval.
@@ -146,15 +165,15 @@ impl ClientJwks {
             .attempts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
+        let now = self.clock.now();
         if attempts
             .get(id)
-            .is_some_and(|t| now.duration_since(*t) < self.refetch_interval)
+            .is_some_and(|t| now - *t < self.refetch_interval)
         {
             return false;
         }
         if attempts.len() > 100_000 {
-            attempts.retain(|_, t| now.duration_since(*t) < self.refetch_interval);
+            attempts.retain(|_, t| now - *t < self.refetch_interval);
         }
         attempts.insert(id.to_owned(), now);
         true
@@ -202,5 +221,200 @@ impl ClientJwks {
         let value: serde_json::Value =
             serde_json::from_slice(&body).map_err(|_| fail("the document is not JSON".into()))?;
         validate_jwks(&value).map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use figment::{providers::Serialized, Figment};
+    use serde_json::{json, Value};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+        task::JoinHandle,
+    };
+
+    use super::*;
+
+    /// An EC P-256 public key (RFC 7517 appendix A.1) published as `kid`.
+    fn key(kid: &str) -> Value {
+        json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "kid": kid,
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        })
+    }
+
+    fn kids(set: &JwkSet) -> Vec<&str> {
+        set.keys
+            .iter()
+            .filter_map(|k| k.common.key_id.as_deref())
+            .collect()
+    }
+
+    /// A `jwks_uri` on 127.0.0.1 that counts its fetches.
+    struct Endpoint {
+        uri: String,
+        body: Arc<Mutex<String>>,
+        hits: Arc<AtomicUsize>,
+        server: JoinHandle<()>,
+    }
+
+    impl Endpoint {
+        async fn start(kids: &[&str]) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let uri = format!(
+                "http://127.0.0.1:{}/jwks.json",
+                listener.local_addr().unwrap().port()
+            );
+            let body = Arc::new(Mutex::new(String::new()));
+            let hits = Arc::new(AtomicUsize::new(0));
+            let (b, h) = (Arc::clone(&body), Arc::clone(&hits));
+            let server = tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let body = b.lock().unwrap().clone();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                }
+            });
+            let endpoint = Self {
+                uri,
+                body,
+                hits,
+                server,
+            };
+            endpoint.publish(kids);
+            endpoint
+        }
+
+        fn publish(&self, kids: &[&str]) {
+            let keys: Vec<Value> = kids.iter().map(|k| key(k)).collect();
+            *self.body.lock().unwrap() = json!({ "keys": keys }).to_string();
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+
+        /// Closes the listening socket: fetches are refused from now on.
+        async fn stop(self) {
+            self.server.abort();
+            let _ = self.server.await;
+        }
+    }
+
+    fn fetcher(ttl: u64, refetch_interval: u64, clock: &Clock) -> ClientJwks {
+        let figment = Figment::new()
+            .merge(Serialized::default("jwks_cache_ttl", ttl))
+            .merge(Serialized::default(
+                "jwks_refetch_interval",
+                refetch_interval,
+            ));
+        let settings = Settings::from_figment(&figment).unwrap();
+        ClientJwks::new(&settings, clock.clone()).unwrap()
+    }
+
+    fn manual_clock() -> Clock {
+        Clock::manual(DateTime::from_timestamp(1_700_000_000, 0).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_set_is_reused_within_its_lifetime_then_fetched_again_and_kept_while_the_endpoint_is_down(
+    ) {
+        let clock = manual_clock();
+        let jwks = fetcher(60, 10, &clock);
+        let endpoint = Endpoint::start(&["a"]).await;
+        let uri = endpoint.uri.clone();
+
+        let keys = jwks.fetched_keys("c", &uri, None).await.unwrap();
+        assert_eq!(kids(&keys), ["a"]);
+        assert_eq!(endpoint.hits(), 1);
+
+        // The client publishes another set; within the lifetime the cached one is used.
+        endpoint.publish(&["b"]);
+        clock.advance(chrono::Duration::seconds(59));
+        let keys = jwks.fetched_keys("c", &uri, None).await.unwrap();
+        assert_eq!(kids(&keys), ["a"], "cached");
+        assert_eq!(endpoint.hits(), 1);
+
+        // Once it expires, the set is fetched again.
+        clock.advance(chrono::Duration::seconds(1));
+        let keys = jwks.fetched_keys("c", &uri, None).await.unwrap();
+        assert_eq!(kids(&keys), ["b"], "fetched again at expiry");
+        assert_eq!(endpoint.hits(), 2);
+
+        // The endpoint goes down: after expiry the stale set still serves.
+        endpoint.stop().await;
+        clock.advance(chrono::Duration::seconds(61));
+        let keys = jwks.fetched_keys("c", &uri, None).await.unwrap();
+        assert_eq!(
+            kids(&keys),
+            ["b"],
+            "stale set kept while the endpoint is down"
+        );
+
+        // Without any set, a down endpoint is an error, retried only after the interval.
+        let err = jwks.fetched_keys("d", &uri, None).await.unwrap_err();
+        assert!(matches!(err, JwksError::Fetch(_)), "{err:?}");
+        let err = jwks.fetched_keys("d", &uri, None).await.unwrap_err();
+        assert_eq!(
+            err,
+            JwksError::Fetch("the last fetch failed moments ago; retrying shortly".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_fetches_again_at_most_once_per_refetch_interval() {
+        let clock = manual_clock();
+        let jwks = fetcher(300, 10, &clock);
+        let endpoint = Endpoint::start(&["a"]).await;
+        let uri = endpoint.uri.clone();
+
+        let keys = jwks.fetched_keys("c", &uri, Some("a")).await.unwrap();
+        assert_eq!(kids(&keys), ["a"]);
+        assert_eq!(endpoint.hits(), 1);
+
+        // The client rotates. Within the interval of the last fetch, the new
+        // kid gets the cached set (which lacks it), without a fetch.
+        endpoint.publish(&["a", "b"]);
+        clock.advance(chrono::Duration::seconds(9));
+        let keys = jwks.fetched_keys("c", &uri, Some("b")).await.unwrap();
+        assert_eq!(kids(&keys), ["a"]);
+        assert_eq!(endpoint.hits(), 1, "no fetch within the interval");
+
+        clock.advance(chrono::Duration::seconds(1));
+        let keys = jwks.fetched_keys("c", &uri, Some("b")).await.unwrap();
+        assert_eq!(kids(&keys), ["a", "b"], "fetched once the interval passed");
+        assert_eq!(endpoint.hits(), 2);
+
+        // Made-up kids cause one fetch per interval, however many arrive.
+        for _ in 0..5 {
+            jwks.fetched_keys("c", &uri, Some("made-up")).await.unwrap();
+        }
+        assert_eq!(endpoint.hits(), 2);
+        clock.advance(chrono::Duration::seconds(10));
+        for _ in 0..5 {
+            jwks.fetched_keys("c", &uri, Some("made-up")).await.unwrap();
+        }
+        assert_eq!(endpoint.hits(), 3);
+        // A known kid in a fresh set needs no fetch at all.
+        jwks.fetched_keys("c", &uri, Some("b")).await.unwrap();
+        assert_eq!(endpoint.hits(), 3);
     }
 }

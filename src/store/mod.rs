@@ -9,6 +9,7 @@
 //! `tests/api/store.rs` runs against both real engines.
 
 mod postgres;
+mod postgres_notify;
 mod rows;
 mod shared;
 mod shared_audit;
@@ -19,6 +20,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::mpsc;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -121,6 +123,11 @@ pub trait Store: Send + Sync {
         &self,
         id: &ClientId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Hears the client changes other processes announce: a receiver of
+    /// [`ClientChange`]s, fed until it is dropped, or `None` when the engine
+    /// serves one process (SQLite). PostgreSQL `LISTEN`s, subscribing again
+    /// every second while it cannot. Must be called within a Tokio runtime.
+    fn subscribe_client_changes(&self) -> Option<mpsc::Receiver<ClientChange>>;
     /// Clients ordered by id, starting after `after`, at most `limit`.
     fn list_clients(
         &self,
@@ -258,6 +265,19 @@ pub trait Store: Send + Sync {
 /// A secret hash and, after a rotation, the end of its grace period.
 pub type ExpiringSecret = (SecretHash, Option<DateTime<Utc>>);
 
+/// What a client-change subscription ([`Store::subscribe_client_changes`]) hears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientChange {
+    /// The subscription is (re)established; notices sent before may have
+    /// been missed.
+    Subscribed,
+    /// A process announced a change to this client (the id as announced).
+    Changed(String),
+    /// The subscription was lost or could not be established (sent for each
+    /// failed attempt); notices are missed until the next `Subscribed`.
+    Lost,
+}
+
 /// The `LISTEN`/`NOTIFY` channel of client changes.
 pub const CLIENT_CHANNEL: &str = "portcullis_clients";
 
@@ -336,6 +356,12 @@ impl Store for Storage {
     }
     async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {
         delegate!(self, notify_client_changed(id))
+    }
+    fn subscribe_client_changes(&self) -> Option<mpsc::Receiver<ClientChange>> {
+        match self {
+            Self::Postgres(s) => s.subscribe_client_changes(),
+            Self::Sqlite(s) => s.subscribe_client_changes(),
+        }
     }
     async fn list_clients(
         &self,

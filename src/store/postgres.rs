@@ -13,7 +13,7 @@ use super::{
     shared::{shared_store_helpers, shared_store_methods},
     shared_audit::shared_audit_methods,
     shared_tokens::{shared_token_helpers, shared_token_methods},
-    NewSecret, Store, StoreError, UsageCount,
+    ClientChange, NewSecret, Store, StoreError, UsageCount,
 };
 use crate::{
     audit::{chain, AuditEvent, AuditFilter},
@@ -31,12 +31,6 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// The pool (for `LISTEN`).
-    #[must_use]
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Open connections, and idle ones among them.
     #[must_use]
     pub fn pool_stats(&self) -> (u32, usize) {
@@ -69,6 +63,9 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+    fn subscribe_client_changes(&self) -> Option<tokio::sync::mpsc::Receiver<ClientChange>> {
+        Some(super::postgres_notify::subscribe(self.pool.clone()))
     }
 
     shared_audit_methods!(Postgres);

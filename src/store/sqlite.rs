@@ -13,7 +13,7 @@ use super::{
     shared::{shared_store_helpers, shared_store_methods},
     shared_audit::shared_audit_methods,
     shared_tokens::{shared_token_helpers, shared_token_methods},
-    NewSecret, Store, StoreError, UsageCount,
+    ClientChange, NewSecret, Store, StoreError, UsageCount,
 };
 use crate::{
     audit::{chain, AuditEvent, AuditFilter},
@@ -72,6 +72,9 @@ impl Store for SqliteStore {
     async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {
         let _ = id;
         Ok(())
+    }
+    fn subscribe_client_changes(&self) -> Option<tokio::sync::mpsc::Receiver<ClientChange>> {
+        None
     }
 
     shared_audit_methods!(Sqlite);

@@ -241,3 +241,66 @@ async fn an_unreachable_database_is_a_clear_error(
         .unwrap_err();
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
 }
+
+#[rstest]
+#[tokio::test]
+async fn client_changes_are_heard_through_the_store_and_a_lost_subscription_is_reported(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    use portcullis::store::ClientChange;
+    use sqlx::Connection as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(engine, &dir).await;
+    let store = Storage::connect(&SecretString::from(url.clone()), 3)
+        .await
+        .unwrap();
+    let Some(mut changes) = store.subscribe_client_changes() else {
+        assert_eq!(
+            engine,
+            Engine::Sqlite,
+            "only SQLite (one process) hears nothing"
+        );
+        return;
+    };
+    assert_eq!(engine, Engine::Postgres);
+    assert_eq!(next_change(&mut changes).await, ClientChange::Subscribed);
+    let id = ClientId::parse("c1").unwrap();
+    store.notify_client_changed(&id).await.unwrap();
+    assert_eq!(
+        next_change(&mut changes).await,
+        ClientChange::Changed("c1".into())
+    );
+
+    // The listening connection dies: the loss is reported, then the
+    // subscription is established again (a second later) and notices flow.
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(terminated, [true]);
+    assert_eq!(next_change(&mut changes).await, ClientChange::Lost);
+    assert_eq!(next_change(&mut changes).await, ClientChange::Subscribed);
+    store
+        .notify_client_changed(&ClientId::parse("c2").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        next_change(&mut changes).await,
+        ClientChange::Changed("c2".into())
+    );
+}
+
+/// The subscription's next change, within five seconds.
+async fn next_change(
+    changes: &mut tokio::sync::mpsc::Receiver<portcullis::store::ClientChange>,
+) -> portcullis::store::ClientChange {
+    tokio::time::timeout(std::time::Duration::from_secs(5), changes.recv())
+        .await
+        .expect("a change within 5 s")
+        .expect("the subscription is still fed")
+}

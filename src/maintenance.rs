@@ -28,9 +28,9 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
             state.clone(),
         )));
     }
-    if state.settings.key_refresh_interval > 0 {
+    if state.settings.keys.key_refresh_interval > 0 {
         tasks.push(every(
-            Duration::from_secs(state.settings.key_refresh_interval),
+            Duration::from_secs(state.settings.keys.key_refresh_interval),
             state.clone(),
             key_tick,
         ));

@@ -69,7 +69,7 @@ impl AppState {
     pub fn assertion_audiences(&self, endpoint: &str) -> Vec<String> {
         let mut out = vec![self.issuer.clone()];
         let bases = std::iter::once(self.issuer.as_str())
-            .chain(self.settings.mtls_endpoint_base.as_deref());
+            .chain(self.settings.listeners.mtls_endpoint_base.as_deref());
         for base in bases {
             for path in ["/token", endpoint] {
                 let url = format!("{base}{path}");

@@ -58,16 +58,16 @@ impl ClientJwks {
     /// A fetcher with the limits of `settings`.
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.jwks_fetch_timeout))
-            .connect_timeout(Duration::from_secs(settings.jwks_fetch_timeout))
+            .timeout(Duration::from_secs(settings.client_auth.jwks_fetch_timeout))
+            .connect_timeout(Duration::from_secs(settings.client_auth.jwks_fetch_timeout))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             http,
-            max_bytes: settings.jwks_fetch_max_bytes,
-            ttl: Duration::from_secs(settings.jwks_cache_ttl),
-            refetch_interval: Duration::from_secs(settings.jwks_refetch_interval),
+            max_bytes: settings.client_auth.jwks_fetch_max_bytes,
+            ttl: Duration::from_secs(settings.client_auth.jwks_cache_ttl),
+            refetch_interval: Duration::from_secs(settings.client_auth.jwks_refetch_interval),
             fetched: Mutex::default(),
             attempts: Mutex::default(),
         })

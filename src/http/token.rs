@@ -72,7 +72,7 @@ fn client_certificate(
     state: &AppState,
 ) -> Result<Option<Arc<ClientCertificate>>, CertError> {
     if let Some(header) = req.headers().get(XFCC) {
-        let trusted = state.settings.forwarded_client_cert
+        let trusted = state.settings.listeners.forwarded_client_cert
             && req
                 .peer_addr()
                 .is_some_and(|p| state.proxies.trusts(p.ip()));
@@ -112,7 +112,7 @@ async fn client_form(
             "the request body must be application/x-www-form-urlencoded",
         ));
     }
-    let body = read_body(body, state.settings.max_body_bytes).map_err(|e| match e {
+    let body = read_body(body, state.settings.listeners.max_body_bytes).map_err(|e| match e {
         BodyError::TooLarge(n) => OAuthError::BodyTooLarge(n),
         BodyError::Unreadable => OAuthError::InvalidRequest("the request body could not be read"),
     })?;

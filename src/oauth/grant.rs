@@ -215,7 +215,10 @@ async fn verify_assertion(
     let assertion_refused = |e: assertion::AssertionError| refused("bad_assertion", e.to_string());
     let (alg, kid) = assertion::header(jwt).map_err(assertion_refused)?;
     let alg_name = format!("{alg:?}");
-    let allowed = settings.assertion_signing_algs.contains(&alg_name)
+    let allowed = settings
+        .client_auth
+        .assertion_signing_algs
+        .contains(&alg_name)
         && client
             .keys
             .signing_alg
@@ -237,8 +240,9 @@ async fn verify_assertion(
         &assertion::Expectations {
             client_id: client.id.as_str(),
             audiences: &audiences,
-            max_lifetime: i64::try_from(settings.assertion_max_lifetime).unwrap_or(i64::MAX),
-            leeway: i64::try_from(settings.clock_skew).unwrap_or(0),
+            max_lifetime: i64::try_from(settings.client_auth.assertion_max_lifetime)
+                .unwrap_or(i64::MAX),
+            leeway: i64::try_from(settings.tokens.clock_skew).unwrap_or(0),
         },
         now.timestamp(),
     )
@@ -346,8 +350,8 @@ async fn lock(
         .reason("repeated failed authentication")
         .details(serde_json::json!({
             "locked_until": until.timestamp(),
-            "failures": state.settings.lockout_threshold,
-            "window_seconds": state.settings.lockout_window,
+            "failures": state.settings.limits.lockout_threshold,
+            "window_seconds": state.settings.limits.lockout_window,
         }));
     state.audit.record(event).await;
     Ok(())
@@ -553,8 +557,8 @@ pub(super) fn sign(
     let settings = &state.settings;
     let ttl = client
         .access_token_ttl
-        .unwrap_or(settings.access_token_ttl)
-        .min(settings.max_access_token_ttl);
+        .unwrap_or(settings.tokens.access_token_ttl)
+        .min(settings.tokens.max_access_token_ttl);
     let iat = now.timestamp();
     let claims = AccessTokenClaims {
         iss: state.issuer.clone(),

@@ -53,7 +53,7 @@ pub async fn create(
     let request: RegistrationRequest = json_body(
         &req,
         body,
-        state.settings.max_body_bytes,
+        state.settings.listeners.max_body_bytes,
         false,
         ApiError::InvalidClientMetadata,
     )?;
@@ -128,7 +128,7 @@ pub async fn update(
     let request: RegistrationRequest = json_body(
         &req,
         body,
-        state.settings.max_body_bytes,
+        state.settings.listeners.max_body_bytes,
         false,
         ApiError::InvalidClientMetadata,
     )?;
@@ -172,7 +172,7 @@ pub async fn rotate_secret(
     let request: RotateRequest = json_body(
         &req,
         body,
-        state.settings.max_body_bytes,
+        state.settings.listeners.max_body_bytes,
         true,
         ApiError::InvalidRequest,
     )?;

@@ -254,7 +254,7 @@ impl ClientFields {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
-    crate::telemetry::init(settings.log_format, &settings.log_level);
+    crate::telemetry::init(settings.logging.log_format, &settings.logging.log_level);
     match cli.command {
         Command::Serve => {
             Application::build(settings, Clock::System)
@@ -263,12 +263,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?;
         }
         Command::Migrate => {
-            let store = Storage::connect(&settings.database_url, 1).await?;
+            let store = Storage::connect(&settings.database.database_url, 1).await?;
             print(&json!({ "migrated": store.engine() }))?;
         }
         Command::Keys(cmd) => run_keys(&settings, cmd).await?,
         Command::Audit(AuditCommand::Verify) => {
-            let store = Storage::connect(&settings.database_url, 1).await?;
+            let store = Storage::connect(&settings.database.database_url, 1).await?;
             let report = audit::verify_store(&store).await?;
             print(&json!(report))?;
             if let Some(b) = report.first_broken {
@@ -276,10 +276,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Client(cmd) => {
-            let store = Storage::connect(&settings.database_url, 2).await?;
+            let store = Storage::connect(&settings.database.database_url, 2).await?;
             let auditor = Auditor::Direct(store.clone());
             run_client(
-                &Registry::new(store, settings.client_limits(), auditor),
+                &Registry::new(store, settings.tokens.client_limits(), auditor),
                 *cmd,
             )
             .await?;
@@ -347,7 +347,7 @@ async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<(
 }
 
 async fn run_keys(settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
-    let store = Storage::connect(&settings.database_url, 2).await?;
+    let store = Storage::connect(&settings.database.database_url, 2).await?;
     let now = Clock::System.now();
     let out = match cmd {
         KeysCommand::List => {

@@ -37,7 +37,7 @@ pub fn spawn(state: &Background) -> Vec<JoinHandle<()>> {
             Arc::clone(&state.oauth),
         )));
     }
-    let key_refresh = state.oauth.settings.key_refresh_interval;
+    let key_refresh = state.oauth.settings.keys.key_refresh_interval;
     if key_refresh > 0 {
         tasks.push(every(
             Duration::from_secs(key_refresh),

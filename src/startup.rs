@@ -37,10 +37,13 @@ impl Application {
     /// Connects to the database (applying migrations), loads or creates the
     /// KEK and the signing keys, loads the policy, and binds the listeners.
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let store = Storage::connect(&settings.database_url, settings.database_max_connections)
-            .await
-            .context("could not open the database")?;
-        if settings.is_sqlite() {
+        let store = Storage::connect(
+            &settings.database.database_url,
+            settings.database.database_max_connections,
+        )
+        .await
+        .context("could not open the database")?;
+        if settings.database.is_sqlite() {
             tracing::warn!(
                 database = store.engine(),
                 "using the embedded SQLite database: a development setup for one process; use PostgreSQL in production"
@@ -48,9 +51,9 @@ impl Application {
         }
         let key_manager = Arc::new(start_keys(&store, &settings, &clock).await?);
         let policy = load_policy(&settings)?;
-        let listener = TcpListener::bind(settings.listen)
-            .with_context(|| format!("could not listen on {}", settings.listen))?;
-        let admin_listener = match settings.admin_listen {
+        let listener = TcpListener::bind(settings.listeners.listen)
+            .with_context(|| format!("could not listen on {}", settings.listeners.listen))?;
+        let admin_listener = match settings.listeners.admin_listen {
             Some(a) => {
                 Some(TcpListener::bind(a).with_context(|| format!("could not listen on {a}"))?)
             }
@@ -58,7 +61,7 @@ impl Application {
         };
         let addr = listener.local_addr()?;
         let tls = load_tls(&settings)?;
-        let issuer = settings.issuer.clone().unwrap_or_else(|| {
+        let issuer = settings.listeners.issuer.clone().unwrap_or_else(|| {
             let scheme = if tls.is_some() { "https" } else { "http" };
             format!("{scheme}://{addr}")
         });
@@ -75,14 +78,15 @@ impl Application {
         let state = AppState {
             registry: Registry::new(
                 oauth.store.clone(),
-                settings.client_limits(),
+                settings.tokens.client_limits(),
                 Auditor::Sink(oauth.audit.clone()),
             )
             .with_cache(Arc::clone(&oauth.clients))
             .with_verifier(oauth.verifier.clone()),
             metadata: Arc::default(),
             proxies: Arc::new(
-                TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?,
+                TrustedProxies::parse(&settings.listeners.trusted_proxies)
+                    .map_err(anyhow::Error::msg)?,
             ),
             oauth,
             key_manager,
@@ -107,7 +111,7 @@ impl Application {
             key_manager: Arc::clone(&state.key_manager),
         });
         if let Some(cert) = tls {
-            let every = Duration::from_secs(state.settings.tls_reload_interval);
+            let every = Duration::from_secs(state.settings.listeners.tls_reload_interval);
             tasks.push(cert.spawn_reloader(every));
         }
         tracing::info!(%addr, admin_port, issuer = %state.oauth.issuer, "portcullis listening");
@@ -174,20 +178,20 @@ fn token_server(
     let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
     Ok(TokenServer {
         audit: AuditSink::start(store.clone()),
-        verifier: SecretVerifier::new(settings.argon2_permits()),
+        verifier: SecretVerifier::new(settings.limits.argon2_permits()),
         clients: Arc::new(
             ClientCache::new()
                 .map_err(|_| anyhow::anyhow!("the system random generator failed"))?,
         ),
         limits: Arc::new(RateLimits::new(settings, clock.clone())),
         lockout: Arc::new(Lockout::new(
-            settings.lockout_threshold,
-            secs(settings.lockout_window),
-            secs(settings.lockout_duration),
+            settings.limits.lockout_threshold,
+            secs(settings.limits.lockout_window),
+            secs(settings.limits.lockout_duration),
         )),
         quotas: Arc::new(Quotas::new(
-            settings.token_quota_per_hour,
-            settings.token_quota_per_day,
+            settings.limits.token_quota_per_hour,
+            settings.limits.token_quota_per_day,
         )),
         metrics: Metrics::default(),
         policy,
@@ -202,16 +206,16 @@ fn token_server(
 }
 
 fn load_policy(settings: &Settings) -> anyhow::Result<Option<Arc<Policy>>> {
-    let Some(path) = &settings.policy_file else {
+    let Some(path) = &settings.tokens.policy_file else {
         return Ok(None);
     };
-    let policy =
-        Policy::load(path.clone(), settings.policy_claims.clone()).map_err(anyhow::Error::msg)?;
+    let policy = Policy::load(path.clone(), settings.tokens.policy_claims.clone())
+        .map_err(anyhow::Error::msg)?;
     Ok(Some(Arc::new(policy)))
 }
 
 fn admin_tokens(settings: &Settings) -> AdminTokens {
-    let tokens = AdminTokens::new(&settings.admin_tokens);
+    let tokens = AdminTokens::new(&settings.admin.admin_tokens);
     if tokens.is_empty() {
         tracing::warn!("no admin tokens configured (PORTCULLIS_ADMIN_TOKENS): the admin API refuses every request");
     }
@@ -226,7 +230,7 @@ async fn start_keys(
     let (ring, generated) = KekRing::load(settings)?;
     if generated {
         tracing::warn!(
-            path = %settings.kek_file.display(),
+            path = %settings.keys.kek_file.display(),
             kek_id = ring.primary().id(),
             "generated a new key-encryption key: development setup only; back this file up, \
              or provision the KEK (PORTCULLIS_KEK or kek_file) in production"
@@ -238,6 +242,7 @@ async fn start_keys(
 /// The CAs `tls_client_auth` certificates must chain to, when configured.
 fn load_client_ca(settings: &Settings) -> anyhow::Result<Option<Arc<TrustAnchors>>> {
     Ok(settings
+        .client_auth
         .tls_client_ca_file
         .as_deref()
         .map(TrustAnchors::load)
@@ -247,10 +252,13 @@ fn load_client_ca(settings: &Settings) -> anyhow::Result<Option<Arc<TrustAnchors
 
 /// The server certificate, when HTTPS is configured.
 fn load_tls(settings: &Settings) -> anyhow::Result<Option<Arc<ReloadingCert>>> {
-    let (Some(cert), Some(key)) = (&settings.tls_cert_file, &settings.tls_key_file) else {
-        if !settings.listen.ip().is_loopback() {
+    let (Some(cert), Some(key)) = (
+        &settings.listeners.tls_cert_file,
+        &settings.listeners.tls_key_file,
+    ) else {
+        if !settings.listeners.listen.ip().is_loopback() {
             tracing::warn!(
-                listen = %settings.listen,
+                listen = %settings.listeners.listen,
                 "serving plain HTTP on a non-loopback address: set tls_cert_file and tls_key_file, \
                  or terminate TLS in front of the server"
             );
@@ -271,7 +279,7 @@ fn serve(
     tls: Option<&Arc<ReloadingCert>>,
 ) -> std::io::Result<Server> {
     let settings = Arc::clone(&state.settings);
-    let max_body = settings.max_body_bytes;
+    let max_body = settings.listeners.max_body_bytes;
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -280,12 +288,12 @@ fn serve(
             .configure(|cfg| http::configure(cfg, max_body, plane))
     })
     // A client that has not sent its request head within this time gets 408.
-    .client_request_timeout(Duration::from_secs(settings.request_timeout))
+    .client_request_timeout(Duration::from_secs(settings.listeners.request_timeout))
     .client_disconnect_timeout(Duration::from_secs(2))
     .keep_alive(Duration::from_secs(75))
     .shutdown_timeout(30);
-    if settings.workers > 0 {
-        server = server.workers(settings.workers);
+    if settings.listeners.workers > 0 {
+        server = server.workers(settings.listeners.workers);
     }
     let server = match tls {
         Some(cert) => server

@@ -67,16 +67,16 @@ impl ClientJwks {
                 .unwrap_or(TimeDelta::MAX)
         };
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.jwks_fetch_timeout))
-            .connect_timeout(Duration::from_secs(settings.jwks_fetch_timeout))
+            .timeout(Duration::from_secs(settings.client_auth.jwks_fetch_timeout))
+            .connect_timeout(Duration::from_secs(settings.client_auth.jwks_fetch_timeout))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             http,
-            max_bytes: settings.jwks_fetch_max_bytes,
-            ttl: secs(settings.jwks_cache_ttl),
-            refetch_interval: secs(settings.jwks_refetch_interval),
+            max_bytes: settings.client_auth.jwks_fetch_max_bytes,
+            ttl: secs(settings.client_auth.jwks_cache_ttl),
+            refetch_interval: secs(settings.client_auth.jwks_refetch_interval),
             clock,
             fetched: Mutex::default(),
             attempts: Mutex::default(),

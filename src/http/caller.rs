@@ -49,7 +49,7 @@ fn client_certificate(
     state: &AppState,
 ) -> Result<Option<Arc<ClientCertificate>>, CertError> {
     if let Some(header) = req.headers().get(XFCC) {
-        let trusted = state.settings.forwarded_client_cert
+        let trusted = state.settings.listeners.forwarded_client_cert
             && req
                 .peer_addr()
                 .is_some_and(|p| state.proxies.trusts(p.ip()));

@@ -40,7 +40,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
 fn public(mut response: HttpResponseBuilder, state: &AppState) -> HttpResponseBuilder {
     response.insert_header((
         header::CACHE_CONTROL,
-        format!("public, max-age={}", state.settings.jwks_max_age),
+        format!("public, max-age={}", state.settings.tokens.jwks_max_age),
     ));
     response
 }
@@ -63,15 +63,19 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
         AuthMethod::PrivateKeyJwt.as_str(),
     ];
     // Certificates reach the server over its own TLS or from a trusted proxy.
-    let mtls = settings.tls_enabled() || settings.forwarded_client_cert;
+    let mtls = settings.listeners.tls_enabled() || settings.listeners.forwarded_client_cert;
     if mtls {
         if state.oauth.client_ca.is_some() {
             auth_methods.push(AuthMethod::TlsClientAuth.as_str());
         }
         auth_methods.push(AuthMethod::SelfSignedTlsClientAuth.as_str());
     }
-    let assertion_algs = &settings.assertion_signing_algs;
-    let mtls_base = settings.mtls_endpoint_base.as_deref().unwrap_or(issuer);
+    let assertion_algs = &settings.client_auth.assertion_signing_algs;
+    let mtls_base = settings
+        .listeners
+        .mtls_endpoint_base
+        .as_deref()
+        .unwrap_or(issuer);
     let algs: Vec<&str> = state
         .oauth
         .keys

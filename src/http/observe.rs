@@ -39,7 +39,7 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     if let Some(state) = req.app_data::<web::Data<AppState>>() {
-        let limit = state.settings.max_header_bytes;
+        let limit = state.settings.listeners.max_header_bytes;
         if header_bytes(&req) > limit {
             let response = errors::json_error(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -35,7 +35,7 @@ fn form_post<'a>(
     state: &AppState,
 ) -> FormPost<'a> {
     let form = if has_media_type(req, "application/x-www-form-urlencoded") {
-        read_body(body, state.settings.max_body_bytes)
+        read_body(body, state.settings.listeners.max_body_bytes)
             .map_err(|e| match e {
                 BodyError::TooLarge(n) => OAuthError::BodyTooLarge(n),
                 BodyError::Unreadable => {

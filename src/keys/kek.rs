@@ -113,10 +113,10 @@ impl Kek {
     /// Loads the KEK from `PORTCULLIS_KEK`, else from `kek_file`, generating the
     /// file when allowed. Returns the KEK and whether it was just generated.
     pub fn load_or_generate(settings: &Settings) -> Result<(Self, bool), KekError> {
-        if let Some(kek) = &settings.kek {
+        if let Some(kek) = &settings.keys.kek {
             return Ok((Self::from_base64(kek.expose_secret())?, false));
         }
-        let path = &settings.kek_file;
+        let path = &settings.keys.kek_file;
         let io = |source| KekError::Io {
             path: path.display().to_string(),
             source,
@@ -207,14 +207,14 @@ impl KekRing {
     pub fn load(settings: &Settings) -> Result<(Self, bool), KekError> {
         let (primary, generated) = Kek::load_or_generate(settings)?;
         let mut old = Vec::new();
-        for path in &settings.old_kek_files {
+        for path in &settings.keys.old_kek_files {
             let text = fs::read_to_string(path).map_err(|source| KekError::Io {
                 path: path.display().to_string(),
                 source,
             })?;
             old.push(Kek::from_base64(&Zeroizing::new(text))?);
         }
-        for kek in &settings.old_keks {
+        for kek in &settings.keys.old_keks {
             old.push(Kek::from_base64(kek.expose_secret())?);
         }
         Ok((Self { primary, old }, generated))

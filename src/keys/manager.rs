@@ -73,11 +73,11 @@ impl KeyManager {
     pub fn policy(settings: &Settings) -> Policy {
         let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
         Policy {
-            alg: settings.signing_alg,
-            rotation_interval: (settings.key_rotation_interval > 0)
-                .then(|| secs(settings.key_rotation_interval)),
-            prepublish: secs(settings.key_prepublish),
-            retention: secs(settings.retired_key_retention()),
+            alg: settings.keys.signing_alg,
+            rotation_interval: (settings.keys.key_rotation_interval > 0)
+                .then(|| secs(settings.keys.key_rotation_interval)),
+            prepublish: secs(settings.keys.key_prepublish),
+            retention: secs(settings.tokens.retired_key_retention()),
         }
     }
 
@@ -112,8 +112,8 @@ impl KeyManager {
             keys,
             policy,
             consumers: ConsumerTracker::new(10_000),
-            jwks_max_age: settings.jwks_max_age,
-            max_token_ttl: settings.max_access_token_ttl,
+            jwks_max_age: settings.tokens.jwks_max_age,
+            max_token_ttl: settings.tokens.max_access_token_ttl,
         })
     }
 

@@ -205,8 +205,8 @@ impl TokenServer {
             .reason("repeated failed authentication")
             .details(serde_json::json!({
                 "locked_until": until.timestamp(),
-                "failures": self.settings.lockout_threshold,
-                "window_seconds": self.settings.lockout_window,
+                "failures": self.settings.limits.lockout_threshold,
+                "window_seconds": self.settings.limits.lockout_window,
             }));
         self.audit.record(event).await;
         Ok(())

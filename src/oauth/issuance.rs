@@ -193,8 +193,8 @@ impl TokenServer {
         let settings = &self.settings;
         let ttl = client
             .access_token_ttl
-            .unwrap_or(settings.access_token_ttl)
-            .min(settings.max_access_token_ttl);
+            .unwrap_or(settings.tokens.access_token_ttl)
+            .min(settings.tokens.max_access_token_ttl);
         let iat = now.timestamp();
         let scope = decision.scope;
         let claims = AccessTokenClaims {

@@ -35,7 +35,7 @@ impl TokenServer {
     pub fn assertion_audiences(&self, endpoint: &str) -> Vec<String> {
         let mut out = vec![self.issuer.clone()];
         let bases = std::iter::once(self.issuer.as_str())
-            .chain(self.settings.mtls_endpoint_base.as_deref());
+            .chain(self.settings.listeners.mtls_endpoint_base.as_deref());
         for base in bases {
             for path in ["/token", endpoint] {
                 let url = format!("{base}{path}");
@@ -62,7 +62,10 @@ impl TokenServer {
             |e: assertion::AssertionError| refused("bad_assertion", e.to_string());
         let (alg, kid) = assertion::header(jwt).map_err(assertion_refused)?;
         let alg_name = format!("{alg:?}");
-        let allowed = settings.assertion_signing_algs.contains(&alg_name)
+        let allowed = settings
+            .client_auth
+            .assertion_signing_algs
+            .contains(&alg_name)
             && client
                 .keys
                 .signing_alg
@@ -84,8 +87,9 @@ impl TokenServer {
             &assertion::Expectations {
                 client_id: client.id.as_str(),
                 audiences: &audiences,
-                max_lifetime: i64::try_from(settings.assertion_max_lifetime).unwrap_or(i64::MAX),
-                leeway: i64::try_from(settings.clock_skew).unwrap_or(0),
+                max_lifetime: i64::try_from(settings.client_auth.assertion_max_lifetime)
+                    .unwrap_or(i64::MAX),
+                leeway: i64::try_from(settings.tokens.clock_skew).unwrap_or(0),
             },
             now.timestamp(),
         )

@@ -27,12 +27,12 @@ const INVALID: OAuthError =
 fn lifetimes(s: &Settings, client: &Client) -> (Duration, Duration) {
     let idle = client
         .refresh_token_idle_ttl
-        .unwrap_or(s.refresh_token_idle_ttl)
-        .min(s.refresh_token_idle_ttl);
+        .unwrap_or(s.tokens.refresh_token_idle_ttl)
+        .min(s.tokens.refresh_token_idle_ttl);
     let absolute = client
         .refresh_token_absolute_ttl
-        .unwrap_or(s.refresh_token_absolute_ttl)
-        .min(s.refresh_token_absolute_ttl);
+        .unwrap_or(s.tokens.refresh_token_absolute_ttl)
+        .min(s.tokens.refresh_token_absolute_ttl);
     (
         Duration::seconds(i64::from(idle)),
         Duration::seconds(i64::from(absolute)),

@@ -64,16 +64,16 @@ impl RateLimits {
         };
         Self {
             ip: keyed(
-                settings.rate_limit_ip_per_second,
-                settings.rate_limit_ip_burst,
+                settings.limits.rate_limit_ip_per_second,
+                settings.limits.rate_limit_ip_burst,
             ),
             admin: keyed(
-                settings.rate_limit_admin_per_second,
-                settings.rate_limit_admin_burst,
+                settings.limits.rate_limit_admin_per_second,
+                settings.limits.rate_limit_admin_burst,
             ),
             client: keyed(
-                settings.rate_limit_client_per_second,
-                settings.rate_limit_client_burst,
+                settings.limits.rate_limit_client_per_second,
+                settings.limits.rate_limit_client_burst,
             ),
             overrides: Mutex::new(HashMap::new()),
             clock,

@@ -107,7 +107,7 @@ impl TestApp {
     ) -> Self {
         let settings = test_settings(&database_url, &dir, overrides);
         // Over TLS, the certificate file ends with the test CA: trust it.
-        let root = settings.tls_cert_file.as_ref().map(|path| {
+        let root = settings.listeners.tls_cert_file.as_ref().map(|path| {
             let pem = std::fs::read_to_string(path).expect("server certificate file");
             let last = pem
                 .rfind("-----BEGIN CERTIFICATE-----")

@@ -569,8 +569,8 @@ async fn a_renewed_server_certificate_is_served_without_a_restart(
         StatusCode::OK
     );
 
-    let cert_path = app.state.settings.tls_cert_file.clone().unwrap();
-    let key_path = app.state.settings.tls_key_file.clone().unwrap();
+    let cert_path = app.state.settings.listeners.tls_cert_file.clone().unwrap();
+    let key_path = app.state.settings.listeners.tls_key_file.clone().unwrap();
     // Half-written files (a key that does not match yet) are not picked up.
     std::fs::write(&key_path, Issued::self_signed("x").key_pem).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -23,7 +23,7 @@ async fn app_with_policy(engine: Engine, text: &str, claims: Value) -> TestApp {
 }
 
 fn policy_path(app: &TestApp) -> std::path::PathBuf {
-    app.state.settings.policy_file.clone().unwrap()
+    app.state.settings.tokens.policy_file.clone().unwrap()
 }
 
 async fn matrix_client(app: &TestApp) -> (String, String) {

@@ -53,7 +53,7 @@ pub async fn create(
     let request: RegistrationRequest = json_body(
         &req,
         body,
-        state.settings.max_body_bytes,
+        state.settings.listeners.max_body_bytes,
         false,
         ApiError::InvalidClientMetadata,
     )?;
@@ -132,7 +132,7 @@ pub async fn update(
     let request: RegistrationRequest = json_body(
         &req,
         body,
-        state.settings.max_body_bytes,
+        state.settings.listeners.max_body_bytes,
         false,
         ApiError::InvalidClientMetadata,
     )?;
@@ -176,7 +176,7 @@ pub async fn rotate_secret(
     let request: RotateRequest = json_body(
         &req,
         body,
-        state.settings.max_body_bytes,
+        state.settings.listeners.max_body_bytes,
         true,
         ApiError::InvalidRequest,
     )?;

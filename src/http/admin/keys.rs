@@ -20,10 +20,10 @@ pub async fn list(_: AdminPrincipal, state: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(json!({
         "keys": status.keys,
         "next_rotation_at": status.next_rotation_at,
-        "key_rotation_interval": s.key_rotation_interval,
-        "key_prepublish": s.key_prepublish,
-        "retired_key_retention": s.retired_key_retention(),
-        "jwks_max_age": s.jwks_max_age,
+        "key_rotation_interval": s.keys.key_rotation_interval,
+        "key_prepublish": s.keys.key_prepublish,
+        "retired_key_retention": s.tokens.retired_key_retention(),
+        "jwks_max_age": s.tokens.jwks_max_age,
         "consumers_seen_last_day": status.consumers_seen_last_day,
         "consumers_missing_next_key": status.consumers_missing_next_key,
     })))
@@ -51,7 +51,7 @@ pub async fn rotate(
     let request: RotateRequest = json_body(
         &req,
         body,
-        state.settings.max_body_bytes,
+        state.settings.listeners.max_body_bytes,
         true,
         ApiError::InvalidRequest,
     )?;

@@ -1,0 +1,184 @@
+//! Values typed the way the environment types them (`600` an integer,
+//! `true` a bool, `a,b` a string, `[a, b]` an array) reach every field type
+//! of every section: through `Serialized` values parsed as `Env` parses them,
+//! and through real `PORTCULLIS_*` variables in a `figment::Jail`.
+
+use std::path::PathBuf;
+
+use figment::{providers::Serialized, Figment};
+use secrecy::ExposeSecret;
+
+use super::{ConfigError, LogFormat, Settings};
+use crate::keys::Algorithm;
+
+/// A value as the `Env` provider makes it from a variable's text: `600` an
+/// integer, `true` a bool, `[a, b]` an array, anything else a string.
+fn env(text: &str) -> figment::value::Value {
+    text.parse().unwrap()
+}
+
+/// Env-typed values of every field type, through the sections.
+fn env_figment(pairs: &[(&str, &str)]) -> Figment {
+    pairs.iter().fold(Figment::new(), |f, (k, v)| {
+        f.merge(Serialized::default(k, env(v)))
+    })
+}
+
+#[test]
+fn values_typed_as_the_environment_types_them_reach_every_section() {
+    let s = Settings::from_figment(&env_figment(&[
+        ("listen", "0.0.0.0:9000"),
+        ("admin_listen", "127.0.0.1:9001"),
+        ("issuer", "https://auth.example"),
+        ("workers", "3"),
+        ("max_body_bytes", "2048"),
+        ("request_timeout", "7"),
+        ("trusted_proxies", "10.0.0.0/8, 127.0.0.1"),
+        ("forwarded_client_cert", "true"),
+        ("database_url", "postgres://db/x"),
+        ("database_max_connections", "9"),
+        (
+            "admin_tokens",
+            "first-admin-token-0001,second-admin-token-002",
+        ),
+        ("kek", "12345"),
+        ("kek_generate", "false"),
+        ("kek_file", "/etc/portcullis/kek"),
+        ("old_kek_files", "[/a/kek, /b/kek]"),
+        ("old_keks", "1234,abcd"),
+        ("signing_alg", "RS256"),
+        ("key_rotation_interval", "172800"),
+        ("key_prepublish", "86400"),
+        ("access_token_ttl", "600"),
+        ("max_access_token_ttl", "1200"),
+        ("clock_skew", "30"),
+        ("policy_claims", "team"),
+        ("rate_limit_ip_burst", "7"),
+        ("token_quota_per_day", "1000"),
+        ("argon2_concurrency", "4"),
+        ("assertion_signing_algs", "ES256,RS256"),
+        ("jwks_fetch_max_bytes", "4096"),
+        ("log_format", "pretty"),
+        ("log_level", "debug"),
+    ]))
+    .unwrap();
+    let l = &s.listeners;
+    assert_eq!(l.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(l.admin_listen.unwrap().to_string(), "127.0.0.1:9001");
+    assert_eq!(l.issuer.as_deref(), Some("https://auth.example"));
+    assert_eq!(
+        (l.workers, l.max_body_bytes, l.request_timeout),
+        (3, 2048, 7)
+    );
+    assert_eq!(l.trusted_proxies, ["10.0.0.0/8", "127.0.0.1"]);
+    assert!(l.forwarded_client_cert);
+    assert!(!s.database.is_sqlite());
+    assert_eq!(s.database.database_max_connections, 9);
+    assert_eq!(s.admin.admin_tokens.len(), 2);
+    let k = &s.keys;
+    assert_eq!(k.kek.as_ref().unwrap().expose_secret(), "12345");
+    assert_eq!(k.kek_generate, Some(false));
+    assert_eq!(k.kek_file, PathBuf::from("/etc/portcullis/kek"));
+    assert_eq!(k.old_kek_files, [PathBuf::from("/a/kek"), "/b/kek".into()]);
+    assert_eq!(k.old_keks[0].expose_secret(), "1234");
+    assert_eq!(k.signing_alg, Algorithm::Rs256);
+    assert_eq!(
+        (k.key_rotation_interval, k.key_prepublish),
+        (172_800, 86_400)
+    );
+    let t = &s.tokens;
+    assert_eq!((t.access_token_ttl, t.max_access_token_ttl), (600, 1200));
+    assert_eq!(t.clock_skew, 30);
+    assert_eq!(t.retired_key_retention(), 1230);
+    assert_eq!(t.policy_claims, ["team"]);
+    assert_eq!(s.limits.rate_limit_ip_burst, 7);
+    assert_eq!(s.limits.token_quota_per_day, 1000);
+    assert_eq!(s.limits.argon2_permits(), 4);
+    assert_eq!(s.client_auth.assertion_signing_algs, ["ES256", "RS256"]);
+    assert_eq!(s.client_auth.jwks_fetch_max_bytes, 4096);
+    assert_eq!(s.logging.log_format, LogFormat::Pretty);
+    assert_eq!(s.logging.log_level, "debug");
+    assert!(!s.may_generate_kek());
+}
+
+#[test]
+fn a_mistyped_value_is_refused_with_its_key_named() {
+    for (key, value) in [
+        ("access_token_ttl", "ten"),
+        ("workers", "-1"),
+        ("admin_listen", "localhost"),
+        ("forwarded_client_cert", "yes"),
+        ("signing_alg", "HS256"),
+        ("log_format", "xml"),
+    ] {
+        let err = Settings::from_figment(&env_figment(&[(key, value)])).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Load(_)) && err.to_string().contains(key),
+            "{key}: {err}"
+        );
+    }
+}
+
+/// Real `PORTCULLIS_*` variables through [`Settings::load`].
+#[test]
+#[allow(clippy::result_large_err)] // the closure type of figment::Jail
+fn environment_variables_load_through_the_sections() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("PORTCULLIS_DATABASE_URL", "postgres://db/x");
+        jail.set_env("PORTCULLIS_LISTEN", "0.0.0.0:9443");
+        jail.set_env("PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:9444");
+        jail.set_env("PORTCULLIS_ACCESS_TOKEN_TTL", "600");
+        jail.set_env("PORTCULLIS_KEY_REFRESH_INTERVAL", "0");
+        jail.set_env("PORTCULLIS_MAX_HEADER_BYTES", "4096");
+        jail.set_env("PORTCULLIS_KEK_GENERATE", "true");
+        jail.set_env("PORTCULLIS_KEK", "12345");
+        jail.set_env("PORTCULLIS_KEK_FILE", "/run/kek");
+        jail.set_env(
+            "PORTCULLIS_ADMIN_TOKENS",
+            "first-admin-token-0001,second-admin-token-002",
+        );
+        jail.set_env("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8,192.168.0.1");
+        jail.set_env("PORTCULLIS_FORWARDED_CLIENT_CERT", "true");
+        jail.set_env("PORTCULLIS_SIGNING_ALG", "EdDSA");
+        jail.set_env("PORTCULLIS_JWKS_CACHE_TTL", "600");
+        jail.set_env("PORTCULLIS_LOG_FORMAT", "pretty");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.listeners.listen.to_string(), "0.0.0.0:9443");
+        assert_eq!(s.listeners.admin_listen.unwrap().port(), 9444);
+        assert_eq!(s.listeners.max_header_bytes, 4096);
+        assert_eq!(s.listeners.trusted_proxies.len(), 2);
+        assert!(s.listeners.forwarded_client_cert);
+        assert_eq!(s.tokens.access_token_ttl, 600);
+        assert_eq!(s.keys.key_refresh_interval, 0);
+        assert_eq!(s.keys.kek.as_ref().unwrap().expose_secret(), "12345");
+        assert_eq!(s.keys.kek_file, PathBuf::from("/run/kek"));
+        assert_eq!(s.keys.signing_alg, Algorithm::EdDsa);
+        assert!(s.may_generate_kek());
+        assert_eq!(s.admin.admin_tokens.len(), 2);
+        assert_eq!(s.client_auth.jwks_cache_ttl, 600);
+        assert_eq!(s.logging.log_format, LogFormat::Pretty);
+
+        jail.set_env("PORTCULLIS_UNKNOWN_KEY", "1");
+        let message = Settings::load(None).unwrap_err().to_string();
+        assert!(message.contains("found `unknown_key`"), "{message}");
+        assert!(message.contains("UNKNOWN_KEY"), "{message}");
+        assert!(
+            message.contains("`PORTCULLIS_` environment variable(s)"),
+            "{message}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // the closure type of figment::Jail
+fn a_mistyped_environment_variable_is_named() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("PORTCULLIS_DATABASE_URL", "sqlite://x.db");
+        jail.set_env("PORTCULLIS_REQUEST_TIMEOUT", "soon");
+        let message = Settings::load(None).unwrap_err().to_string();
+        assert!(message.contains("REQUEST_TIMEOUT"), "{message}");
+        assert!(message.contains("environment variable(s)"), "{message}");
+        Ok(())
+    });
+}

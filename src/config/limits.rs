@@ -1,0 +1,100 @@
+//! Limits: request rates, token quotas, lockout after failed
+//! authentications, and how many argon2 verifications run at once.
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// Protection against floods and guessing (`rate_limit_*`, `token_quota_*`,
+/// `lockout_*`, `argon2_concurrency`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct LimitSettings {
+    /// Token, introspection and revocation requests per second per source address (0: off).
+    #[serde(default = "defaults::rate_limit_ip_per_second")]
+    pub rate_limit_ip_per_second: u32,
+    /// Burst of the per-address limit.
+    #[serde(default = "defaults::rate_limit_ip_burst")]
+    pub rate_limit_ip_burst: u32,
+    /// Token requests per second per client (0: off); clients may have their own.
+    #[serde(default = "defaults::rate_limit_client_per_second")]
+    pub rate_limit_client_per_second: u32,
+    /// Burst of the per-client limit.
+    #[serde(default = "defaults::rate_limit_client_burst")]
+    pub rate_limit_client_burst: u32,
+    /// Admin API requests per second per source address (0: off).
+    #[serde(default = "defaults::rate_limit_admin_per_second")]
+    pub rate_limit_admin_per_second: u32,
+    /// Burst of the admin limit.
+    #[serde(default = "defaults::rate_limit_admin_burst")]
+    pub rate_limit_admin_burst: u32,
+    /// Tokens per client per UTC hour (0: no quota); clients may have their own.
+    #[serde(default)]
+    pub token_quota_per_hour: u64,
+    /// Tokens per client per UTC day (0: no quota).
+    #[serde(default)]
+    pub token_quota_per_day: u64,
+    /// Failed authentications of one client within `lockout_window` that lock it (0: never).
+    #[serde(default = "defaults::lockout_threshold")]
+    pub lockout_threshold: u32,
+    /// The window in which failures are counted, in seconds.
+    #[serde(default = "defaults::lockout_window")]
+    pub lockout_window: u64,
+    /// How long a lock lasts, in seconds.
+    #[serde(default = "defaults::lockout_duration")]
+    pub lockout_duration: u64,
+    /// Concurrent argon2 verifications; 0 means the number of CPU cores.
+    #[serde(default)]
+    pub argon2_concurrency: usize,
+}
+
+mod defaults {
+    pub fn rate_limit_ip_per_second() -> u32 {
+        100
+    }
+    pub fn rate_limit_ip_burst() -> u32 {
+        200
+    }
+    pub fn rate_limit_client_per_second() -> u32 {
+        20
+    }
+    pub fn rate_limit_client_burst() -> u32 {
+        50
+    }
+    pub fn rate_limit_admin_per_second() -> u32 {
+        20
+    }
+    pub fn rate_limit_admin_burst() -> u32 {
+        50
+    }
+    pub fn lockout_threshold() -> u32 {
+        10
+    }
+    pub fn lockout_window() -> u64 {
+        300
+    }
+    pub fn lockout_duration() -> u64 {
+        900
+    }
+}
+
+impl LimitSettings {
+    /// An enabled lockout has a window and a duration.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.lockout_threshold > 0 && (self.lockout_window == 0 || self.lockout_duration == 0) {
+            return Err(ConfigError::Invalid(
+                "lockout_window and lockout_duration must be at least 1 second".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of argon2 verifications allowed at once.
+    #[must_use]
+    pub fn argon2_permits(&self) -> usize {
+        if self.argon2_concurrency > 0 {
+            self.argon2_concurrency
+        } else {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }
+    }
+}

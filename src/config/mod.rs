@@ -1,0 +1,182 @@
+//! Settings: built-in defaults, then a TOML file, then `PORTCULLIS_*` environment
+//! variables (the environment wins). Plain `DATABASE_URL` is honoured below
+//! `PORTCULLIS_DATABASE_URL`. [`Settings::validate`] rejects inconsistent values
+//! with a message that names the setting.
+//!
+//! The file and the environment are flat (`listen = …`,
+//! `PORTCULLIS_ACCESS_TOKEN_TTL=…`); in code the settings are grouped by
+//! concern, one section per module: [`listeners`], [`database`], [`admin`],
+//! [`keys`], [`tokens`], [`limits`], [`client_auth`] and [`logging`]. Each
+//! section reads its own keys from the same flat figment; a key no section
+//! reads is refused.
+
+pub mod admin;
+pub mod client_auth;
+pub mod database;
+mod de;
+#[cfg(test)]
+mod env_tests;
+pub mod keys;
+pub mod limits;
+pub mod listeners;
+pub mod logging;
+#[cfg(test)]
+mod tests;
+pub mod tokens;
+
+use std::{path::PathBuf, sync::OnceLock};
+
+use figment::{
+    error::Kind,
+    providers::{Env, Format, Toml},
+    value::Dict,
+    Figment,
+};
+use serde::Deserialize;
+
+pub use admin::AdminSettings;
+pub use client_auth::ClientAuthSettings;
+pub use database::DatabaseSettings;
+pub use keys::KeySettings;
+pub use limits::LimitSettings;
+pub use listeners::ListenerSettings;
+pub use logging::{LogFormat, LogSettings};
+pub use tokens::TokenSettings;
+
+/// Everything that can go wrong while loading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file or an environment variable could not be read or parsed.
+    #[error("configuration could not be loaded: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range or inconsistent with another one.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A file named by the configuration could not be read.
+    #[error("could not read {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The server's settings, by section. Every key is documented in the README
+/// with its `PORTCULLIS_…` name and default. `Debug` never shows a secret.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Listen addresses, issuer, HTTPS, request limits, trusted proxies.
+    pub listeners: ListenerSettings,
+    /// Database URL and pool size.
+    pub database: DatabaseSettings,
+    /// Admin API tokens.
+    pub admin: AdminSettings,
+    /// KEK and signing-key lifecycle.
+    pub keys: KeySettings,
+    /// Token lifetimes, JWKS caching, clock skew, issuance policy.
+    pub tokens: TokenSettings,
+    /// Rate limits, quotas, lockout, argon2 concurrency.
+    pub limits: LimitSettings,
+    /// Client assertions, client JWKS fetching, client-certificate CAs.
+    pub client_auth: ClientAuthSettings,
+    /// Log format and filter.
+    pub logging: LogSettings,
+}
+
+impl Settings {
+    /// Loads defaults → `config_file` (if given) → environment, and validates.
+    pub fn load(config_file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = config_file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let figment = figment
+            .merge(Env::raw().only(&["database_url"]))
+            .merge(Env::prefixed("PORTCULLIS_").ignore(&["config"]));
+        Self::from_figment(&figment)
+    }
+
+    /// Extracts and validates settings from a prepared figment (tests build their own).
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        refuse_unknown_keys(figment)?;
+        let mut settings = Self {
+            listeners: extract(figment)?,
+            database: extract(figment)?,
+            admin: extract(figment)?,
+            keys: extract(figment)?,
+            tokens: extract(figment)?,
+            limits: extract(figment)?,
+            client_auth: extract(figment)?,
+            logging: extract(figment)?,
+        };
+        settings.admin.read_admin_tokens_file()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks ranges and cross-field rules, section by section.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.tokens.validate()?;
+        self.listeners.validate()?;
+        self.database.validate()?;
+        self.limits.validate()?;
+        self.keys.validate(&self.tokens)?;
+        self.client_auth.validate()?;
+        self.admin.validate()
+    }
+
+    /// Whether a missing KEK may be generated (see [`KeySettings::kek_generate`]).
+    #[must_use]
+    pub fn may_generate_kek(&self) -> bool {
+        self.keys
+            .kek_generate
+            .unwrap_or_else(|| self.database.is_sqlite())
+    }
+}
+
+/// One section, read straight from the figment: a bad value's error names
+/// its key and where it came from.
+fn extract<T: for<'de> Deserialize<'de>>(figment: &Figment) -> Result<T, ConfigError> {
+    Ok(figment.extract().map_err(Box::new)?)
+}
+
+/// Every key some section reads.
+fn known_keys() -> &'static [&'static str] {
+    static KEYS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        [
+            de::keys_of::<ListenerSettings>(),
+            de::keys_of::<DatabaseSettings>(),
+            de::keys_of::<AdminSettings>(),
+            de::keys_of::<KeySettings>(),
+            de::keys_of::<TokenSettings>(),
+            de::keys_of::<LimitSettings>(),
+            de::keys_of::<ClientAuthSettings>(),
+            de::keys_of::<LogSettings>(),
+        ]
+        .concat()
+    })
+}
+
+/// Refuses a key no section reads (a typo would otherwise be ignored), with
+/// the error serde's `deny_unknown_fields` gives: the key and its source.
+fn refuse_unknown_keys(figment: &Figment) -> Result<(), ConfigError> {
+    let given: Dict = figment.extract().map_err(Box::new)?;
+    let known = known_keys();
+    let Some(key) = given.keys().find(|k| !known.contains(&k.as_str())) else {
+        return Ok(());
+    };
+    let mut error = figment::Error::from(Kind::UnknownField(key.clone(), known));
+    error.path = vec![key.clone()];
+    error.profile = Some(figment.profile().clone());
+    error.metadata = figment.find_metadata(key).cloned();
+    Err(Box::new(error).into())
+}

@@ -1,0 +1,143 @@
+//! Loading, defaults, validation messages (each naming its setting), the keys
+//! the sections read, and the redaction of secrets in `Debug`.
+
+use super::*;
+use crate::keys::Algorithm;
+use figment::providers::Serialized;
+use secrecy::ExposeSecret;
+
+fn settings(pairs: &[(&str, serde_json::Value)]) -> Result<Settings, ConfigError> {
+    let mut figment = Figment::new();
+    for (k, v) in pairs {
+        figment = figment.merge(Serialized::default(k, v));
+    }
+    Settings::from_figment(&figment)
+}
+
+#[test]
+fn defaults_follow_the_specification() {
+    let s = settings(&[]).unwrap();
+    assert_eq!(s.listeners.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        s.database.database_url.expose_secret(),
+        "sqlite://data/portcullis.db"
+    );
+    assert_eq!(s.keys.signing_alg, Algorithm::Es256);
+    assert_eq!(s.tokens.access_token_ttl, 300);
+    assert!(s.may_generate_kek());
+}
+
+#[test]
+fn admin_tokens_accept_a_comma_separated_string_or_a_list() {
+    let s = settings(&[(
+        "admin_tokens",
+        "first-admin-token-0001, second-admin-token-002".into(),
+    )])
+    .unwrap();
+    assert_eq!(s.admin.admin_tokens.len(), 2);
+    assert_eq!(
+        s.admin.admin_tokens[1].expose_secret(),
+        "second-admin-token-002"
+    );
+    let s = settings(&[("admin_tokens", serde_json::json!(["x-admin-token-00001"]))]).unwrap();
+    assert_eq!(s.admin.admin_tokens.len(), 1);
+}
+
+#[test]
+fn inconsistent_values_are_refused_with_the_setting_named() {
+    let cases: &[(&[(&str, serde_json::Value)], &str)] = &[
+        (&[("access_token_ttl", 0.into())], "access_token_ttl"),
+        (&[("access_token_ttl", 7200.into())], "max_access_token_ttl"),
+        (&[("issuer", "ftp://x".into())], "issuer"),
+        (&[("issuer", "https://x/?a=b".into())], "issuer"),
+        (&[("database_url", "mysql://x".into())], "database_url"),
+        (&[("admin_tokens", "short".into())], "admin token"),
+        (&[("listen", "not an address".into())], "listen"),
+        (&[("unknown_key", 1.into())], "unknown_key"),
+        (&[("key_prepublish", 300.into())], "key_prepublish"),
+        (
+            &[
+                ("key_prepublish", 7200.into()),
+                ("key_rotation_interval", 3600.into()),
+            ],
+            "key_rotation_interval",
+        ),
+        (&[("signing_alg", "HS256".into())], "signing_alg"),
+    ];
+    for (pairs, needle) in cases {
+        let err = settings(pairs)
+            .err()
+            .unwrap_or_else(|| panic!("{needle}: accepted"));
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
+fn the_example_configuration_file_loads() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/portcullis.example.toml");
+    let s = Settings::from_figment(&Figment::new().merge(Toml::file(path))).unwrap();
+    assert_eq!(s.listeners.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(s.logging.log_format, LogFormat::Json);
+}
+
+#[test]
+fn postgres_does_not_generate_a_kek_unless_told_to() {
+    let s = settings(&[("database_url", "postgres://localhost/x".into())]).unwrap();
+    assert!(!s.may_generate_kek());
+    let s = settings(&[
+        ("database_url", "postgres://localhost/x".into()),
+        ("kek_generate", true.into()),
+    ])
+    .unwrap();
+    assert!(s.may_generate_kek());
+}
+
+#[test]
+fn sections_read_disjoint_keys_and_together_every_documented_one() {
+    let keys = known_keys();
+    let mut sorted = keys.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), keys.len(), "a key read by two sections");
+    assert_eq!(keys.len(), 55);
+    let readme = include_str!("../../README.md");
+    for key in keys {
+        assert!(
+            readme.contains(&format!("| `{key}`")) || readme.contains(&format!("/ `{key}`")),
+            "{key} is not in the README's settings table"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_its_name_and_source() {
+    let toml = "listen = \"127.0.0.1:8080\"\nlisten_adress = \"127.0.0.1:9\"\n";
+    let err = Settings::from_figment(&Figment::new().merge(Toml::string(toml))).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("unknown field: found `listen_adress`"),
+        "{message}"
+    );
+    assert!(message.contains("TOML source string"), "{message}");
+}
+
+#[test]
+fn debug_output_shows_no_secret() {
+    let s = settings(&[
+        ("database_url", "postgres://user:db-password@db/x".into()),
+        ("admin_tokens", "admin-token-secret-0001".into()),
+        ("kek", "kek-secret-value".into()),
+        ("old_keks", "old-kek-secret".into()),
+    ])
+    .unwrap();
+    let debug = format!("{s:?}");
+    for secret in [
+        "db-password",
+        "admin-token-secret",
+        "kek-secret",
+        "old-kek-secret",
+    ] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("listen: 127.0.0.1:8080"), "{debug}");
+}

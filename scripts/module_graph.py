@@ -89,12 +89,12 @@ def resolve(path, from_mod):
             break
     if best is None:
         return None
-    item = parts[i] if i < len(parts) else None
+    item = parts[i] if i < len(parts) and parts[i] != "*" else None
     seen = set()
     while item and best.endswith(("mod.rs", "lib.rs")) and best not in seen:
         seen.add(best)
         text = open(os.path.join(SRC, best)).read()
-        m = re.search(r"pub use\s+([\w:]+)::\{[^}]*\b%s\b[^}]*\}|pub use\s+([\w:]+)::%s\s*;" % (item, item), text)
+        m = re.search(r"pub use\s+([\w:]+)::\{[^}]*\b%s\b[^}]*\}|pub use\s+([\w:]+)::%s\s*;" % (re.escape(item), re.escape(item)), text)
         if not m:
             break
         target = (m.group(1) or m.group(2)).split("::")

@@ -2,7 +2,9 @@
 //! endpoints to authenticate: HTTP Basic (`client_secret_basic`), form fields
 //! (`client_secret_post`), a JWT assertion (`private_key_jwt`), or only its
 //! `client_id` with a TLS client certificate (`tls_client_auth`,
-//! `self_signed_tls_client_auth`). Exactly one method per request.
+//! `self_signed_tls_client_auth`). Exactly one method per request
+//! (RFC 6749 §2.3, §2.3.1; RFC 7521 §4.2 and RFC 7523 §2.2 for assertions;
+//! RFC 8705 §2 for certificates).
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use secrecy::SecretString;

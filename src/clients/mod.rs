@@ -1,9 +1,16 @@
 //! OAuth clients: the registered model, secrets, and the registry operations
 //! shared by the admin REST API and the CLI.
+//!
+//! A client's fields are defined once, in [`fields`]; the model, the
+//! registration metadata, the view and the storage columns derive from it.
 
 pub mod cache;
 pub mod credentials;
+pub mod fields;
+pub mod id;
 pub mod jwks;
+pub mod metadata;
+pub mod methods;
 pub mod model;
 pub mod registry;
 pub mod secret;

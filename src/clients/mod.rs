@@ -1,9 +1,16 @@
 //! OAuth clients: the registered model, secrets, and the registry operations
 //! shared by the admin REST API and the CLI.
+//!
+//! A client's fields are defined once, in [`fields`]; the model, the
+//! registration metadata, the view and the storage columns derive from it.
 
 pub mod cache;
 pub mod credentials;
+pub mod fields;
+pub mod id;
 pub mod jwks;
+pub mod metadata;
+pub mod methods;
 pub mod model;
 pub mod registry;
 pub mod secret;
@@ -11,7 +18,8 @@ pub mod view;
 
 pub use cache::ClientCache;
 pub use credentials::KeyMaterial;
-pub use model::{AuthMethod, Client, ClientId, GrantType, Limits, RegistrationRequest};
+pub use metadata::Limits;
+pub use model::{AuthMethod, Client, ClientId, GrantType, RegistrationRequest};
 pub use registry::{Registry, RegistryError};
 pub use secret::{PlainSecret, SecretHash, SecretVerifier};
 pub use view::ClientView;

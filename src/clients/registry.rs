@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{
-    model::{ClientMetadata, Limits, RegistrationRequest},
+    metadata::Limits,
+    model::{ClientMetadata, ClientState, RegistrationRequest},
     Client, ClientCache, ClientId, ClientView, PlainSecret, SecretVerifier,
 };
 use crate::{
@@ -342,40 +343,21 @@ impl Registry {
 }
 
 /// The client `meta` describes; what is not metadata (enabled state,
-/// registration time, revocation cut-off) is kept from `existing`.
+/// registration time, revocation cut-off, lockout) is kept from `existing`.
 fn apply(
     meta: ClientMetadata,
     id: ClientId,
     existing: Option<&Client>,
     now: DateTime<Utc>,
 ) -> Client {
-    let enabled = existing.is_none_or(|e| e.enabled);
-    let created_at = existing.map_or(now, |e| e.created_at);
-    let tokens_revoked_before = existing.and_then(|e| e.tokens_revoked_before);
-    Client {
+    let state = existing.map_or_else(|| ClientState::registered(now), Client::state);
+    meta.into_client(
         id,
-        name: meta.name,
-        grant_types: meta.grant_types,
-        auth_method: meta.auth_method,
-        keys: meta.keys,
-        certificate_bound_access_tokens: meta.certificate_bound_access_tokens,
-        scope: meta.scope,
-        allowed_audiences: meta.allowed_audiences,
-        default_audience: meta.default_audience,
-        access_token_ttl: meta.access_token_ttl,
-        allow_introspection: meta.allow_introspection,
-        refresh_token_idle_ttl: meta.refresh_token_idle_ttl,
-        refresh_token_absolute_ttl: meta.refresh_token_absolute_ttl,
-        tokens_revoked_before,
-        locked_until: existing.and_then(|e| e.locked_until),
-        rate_limit_per_second: meta.rate_limit_per_second,
-        rate_limit_burst: meta.rate_limit_burst,
-        token_quota_per_hour: meta.token_quota_per_hour,
-        token_quota_per_day: meta.token_quota_per_day,
-        enabled,
-        created_at,
-        updated_at: now,
-    }
+        ClientState {
+            updated_at: now,
+            ..state
+        },
+    )
 }
 
 /// Generates and hashes a secret (argon2 runs on the blocking pool).

@@ -1,7 +1,7 @@
 //! Audience selection with resource indicators ([RFC 8707 §2](https://www.rfc-editor.org/rfc/rfc8707#section-2)).
 
 use super::OAuthError;
-use crate::clients::{model::is_absolute_uri, Client};
+use crate::clients::{metadata::is_absolute_uri, Client};
 
 /// The audiences of a token: the requested `resource` values, each of which
 /// must be an absolute URI in the client's allow-list; without any, the
@@ -38,33 +38,14 @@ pub fn resolve(client: &Client, resources: &[String]) -> Result<Vec<String>, OAu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clients::{AuthMethod, ClientId, GrantType};
+    use crate::clients::ClientId;
 
     fn client(allowed: &[&str], default: Option<&str>) -> Client {
         let t = chrono::DateTime::from_timestamp(0, 0).unwrap();
         Client {
-            id: ClientId::parse("c").unwrap(),
-            name: None,
-            grant_types: vec![GrantType::ClientCredentials],
-            auth_method: AuthMethod::ClientSecretBasic,
-            keys: crate::clients::KeyMaterial::default(),
-            certificate_bound_access_tokens: false,
-            scope: crate::oauth::scope::ScopeSet::default(),
             allowed_audiences: allowed.iter().map(|s| (*s).to_owned()).collect(),
             default_audience: default.map(str::to_owned),
-            access_token_ttl: None,
-            allow_introspection: false,
-            refresh_token_idle_ttl: None,
-            refresh_token_absolute_ttl: None,
-            tokens_revoked_before: None,
-            locked_until: None,
-            rate_limit_per_second: None,
-            rate_limit_burst: None,
-            token_quota_per_hour: None,
-            token_quota_per_day: None,
-            enabled: true,
-            created_at: t,
-            updated_at: t,
+            ..Client::new(ClientId::parse("c").unwrap(), t)
         }
     }
 

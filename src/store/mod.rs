@@ -8,6 +8,7 @@
 //! work lives in each engine's module. The contract test in
 //! `tests/api/store.rs` runs against both real engines.
 
+mod client_columns;
 mod postgres;
 mod postgres_notify;
 mod rows;
@@ -15,15 +16,16 @@ mod shared;
 mod shared_audit;
 mod shared_tokens;
 mod sqlite;
+mod storage;
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use storage::Storage;
 
 use crate::{
     audit::{
@@ -280,218 +282,3 @@ pub enum ClientChange {
 
 /// The `LISTEN`/`NOTIFY` channel of client changes.
 pub const CLIENT_CHANNEL: &str = "portcullis_clients";
-
-/// The configured engine. Handlers and services hold this, not a generic.
-#[derive(Clone, Debug)]
-pub enum Storage {
-    /// PostgreSQL.
-    Postgres(PgStore),
-    /// SQLite.
-    Sqlite(SqliteStore),
-}
-
-impl Storage {
-    /// Connects to the engine named by the URL scheme and applies its migrations.
-    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
-        let url = url.expose_secret();
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(
-                SqliteStore::connect(url, max_connections).await?,
-            ))
-        } else {
-            Ok(Self::Postgres(
-                PgStore::connect(url, max_connections).await?,
-            ))
-        }
-    }
-
-    /// Pool connections: open, and idle among them.
-    #[must_use]
-    pub fn pool_stats(&self) -> (u32, usize) {
-        match self {
-            Self::Postgres(s) => s.pool_stats(),
-            Self::Sqlite(s) => s.pool_stats(),
-        }
-    }
-
-    /// The engine's name, for logs.
-    #[must_use]
-    pub fn engine(&self) -> &'static str {
-        match self {
-            Self::Postgres(_) => "postgres",
-            Self::Sqlite(_) => "sqlite",
-        }
-    }
-}
-
-macro_rules! delegate {
-    ($self:ident, $method:ident($($arg:expr),*)) => {
-        match $self {
-            Self::Postgres(s) => s.$method($($arg),*).await,
-            Self::Sqlite(s) => s.$method($($arg),*).await,
-        }
-    };
-}
-
-impl Store for Storage {
-    async fn ping(&self) -> Result<(), StoreError> {
-        delegate!(self, ping())
-    }
-    async fn create_client(
-        &self,
-        client: &Client,
-        secret: Option<&NewSecret>,
-    ) -> Result<(), StoreError> {
-        delegate!(self, create_client(client, secret))
-    }
-    async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
-        delegate!(self, find_client(id))
-    }
-    async fn client_secrets(
-        &self,
-        id: &ClientId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<ExpiringSecret>, StoreError> {
-        delegate!(self, client_secrets(id, now))
-    }
-    async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {
-        delegate!(self, notify_client_changed(id))
-    }
-    fn subscribe_client_changes(&self) -> Option<mpsc::Receiver<ClientChange>> {
-        match self {
-            Self::Postgres(s) => s.subscribe_client_changes(),
-            Self::Sqlite(s) => s.subscribe_client_changes(),
-        }
-    }
-    async fn list_clients(
-        &self,
-        after: Option<&ClientId>,
-        limit: u32,
-    ) -> Result<Vec<Client>, StoreError> {
-        delegate!(self, list_clients(after, limit))
-    }
-    async fn update_client(&self, client: &Client) -> Result<(), StoreError> {
-        delegate!(self, update_client(client))
-    }
-    async fn delete_client(&self, id: &ClientId) -> Result<(), StoreError> {
-        delegate!(self, delete_client(id))
-    }
-    async fn rotate_client_secret(
-        &self,
-        id: &ClientId,
-        secret: &NewSecret,
-        old_valid_until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        delegate!(self, rotate_client_secret(id, secret, old_valid_until))
-    }
-    async fn client_scopes(&self) -> Result<Vec<String>, StoreError> {
-        delegate!(self, client_scopes())
-    }
-    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        delegate!(self, insert_signing_key(key))
-    }
-    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        delegate!(self, signing_keys())
-    }
-    async fn change_signing_keys<E, F>(
-        &self,
-        decide: F,
-    ) -> Result<Result<Vec<KeyChange>, E>, StoreError>
-    where
-        E: Send,
-        F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send,
-    {
-        delegate!(self, change_signing_keys(decide))
-    }
-    async fn record_jwks_consumers(
-        &self,
-        sightings: &[Sighting],
-        forget_before: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        delegate!(self, record_jwks_consumers(sightings, forget_before))
-    }
-    async fn create_refresh_family(
-        &self,
-        family: &RefreshFamily,
-        token: &NewRefreshToken,
-    ) -> Result<(), StoreError> {
-        delegate!(self, create_refresh_family(family, token))
-    }
-    async fn find_refresh_token(
-        &self,
-        hash: &RefreshTokenHash,
-    ) -> Result<Option<RefreshRecord>, StoreError> {
-        delegate!(self, find_refresh_token(hash))
-    }
-    async fn rotate_refresh_token(
-        &self,
-        old: &RefreshTokenHash,
-        new: &NewRefreshToken,
-        now: DateTime<Utc>,
-    ) -> Result<Rotation, StoreError> {
-        delegate!(self, rotate_refresh_token(old, new, now))
-    }
-    async fn revoke_refresh_family(
-        &self,
-        family_id: &str,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        delegate!(self, revoke_refresh_family(family_id, reason, now))
-    }
-    async fn revoke_access_token(
-        &self,
-        jti: &str,
-        client: &ClientId,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        delegate!(self, revoke_access_token(jti, client, expires_at))
-    }
-    async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        delegate!(self, access_token_revoked(jti))
-    }
-    async fn revoke_client_tokens(
-        &self,
-        client: &ClientId,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        delegate!(self, revoke_client_tokens(client, now))
-    }
-    async fn record_assertion_jti(
-        &self,
-        client_id: &ClientId,
-        jti: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, record_assertion_jti(client_id, jti, expires_at))
-    }
-    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        delegate!(self, purge_expired_tokens(now))
-    }
-    async fn set_client_lock(
-        &self,
-        client: &ClientId,
-        until: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        delegate!(self, set_client_lock(client, until))
-    }
-    async fn add_token_usage(
-        &self,
-        increments: &[UsageCount],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<UsageCount>, StoreError> {
-        delegate!(self, add_token_usage(increments, now))
-    }
-    async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        delegate!(self, append_audit_events(events))
-    }
-    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-        delegate!(self, audit_events(filter))
-    }
-    async fn jwks_consumers_since(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Sighting>, StoreError> {
-        delegate!(self, jwks_consumers_since(since))
-    }
-}

@@ -9,7 +9,8 @@ use sqlx::{
 };
 
 use super::{
-    rows::{AuditRow, ClientColumns, ClientRow, DbTime, KeyRow, RefreshRow},
+    client_columns::{bind_client, client_from_row, Statement, INSERT_CLIENT, UPDATE_CLIENT},
+    rows::{AuditRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
     shared_audit::shared_audit_methods,
     shared_tokens::{shared_token_helpers, shared_token_methods},

@@ -1,4 +1,5 @@
-//! Row types shared by both engines and their conversion to domain types.
+//! Row types shared by both engines and their conversion to domain types
+//! (the `clients` row is decoded by `store::client_columns`).
 //!
 //! [`DbTime`] is the one engine-specific column type: `TIMESTAMPTZ` on
 //! PostgreSQL, integer microseconds since the epoch on SQLite (so that SQL
@@ -16,7 +17,7 @@ use sqlx::{
 use super::StoreError;
 use crate::{
     audit::chain::AuditRecord,
-    clients::{AuthMethod, Client, ClientId, GrantType, KeyMaterial},
+    clients::ClientId,
     keys::{Algorithm, KeyState, StoredKey},
     oauth::scope::ScopeSet,
     token::refresh::{RefreshFamily, RefreshRecord},
@@ -59,137 +60,6 @@ impl<'q> Encode<'q, Sqlite> for DbTime {
     fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
         <i64 as Encode<Sqlite>>::encode_by_ref(&self.0.timestamp_micros(), buf)
     }
-}
-
-/// A `clients` row.
-#[derive(sqlx::FromRow)]
-pub struct ClientRow {
-    id: String,
-    client_name: Option<String>,
-    grant_types: String,
-    token_endpoint_auth_method: String,
-    scope: String,
-    allowed_audiences: String,
-    default_audience: Option<String>,
-    access_token_ttl: Option<i64>,
-    enabled: bool,
-    created_at: DbTime,
-    updated_at: DbTime,
-    allow_introspection: bool,
-    refresh_token_idle_ttl: Option<i64>,
-    refresh_token_absolute_ttl: Option<i64>,
-    tokens_revoked_before: Option<DbTime>,
-    locked_until: Option<DbTime>,
-    rate_limit_per_second: Option<i64>,
-    rate_limit_burst: Option<i64>,
-    token_quota_per_hour: Option<i64>,
-    token_quota_per_day: Option<i64>,
-    key_material: Option<String>,
-    certificate_bound_access_tokens: bool,
-}
-
-/// Column values of a client, in the order of the shared SQL's parameters.
-pub struct ClientColumns {
-    pub id: String,
-    pub client_name: Option<String>,
-    pub grant_types: String,
-    pub auth_method: &'static str,
-    pub scope: String,
-    pub allowed_audiences: String,
-    pub default_audience: Option<String>,
-    pub access_token_ttl: Option<i64>,
-    pub enabled: bool,
-    pub created_at: DbTime,
-    pub updated_at: DbTime,
-    pub allow_introspection: bool,
-    pub refresh_token_idle_ttl: Option<i64>,
-    pub refresh_token_absolute_ttl: Option<i64>,
-    pub rate_limit_per_second: Option<i64>,
-    pub rate_limit_burst: Option<i64>,
-    pub token_quota_per_hour: Option<i64>,
-    pub token_quota_per_day: Option<i64>,
-    pub key_material: Option<String>,
-    pub certificate_bound_access_tokens: bool,
-}
-
-impl From<&Client> for ClientColumns {
-    fn from(c: &Client) -> Self {
-        Self {
-            id: c.id.as_str().to_owned(),
-            client_name: c.name.clone(),
-            grant_types: c
-                .grant_types
-                .iter()
-                .map(|g| g.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-            auth_method: c.auth_method.as_str(),
-            scope: c.scope.to_string(),
-            allowed_audiences: serde_json::Value::from(c.allowed_audiences.clone()).to_string(),
-            default_audience: c.default_audience.clone(),
-            access_token_ttl: c.access_token_ttl.map(i64::from),
-            enabled: c.enabled,
-            created_at: DbTime(c.created_at),
-            updated_at: DbTime(c.updated_at),
-            allow_introspection: c.allow_introspection,
-            refresh_token_idle_ttl: c.refresh_token_idle_ttl.map(i64::from),
-            refresh_token_absolute_ttl: c.refresh_token_absolute_ttl.map(i64::from),
-            rate_limit_per_second: c.rate_limit_per_second.map(i64::from),
-            rate_limit_burst: c.rate_limit_burst.map(i64::from),
-            token_quota_per_hour: c.token_quota_per_hour.map(i64::from),
-            token_quota_per_day: c.token_quota_per_day.map(i64::from),
-            key_material: (!c.keys.is_empty())
-                .then(|| serde_json::to_string(&c.keys).unwrap_or_default()),
-            certificate_bound_access_tokens: c.certificate_bound_access_tokens,
-        }
-    }
-}
-
-impl TryFrom<ClientRow> for Client {
-    type Error = StoreError;
-
-    fn try_from(r: ClientRow) -> Result<Self, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("client {}: {what}", r.id));
-        let grant_types = r
-            .grant_types
-            .split(' ')
-            .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("unknown grant type")))
-            .collect::<Result<_, _>>()?;
-        Ok(Client {
-            id: ClientId::parse(&r.id).map_err(|_| corrupt("bad id"))?,
-            name: r.client_name.clone(),
-            grant_types,
-            auth_method: AuthMethod::parse(&r.token_endpoint_auth_method)
-                .ok_or_else(|| corrupt("auth method"))?,
-            scope: ScopeSet::parse(&r.scope).map_err(|_| corrupt("scope"))?,
-            allowed_audiences: serde_json::from_str(&r.allowed_audiences)
-                .map_err(|_| corrupt("audiences"))?,
-            default_audience: r.default_audience.clone(),
-            access_token_ttl: r.access_token_ttl.map(seconds),
-            allow_introspection: r.allow_introspection,
-            refresh_token_idle_ttl: r.refresh_token_idle_ttl.map(seconds),
-            refresh_token_absolute_ttl: r.refresh_token_absolute_ttl.map(seconds),
-            tokens_revoked_before: r.tokens_revoked_before.map(|t| t.0),
-            locked_until: r.locked_until.map(|t| t.0),
-            rate_limit_per_second: r.rate_limit_per_second.map(seconds),
-            rate_limit_burst: r.rate_limit_burst.map(seconds),
-            token_quota_per_hour: r.token_quota_per_hour.map(seconds),
-            token_quota_per_day: r.token_quota_per_day.map(seconds),
-            keys: match &r.key_material {
-                Some(json) => serde_json::from_str(json).map_err(|_| corrupt("key material"))?,
-                None => KeyMaterial::default(),
-            },
-            certificate_bound_access_tokens: r.certificate_bound_access_tokens,
-            enabled: r.enabled,
-            created_at: r.created_at.0,
-            updated_at: r.updated_at.0,
-        })
-    }
-}
-
-/// A stored positive count (lifetime in seconds, rate, quota) as `u32`.
-fn seconds(t: i64) -> u32 {
-    t.clamp(1, i64::from(u32::MAX)) as u32
 }
 
 /// A `signing_keys` row.

@@ -3,7 +3,8 @@
 //! PostgreSQL and SQLite accept the same text for these statements (numbered
 //! `$N` parameters, `ON DELETE CASCADE`, partial unique indexes); writing them
 //! once keeps the two engines from drifting apart. Engine-specific statements
-//! are written in the engine's own module.
+//! are written in the engine's own module. The client INSERT and UPDATE, with
+//! their column lists and binds, come from `store::client_columns`.
 
 /// Expands to the [`super::Store`] methods shared by both engines. The
 /// implementing type must have a `pool` field of the engine's pool type, and
@@ -16,38 +17,10 @@ macro_rules! shared_store_methods {
         }
 
         async fn create_client(&self, client: &Client, secret: Option<&NewSecret>) -> Result<(), StoreError> {
-            let c = ClientColumns::from(client);
             let mut tx = self.pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO clients (id, client_name, grant_types, token_endpoint_auth_method, scope, \
-                 allowed_audiences, default_audience, access_token_ttl, enabled, created_at, updated_at, \
-                 allow_introspection, refresh_token_idle_ttl, refresh_token_absolute_ttl, \
-                 rate_limit_per_second, rate_limit_burst, token_quota_per_hour, token_quota_per_day, \
-                 key_material, certificate_bound_access_tokens) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-            )
-            .bind(c.id)
-            .bind(c.client_name)
-            .bind(c.grant_types)
-            .bind(c.auth_method)
-            .bind(c.scope)
-            .bind(c.allowed_audiences)
-            .bind(c.default_audience)
-            .bind(c.access_token_ttl)
-            .bind(c.enabled)
-            .bind(c.created_at)
-            .bind(c.updated_at)
-            .bind(c.allow_introspection)
-            .bind(c.refresh_token_idle_ttl)
-            .bind(c.refresh_token_absolute_ttl)
-            .bind(c.rate_limit_per_second)
-            .bind(c.rate_limit_burst)
-            .bind(c.token_quota_per_hour)
-            .bind(c.token_quota_per_day)
-            .bind(c.key_material)
-            .bind(c.certificate_bound_access_tokens)
-            .execute(&mut *tx)
-            .await?;
+            bind_client(sqlx::query(&INSERT_CLIENT), client, Statement::Insert)
+                .execute(&mut *tx)
+                .await?;
             if let Some(secret) = secret {
                 insert_secret(&mut tx, &client.id, secret).await?;
             }
@@ -56,11 +29,11 @@ macro_rules! shared_store_methods {
         }
 
         async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
-            sqlx::query_as::<_, ClientRow>("SELECT * FROM clients WHERE id = $1")
+            sqlx::query("SELECT * FROM clients WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await?
-                .map(Client::try_from)
+                .map(|row| client_from_row(&row))
                 .transpose()
         }
 
@@ -81,48 +54,20 @@ macro_rules! shared_store_methods {
         }
 
         async fn list_clients(&self, after: Option<&ClientId>, limit: u32) -> Result<Vec<Client>, StoreError> {
-            sqlx::query_as::<_, ClientRow>("SELECT * FROM clients WHERE id > $1 ORDER BY id LIMIT $2")
+            sqlx::query("SELECT * FROM clients WHERE id > $1 ORDER BY id LIMIT $2")
                 .bind(after.map_or("", ClientId::as_str))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?
-                .into_iter()
-                .map(Client::try_from)
+                .iter()
+                .map(client_from_row)
                 .collect()
         }
 
         async fn update_client(&self, client: &Client) -> Result<(), StoreError> {
-            let c = ClientColumns::from(client);
-            let done = sqlx::query(
-                "UPDATE clients SET client_name = $2, grant_types = $3, token_endpoint_auth_method = $4, \
-                 scope = $5, allowed_audiences = $6, default_audience = $7, access_token_ttl = $8, \
-                 enabled = $9, updated_at = $10, allow_introspection = $11, refresh_token_idle_ttl = $12, \
-                 refresh_token_absolute_ttl = $13, rate_limit_per_second = $14, rate_limit_burst = $15, \
-                 token_quota_per_hour = $16, token_quota_per_day = $17, locked_until = $18, \
-                 key_material = $19, certificate_bound_access_tokens = $20 WHERE id = $1",
-            )
-            .bind(c.id)
-            .bind(c.client_name)
-            .bind(c.grant_types)
-            .bind(c.auth_method)
-            .bind(c.scope)
-            .bind(c.allowed_audiences)
-            .bind(c.default_audience)
-            .bind(c.access_token_ttl)
-            .bind(c.enabled)
-            .bind(c.updated_at)
-            .bind(c.allow_introspection)
-            .bind(c.refresh_token_idle_ttl)
-            .bind(c.refresh_token_absolute_ttl)
-            .bind(c.rate_limit_per_second)
-            .bind(c.rate_limit_burst)
-            .bind(c.token_quota_per_hour)
-            .bind(c.token_quota_per_day)
-            .bind(client.locked_until.map(DbTime))
-            .bind(c.key_material)
-            .bind(c.certificate_bound_access_tokens)
-            .execute(&self.pool)
-            .await?;
+            let done = bind_client(sqlx::query(&UPDATE_CLIENT), client, Statement::Update)
+                .execute(&self.pool)
+                .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }

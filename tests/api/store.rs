@@ -15,7 +15,6 @@ use crate::helpers::{fresh_database, Engine};
 
 fn client(id: &str, now: DateTime<Utc>) -> Client {
     Client {
-        id: ClientId::parse(id).unwrap(),
         name: Some("name".into()),
         grant_types: vec![GrantType::ClientCredentials],
         auth_method: AuthMethod::ClientSecretPost,
@@ -33,18 +32,9 @@ fn client(id: &str, now: DateTime<Utc>) -> Client {
         allowed_audiences: vec!["https://x.example".into()],
         default_audience: Some("https://x.example".into()),
         access_token_ttl: Some(60),
-        allow_introspection: false,
-        refresh_token_idle_ttl: None,
-        refresh_token_absolute_ttl: None,
-        tokens_revoked_before: None,
-        locked_until: None,
-        rate_limit_per_second: None,
-        rate_limit_burst: None,
-        token_quota_per_hour: None,
-        token_quota_per_day: None,
-        enabled: true,
-        created_at: now,
-        updated_at: now,
+        // Everything else as a client registered `now` with the defaults:
+        // enabled, nothing else set.
+        ..Client::new(ClientId::parse(id).unwrap(), now)
     }
 }
 

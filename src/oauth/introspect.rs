@@ -14,10 +14,7 @@ use super::{
 use crate::{
     clients::{Client, ClientId, GrantType},
     store::Store,
-    token::{
-        refresh::{could_be_refresh_token, RefreshTokenHash},
-        verify, Audience,
-    },
+    token::{verify, Audience},
 };
 
 /// An introspection response.
@@ -149,16 +146,7 @@ impl TokenServer {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Details>, OAuthError> {
-        // A JWT or an oversized string is no refresh token: skip the lookup.
-        if !could_be_refresh_token(token) {
-            return Ok(None);
-        }
-        let Some(record) = self
-            .store
-            .find_refresh_token(&RefreshTokenHash::of(token))
-            .await
-            .map_err(OAuthError::server)?
-        else {
+        let Some(record) = self.find_refresh_token(token).await? else {
             return Ok(None);
         };
         let owner = self

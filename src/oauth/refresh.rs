@@ -15,7 +15,10 @@ use crate::{
     clients::{Client, GrantType},
     config::Settings,
     store::Store,
-    token::refresh::{NewRefreshToken, RefreshFamily, RefreshToken, RefreshTokenHash, Rotation},
+    token::refresh::{
+        could_be_refresh_token, NewRefreshToken, RefreshFamily, RefreshRecord, RefreshToken,
+        RefreshTokenHash, Rotation,
+    },
 };
 
 /// The answer to every unusable refresh token, whatever the reason, so the
@@ -238,6 +241,23 @@ impl TokenServer {
             .reason("a rotated refresh token was presented again; the family is revoked")
             .details(serde_json::json!({ "family_id": family_id }));
         self.audit.record(event).await;
+    }
+}
+
+impl TokenServer {
+    /// The stored record of `token` when it is one of our refresh tokens;
+    /// a JWT or an oversized string is none, without a lookup.
+    pub(super) async fn find_refresh_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<RefreshRecord>, OAuthError> {
+        if !could_be_refresh_token(token) {
+            return Ok(None);
+        }
+        self.store
+            .find_refresh_token(&RefreshTokenHash::of(token))
+            .await
+            .map_err(OAuthError::server)
     }
 }
 

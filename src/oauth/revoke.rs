@@ -13,10 +13,7 @@ use crate::{
     audit::AuditEvent,
     clients::{Client, ClientId},
     store::Store,
-    token::{
-        refresh::{could_be_refresh_token, RefreshTokenHash},
-        verify,
-    },
+    token::verify,
 };
 
 const NOT_OWNER: OAuthError =
@@ -79,15 +76,7 @@ impl TokenServer {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, OAuthError> {
-        if !could_be_refresh_token(token) {
-            return Ok(false);
-        }
-        let Some(record) = self
-            .store
-            .find_refresh_token(&RefreshTokenHash::of(token))
-            .await
-            .map_err(OAuthError::server)?
-        else {
+        let Some(record) = self.find_refresh_token(token).await? else {
             return Ok(false);
         };
         if record.family.client_id != caller.id {

@@ -36,7 +36,9 @@ pub struct Application {
 impl Application {
     /// Connects to the database (applying migrations), loads or creates the
     /// KEK and the signing keys, loads the policy, and binds the listeners.
-    pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+    /// The admin tokens, KEKs and database URL are then dropped from the
+    /// settings (see [`Settings::forget_secrets`]).
+    pub async fn build(mut settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let store = Storage::connect(
             &settings.database.database_url,
             settings.database.database_max_connections,
@@ -66,6 +68,9 @@ impl Application {
             format!("{scheme}://{addr}")
         });
         let admin_tokens = admin_tokens(&settings);
+        // Connected, KEKs loaded, admin tokens hashed: the settings the
+        // server keeps hold no secret from here on.
+        settings.forget_secrets();
         let settings = Arc::new(settings);
         let oauth = Arc::new(token_server(
             &settings,

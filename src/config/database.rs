@@ -46,7 +46,8 @@ impl DatabaseSettings {
         Ok(())
     }
 
-    /// Whether the configured database is the embedded SQLite engine.
+    /// Whether the configured database is the embedded SQLite engine (known
+    /// only until [`super::Settings::forget_secrets`] drops the URL).
     #[must_use]
     pub fn is_sqlite(&self) -> bool {
         self.database_url.expose_secret().starts_with("sqlite:")

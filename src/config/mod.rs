@@ -32,6 +32,7 @@ use figment::{
     value::Dict,
     Figment,
 };
+use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use admin::AdminSettings;
@@ -131,6 +132,20 @@ impl Settings {
         self.keys.validate(&self.tokens)?;
         self.client_auth.validate()?;
         self.admin.validate()
+    }
+
+    /// Drops the secrets only start-up needs: the admin tokens (once hashed),
+    /// the KEK and old KEKs (once the KEK ring is loaded) and the database
+    /// URL (once the pool is connected). The server calls it before it keeps
+    /// the settings for its lifetime, so they hold none of these; the dropped
+    /// values are wiped from memory ([`SecretString`] zeroizes on drop).
+    /// Afterwards [`DatabaseSettings::is_sqlite`] and
+    /// [`Settings::may_generate_kek`] no longer know the engine.
+    pub fn forget_secrets(&mut self) {
+        self.admin.admin_tokens = Vec::new();
+        self.keys.kek = None;
+        self.keys.old_keks = Vec::new();
+        self.database.database_url = SecretString::from(String::new());
     }
 
     /// Whether a missing KEK may be generated (see [`KeySettings::kek_generate`]).

@@ -141,3 +141,23 @@ fn debug_output_shows_no_secret() {
     }
     assert!(debug.contains("listen: 127.0.0.1:8080"), "{debug}");
 }
+
+#[test]
+fn forgetting_the_secrets_leaves_none_behind() {
+    let mut s = settings(&[
+        ("admin_tokens", "first-admin-token-0001".into()),
+        ("kek", "a2VrLWJ5dGVzLWtlay1ieXRlcy1rZWstYnl0ZXMtMTI=".into()),
+        (
+            "old_keks",
+            "b2xkLWtlay1ieXRlcy1vbGQta2VrLWJ5dGVzLTEyMw==".into(),
+        ),
+        ("database_url", "postgres://u:hunter2@db/portcullis".into()),
+    ])
+    .unwrap();
+    s.forget_secrets();
+    assert!(s.admin.admin_tokens.is_empty());
+    assert!(s.keys.kek.is_none());
+    assert!(s.keys.old_keks.is_empty());
+    assert!(s.database.database_url.expose_secret().is_empty());
+    assert_eq!(s.database.database_max_connections, 16, "the rest is kept");
+}

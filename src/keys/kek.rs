@@ -122,7 +122,10 @@ impl Kek {
             source,
         };
         match fs::read_to_string(path) {
-            Ok(text) => Ok((Self::from_base64(&Zeroizing::new(text))?, false)),
+            Ok(text) => {
+                warn_if_exposed(path);
+                Ok((Self::from_base64(&Zeroizing::new(text))?, false))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !settings.may_generate_kek() {
                     return Err(KekError::Missing {
@@ -212,6 +215,7 @@ impl KekRing {
                 path: path.display().to_string(),
                 source,
             })?;
+            warn_if_exposed(path);
             old.push(Kek::from_base64(&Zeroizing::new(text))?);
         }
         for kek in &settings.keys.old_keks {
@@ -257,6 +261,31 @@ impl KekRing {
     #[must_use]
     pub fn has(&self, kek_id: &str) -> bool {
         self.ids().contains(&kek_id)
+    }
+}
+
+/// Whether a file mode lets the file's group or others read, write or
+/// execute it (anything in `0o077`).
+fn mode_exposes(mode: u32) -> bool {
+    mode & 0o077 != 0
+}
+
+/// The permission bits of `path` when its group or others have access to it.
+fn exposed_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path).ok()?.permissions().mode();
+    mode_exposes(mode).then_some(mode & 0o777)
+}
+
+/// Warns when a KEK file can be read by more than its owner.
+fn warn_if_exposed(path: &Path) {
+    if let Some(mode) = exposed_mode(path) {
+        tracing::warn!(
+            path = %path.display(),
+            mode = %format!("{mode:o}"),
+            "the key-encryption key file is accessible to its group or others: \
+             restrict it to its owner (chmod 600)"
+        );
     }
 }
 
@@ -306,6 +335,24 @@ mod tests {
     fn kek_ids_differ_per_key_and_reveal_no_key_bytes() {
         assert_ne!(kek(1).id(), kek(2).id());
         assert_eq!(kek(1).id().len(), 16);
+    }
+
+    #[test]
+    fn group_or_world_access_to_a_kek_file_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        for mode in [0o600, 0o400, 0o700, 0o100_600] {
+            assert!(!mode_exposes(mode), "{mode:o}");
+        }
+        for mode in [0o640, 0o604, 0o644, 0o660, 0o666, 0o610, 0o601, 0o100_644] {
+            assert!(mode_exposes(mode), "{mode:o}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek");
+        write_private_file(&path, b"x").unwrap();
+        assert_eq!(exposed_mode(&path), None, "written 0600");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(exposed_mode(&path), Some(0o644));
+        assert_eq!(exposed_mode(&dir.path().join("missing")), None);
     }
 
     #[test]

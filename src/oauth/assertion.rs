@@ -151,27 +151,79 @@ pub fn check_claims(
     let Some(exp) = claims.exp else {
         return bad("the client_assertion must have exp");
     };
-    if exp + expect.leeway <= now {
+    // Every sum below is checked: the times come from the client, and a
+    // wrapped sum would turn a never-expiring assertion into an accepted one.
+    let window = TimeWindow::new(expect, now).ok_or(AssertionError::Claims(
+        "the client_assertion's times are out of range",
+    ))?;
+    if exp <= window.expired_before {
         return bad("the client_assertion has expired");
     }
-    if claims.nbf.is_some_and(|nbf| nbf > now + expect.leeway) {
-        return bad("the client_assertion is not valid yet (nbf)");
+    if exp > window.latest {
+        return bad("the client_assertion lives longer than the server accepts (exp is too far in the future)");
     }
-    if claims.iat.is_some_and(|iat| iat > now + expect.leeway) {
-        return bad("the client_assertion was issued in the future (iat)");
+    if let Some(nbf) = claims.nbf {
+        if nbf > window.valid_until {
+            return bad("the client_assertion is not valid yet (nbf)");
+        }
+        if nbf > exp {
+            return bad("the client_assertion's nbf is after its exp");
+        }
+    }
+    if let Some(iat) = claims.iat {
+        if iat > window.valid_until {
+            return bad("the client_assertion was issued in the future (iat)");
+        }
+        if iat < window.earliest {
+            return bad("the client_assertion was issued too long ago (iat)");
+        }
     }
     let start = claims.iat.unwrap_or(now).min(now);
-    if exp - start > expect.max_lifetime {
+    if exp
+        .checked_sub(start)
+        .is_none_or(|lifetime| lifetime > expect.max_lifetime)
+    {
         return bad("the client_assertion lives longer than the server accepts (exp - iat)");
     }
     let jti = match claims.jti {
         Some(j) if !j.is_empty() && j.len() <= MAX_JTI_LEN => j,
         _ => return bad("the client_assertion must have a jti of 1 to 256 characters"),
     };
+    let Some(remember_until) = exp.checked_add(expect.leeway) else {
+        return bad("the client_assertion's exp is out of range");
+    };
     Ok(Accepted {
         jti,
-        remember_until: exp + expect.leeway,
+        remember_until,
     })
+}
+
+/// The instants an assertion's times are checked against, all computed with
+/// checked arithmetic from the server's clock and settings.
+struct TimeWindow {
+    /// `exp` at or before this has expired (`now - leeway`).
+    expired_before: i64,
+    /// `nbf` and `iat` may not be later (`now + leeway`).
+    valid_until: i64,
+    /// The oldest acceptable `iat` (`now - max_lifetime - leeway`).
+    earliest: i64,
+    /// The latest acceptable `exp` (`now + max_lifetime + leeway`).
+    latest: i64,
+}
+
+impl TimeWindow {
+    fn new(expect: &Expectations<'_>, now: i64) -> Option<Self> {
+        if expect.leeway < 0 || expect.max_lifetime < 0 {
+            return None;
+        }
+        let reach = expect.max_lifetime.checked_add(expect.leeway)?;
+        Some(Self {
+            expired_before: now.checked_sub(expect.leeway)?,
+            valid_until: now.checked_add(expect.leeway)?,
+            earliest: now.checked_sub(reach)?,
+            latest: now.checked_add(reach)?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +309,82 @@ mod tests {
             let err = check(&json).expect_err(&json.to_string());
             assert!(err.to_string().contains(word), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn times_that_would_overflow_are_refused_not_wrapped() {
+        let far = 1_000_000_000_000_000_i64;
+        let cases = [
+            serde_json::json!({"iat": i64::MIN, "exp": far}),
+            serde_json::json!({"iat": i64::MIN, "exp": NOW + 60}),
+            serde_json::json!({"iat": i64::MIN, "exp": i64::MAX}),
+            serde_json::json!({"exp": i64::MAX}),
+            serde_json::json!({"iat": null, "exp": i64::MAX}),
+            serde_json::json!({"exp": i64::MIN}),
+            serde_json::json!({"iat": i64::MAX, "exp": i64::MAX}),
+            serde_json::json!({"exp": far}),
+        ];
+        for json in cases {
+            assert!(check(&json).is_err(), "{json} must be refused");
+        }
+    }
+
+    #[test]
+    fn iat_far_in_the_past_is_refused_even_within_the_lifetime() {
+        // exp - iat is within max_lifetime, but the assertion is long dead.
+        let iat = NOW - 1_000_000_000;
+        assert!(check(&serde_json::json!({"iat": iat, "exp": iat + 100})).is_err());
+        let err = check(&serde_json::json!({"iat": NOW - 331, "exp": NOW + 10})).unwrap_err();
+        assert!(err.to_string().contains("iat"), "{err}");
+        // The oldest iat still usable: now - max_lifetime - leeway, exp within leeway.
+        assert!(check(&serde_json::json!({"iat": NOW - 320, "exp": NOW - 20})).is_ok());
+    }
+
+    #[test]
+    fn odd_nbf_values_are_harmless_or_refused() {
+        assert!(check(&serde_json::json!({"nbf": i64::MAX})).is_err());
+        assert!(check(&serde_json::json!({"nbf": i64::MIN})).is_ok());
+        let err = check(&serde_json::json!({"nbf": NOW + 20, "exp": NOW + 10})).unwrap_err();
+        assert!(err.to_string().contains("nbf"), "{err}");
+    }
+
+    #[test]
+    fn whatever_the_times_an_accepted_assertion_is_remembered_until_its_exp() {
+        let values = [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            NOW - 1_000_000,
+            NOW - 331,
+            NOW - 300,
+            NOW - 30,
+            NOW,
+            NOW + 30,
+            NOW + 300,
+            NOW + 331,
+            1_000_000_000_000_000,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        let mut accepted = 0;
+        for &iat in &values {
+            for &exp in &values {
+                for nbf in [None, Some(iat), Some(exp)] {
+                    let json = serde_json::json!({"iat": iat, "exp": exp, "nbf": nbf});
+                    let Ok(ok) = check(&json) else { continue };
+                    accepted += 1;
+                    assert!((NOW - 30..=NOW + 330).contains(&exp), "{json}");
+                    assert!((NOW - 330..=NOW + 30).contains(&iat), "{json}");
+                    assert_eq!(ok.remember_until, exp + 30, "{json}");
+                    assert!(
+                        chrono::DateTime::from_timestamp(ok.remember_until, 0).is_some(),
+                        "{json}"
+                    );
+                }
+            }
+        }
+        assert!(accepted > 0);
     }
 
     #[test]

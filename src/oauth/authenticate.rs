@@ -5,9 +5,11 @@
 //! [`super::proof`]; this module owns the dispatch, secrets, the per-client
 //! rate limit and lockout.
 //!
-//! An unknown client, a wrong or expired secret and a locked client get the
-//! same answer after the same argon2 work, so neither the response nor its
-//! timing tells them apart.
+//! An unknown client, a wrong or expired secret, a locked client and a client
+//! registered for another method get the same answer (status, headers and
+//! body); a presented secret costs the same argon2 work in every case, so
+//! neither the response nor its timing tells which client ids exist. The
+//! reason is logged (`reason` in the server log), never sent.
 //!
 //! [RFC 6749 §2.3]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3
 //! [§3.2.1]: https://www.rfc-editor.org/rfc/rfc6749#section-3.2.1
@@ -126,10 +128,9 @@ impl TokenServer {
         };
         self.lockout.clear(client.id.as_str());
         if !creds.fits(client.auth_method) {
-            return Err(OAuthError::InvalidClient {
-                basic_attempted: basic,
-                description: "the client is registered for a different token_endpoint_auth_method",
-            });
+            // The right secret by the wrong method: the same answer as an
+            // unknown client, the reason in the log only.
+            return Err(wrong_method(creds, basic));
         }
         Ok(client)
     }
@@ -166,18 +167,11 @@ impl TokenServer {
         };
         let client = entry.client.clone();
         if client.locked_until.is_some_and(|t| t > now) {
+            tracing::info!(reason = "client_locked", "client authentication failed");
             return Err(OAuthError::authentication_failed(false));
         }
         if !creds.fits(client.auth_method) {
-            tracing::info!(
-                reason = "wrong_method",
-                presented = creds.presented_method(),
-                "client authentication failed"
-            );
-            return Err(OAuthError::InvalidClient {
-                basic_attempted: false,
-                description: "the client is registered for a different token_endpoint_auth_method",
-            });
+            return Err(wrong_method(creds, false));
         }
         Ok(client)
     }
@@ -217,4 +211,16 @@ impl TokenServer {
         self.metrics.rate_limited(limited.limit);
         OAuthError::RateLimited(limited)
     }
+}
+
+/// A known client presenting a method it is not registered for: logged with
+/// the detail, answered exactly like an unknown client so the answer does not
+/// tell which client ids exist.
+fn wrong_method(creds: &ClientCredentials, basic: bool) -> OAuthError {
+    tracing::info!(
+        reason = "wrong_method",
+        presented = creds.presented_method(),
+        "client authentication failed"
+    );
+    OAuthError::authentication_failed(basic)
 }

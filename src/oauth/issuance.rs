@@ -21,8 +21,7 @@ use crate::{
     token::{encode, refresh::RefreshToken, AccessTokenClaims},
 };
 
-/// A freshly issued access token.
-#[derive(Debug)]
+/// A freshly issued access token. `Debug` redacts the tokens.
 pub struct IssuedToken {
     /// The signed JWT.
     pub access_token: String,
@@ -34,6 +33,21 @@ pub struct IssuedToken {
     pub scope: ScopeSet,
     /// A refresh token, for clients registered for the `refresh_token` grant.
     pub refresh_token: Option<RefreshToken>,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"[redacted]")
+            .field("jti", &self.jti)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 /// Where a token request came from, for the policy and the audit trail.
@@ -219,5 +233,30 @@ impl TokenServer {
             scope,
             refresh_token,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_token() {
+        let refresh = RefreshToken::generate().unwrap();
+        let refresh_text = refresh.expose().to_owned();
+        let issued = IssuedToken {
+            access_token: "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzdmMifQ.c2lnbmF0dXJl".into(),
+            jti: "jti-1".into(),
+            expires_in: 300,
+            scope: ScopeSet::parse("read").unwrap(),
+            refresh_token: Some(refresh),
+        };
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains("eyJhbGciOiJFUzI1NiJ9"), "{shown}");
+        assert!(!shown.contains(&refresh_text), "{shown}");
+        assert!(
+            shown.contains("jti-1") && shown.contains("[redacted]"),
+            "{shown}"
+        );
     }
 }

@@ -94,7 +94,16 @@ impl TokenServer {
             now.timestamp(),
         )
         .map_err(assertion_refused)?;
-        let until = DateTime::from_timestamp(accepted.remember_until, 0).unwrap_or(now);
+        // The replay record must outlive the assertion: one that cannot be
+        // stored until its exp is refused, never remembered for less.
+        let Some(until) =
+            DateTime::from_timestamp(accepted.remember_until, 0).filter(|until| *until > now)
+        else {
+            return Err(refused(
+                "assertion_unrememberable",
+                "the client_assertion's exp is out of range".into(),
+            ));
+        };
         let first_use = self
             .store
             .record_assertion_jti(&client.id, &accepted.jti, until)

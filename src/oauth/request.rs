@@ -3,13 +3,23 @@
 //! parameter but `resource` (RFC 8707) may appear at most once; unknown
 //! parameters are ignored.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, fmt};
 
 use super::{scope::ScopeSet, OAuthError};
 
-/// The form parameters of a request, decoded.
-#[derive(Debug, Default)]
+/// The form parameters of a request, decoded. `Debug` shows the parameter
+/// names only: values may be secrets (`client_secret`, `client_assertion`,
+/// `refresh_token`, `token`).
+#[derive(Default)]
 pub struct FormParams(Vec<(String, String)>);
+
+impl fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("FormParams")
+            .field(&self.0.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .finish()
+    }
+}
 
 impl FormParams {
     /// Decodes an `application/x-www-form-urlencoded` body.
@@ -60,8 +70,8 @@ fn repeated(name: &str) -> &'static str {
     }
 }
 
-/// A parsed token request.
-#[derive(Debug, PartialEq, Eq)]
+/// A parsed token request. `Debug` redacts the refresh token.
+#[derive(PartialEq, Eq)]
 pub enum TokenRequest {
     /// `grant_type=client_credentials` (RFC 6749 §4.4.2).
     ClientCredentials {
@@ -82,8 +92,8 @@ pub enum TokenRequest {
 }
 
 /// A token named by an introspection (RFC 7662 §2.1) or revocation
-/// (RFC 7009 §2.1) request.
-#[derive(Debug, PartialEq, Eq)]
+/// (RFC 7009 §2.1) request. `Debug` redacts the token.
+#[derive(PartialEq, Eq)]
 pub struct TokenReference {
     /// The token.
     pub token: String,
@@ -98,6 +108,40 @@ pub enum TokenHint {
     AccessToken,
     /// `refresh_token`.
     RefreshToken,
+}
+
+/// What `Debug` shows in place of a token or secret.
+const REDACTED: &str = "[redacted]";
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClientCredentials { scope, resources } => f
+                .debug_struct("ClientCredentials")
+                .field("scope", scope)
+                .field("resources", resources)
+                .finish(),
+            Self::RefreshToken {
+                refresh_token: _,
+                scope,
+                resources,
+            } => f
+                .debug_struct("RefreshToken")
+                .field("refresh_token", &REDACTED)
+                .field("scope", scope)
+                .field("resources", resources)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for TokenReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenReference")
+            .field("token", &REDACTED)
+            .field("hint", &self.hint)
+            .finish()
+    }
 }
 
 impl TokenReference {
@@ -241,6 +285,33 @@ mod tests {
             "invalid_request"
         );
         assert_eq!(p("token=a&token=b").unwrap_err().code(), "invalid_request");
+    }
+
+    #[test]
+    fn debug_shows_no_secret_value() {
+        let secret = "s3cr3t-value-never-logged";
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={secret}&client_id=c&client_secret={secret}&client_assertion={secret}"
+        );
+        let params = FormParams::parse(body.as_bytes()).unwrap();
+        let shown = format!("{params:?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("client_secret") && shown.contains("refresh_token"));
+        let request = TokenRequest::parse(&params).unwrap();
+        let shown = format!("{request:?}");
+        assert!(
+            !shown.contains(secret) && shown.contains("[redacted]"),
+            "{shown}"
+        );
+        let reference = TokenReference::parse(
+            &FormParams::parse(format!("token={secret}").as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let shown = format!("{reference:?}");
+        assert!(
+            !shown.contains(secret) && shown.contains("[redacted]"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Verification of Portcullis access tokens (for introspection and
 //! revocation): compact JWS, `typ: at+jwt`, a `kid` published in our JWKS,
 //! the `alg` that key is for (so `none` or a swapped algorithm never passes),
-//! the signature, our issuer, and the validity window.
+//! the signature, our issuer, and the validity window, whose times must be
+//! representable and in order (no arithmetic on them can wrap).
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use chrono::{DateTime, Utc};
@@ -85,9 +86,86 @@ pub fn verify(
     if claims.iss != issuer {
         return Err(VerifyError::ForeignIssuer);
     }
-    let t = now.timestamp();
-    if check_time && (t >= claims.exp || t < claims.nbf) {
+    check_times(&claims, now.timestamp(), check_time)?;
+    Ok(claims)
+}
+
+/// The time rules of a signed token, without arithmetic that could wrap:
+/// `iat`, `nbf` and `exp` must be instants chrono can represent (so whoever
+/// stores `exp`, such as the revocation list, never has to fall back to
+/// another time), in order (`iat` ≤ `exp`, `nbf` ≤ `exp`), and `exp - iat`
+/// must fit the `u32` lifetime this server issues with. With `check_time`,
+/// `now` must also lie in `nbf`..`exp`.
+fn check_times(claims: &AccessTokenClaims, now: i64, check_time: bool) -> Result<(), VerifyError> {
+    let representable = |t: i64| DateTime::<Utc>::from_timestamp(t, 0).is_some();
+    let ordered = claims.iat <= claims.exp && claims.nbf <= claims.exp;
+    let lifetime_fits = claims
+        .exp
+        .checked_sub(claims.iat)
+        .is_some_and(|l| u32::try_from(l).is_ok());
+    if ![claims.iat, claims.nbf, claims.exp]
+        .into_iter()
+        .all(representable)
+        || !ordered
+        || !lifetime_fits
+    {
+        return Err(VerifyError::Malformed);
+    }
+    if check_time && (now >= claims.exp || now < claims.nbf) {
         return Err(VerifyError::Expired);
     }
-    Ok(claims)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn claims(iat: i64, nbf: i64, exp: i64) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: "https://as.example".into(),
+            sub: "svc".into(),
+            aud: super::super::Audience::One("https://api.example".into()),
+            exp,
+            iat,
+            nbf,
+            jti: "j".into(),
+            client_id: "svc".into(),
+            scope: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_token_in_its_window_passes_and_outside_it_has_expired() {
+        let c = claims(NOW, NOW, NOW + 300);
+        assert_eq!(check_times(&c, NOW, true), Ok(()));
+        assert_eq!(check_times(&c, NOW + 300, true), Err(VerifyError::Expired));
+        assert_eq!(check_times(&c, NOW - 1, true), Err(VerifyError::Expired));
+        assert_eq!(check_times(&c, NOW + 300, false), Ok(()), "revocation");
+    }
+
+    #[test]
+    fn times_out_of_range_or_out_of_order_are_malformed_even_unchecked() {
+        let cases = [
+            claims(i64::MIN, i64::MIN, 1_000_000_000_000_000),
+            claims(NOW, NOW, i64::MAX),
+            claims(i64::MIN, NOW, NOW + 300),
+            claims(NOW, i64::MIN, NOW + 300),
+            claims(NOW + 301, NOW, NOW + 300),
+            claims(NOW, NOW + 301, NOW + 300),
+            claims(NOW, NOW, NOW + i64::from(u32::MAX) + 1),
+        ];
+        for c in cases {
+            for check_time in [true, false] {
+                assert_eq!(
+                    check_times(&c, NOW, check_time),
+                    Err(VerifyError::Malformed),
+                    "{c:?}"
+                );
+            }
+        }
+    }
 }

@@ -27,5 +27,6 @@ mod protection;
 mod refresh;
 mod revocation;
 mod rotation;
+mod security_b;
 mod store;
 mod token;

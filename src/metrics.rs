@@ -1,5 +1,10 @@
 //! Prometheus metrics: counters and histograms updated as requests are
-//! served, plus gauges read at scrape time (keys, safety signal, database pool).
+//! served, plus gauges read at scrape time from memory (keys and safety
+//! signal as of the last key check, database pool, quota counts).
+//!
+//! No series is labelled with a client id unless `metrics_client_labels` is
+//! on: the endpoint may be public, and client ids would both leak the
+//! registry and let the number of series grow with it.
 
 use prometheus_client::{
     encoding::text::encode,
@@ -51,6 +56,8 @@ pub struct Scrape<'a> {
     pub pool: (u32, usize),
     /// Tokens counted against quotas: (client, period, issued).
     pub quota_usage: Vec<(String, &'static str, u64)>,
+    /// Whether per-client series carry a `client_id` label (else they are summed).
+    pub client_labels: bool,
 }
 
 impl Metrics {
@@ -170,16 +177,16 @@ impl Metrics {
         r.register("db_pool_connections", "Database pool connections", pool);
         let usage = Family::<Labels, Gauge>::default();
         for (client, period, issued) in &scrape.quota_usage {
-            usage
-                .get_or_create(&vec![
-                    ("client_id", client.clone()),
-                    ("period", (*period).to_owned()),
-                ])
-                .set(*issued as i64);
+            let mut labels = vec![("period", (*period).to_owned())];
+            if scrape.client_labels {
+                labels.insert(0, ("client_id", client.clone()));
+            }
+            usage.get_or_create(&labels).inc_by(*issued as i64);
         }
         r.register(
             "client_tokens_in_quota_window",
-            "Tokens issued in the current quota window, per client with a quota",
+            "Tokens issued in the current quota window by clients with a quota (per client with \
+             metrics_client_labels)",
             usage,
         );
         let mut out = String::new();

@@ -1,12 +1,14 @@
 //! Limits: request rates, token quotas, lockout after failed
-//! authentications, and how many argon2 verifications run at once.
+//! authentications, how many argon2 verifications run at once, the bounds
+//! of the JWKS consumer table, and whether metrics name clients.
 
 use serde::Deserialize;
 
 use super::ConfigError;
 
 /// Protection against floods and guessing (`rate_limit_*`, `token_quota_*`,
-/// `lockout_*`, `argon2_concurrency`).
+/// `lockout_*`, `argon2_concurrency`, `jwks_consumers_*`,
+/// `metrics_client_labels`).
 #[derive(Clone, Debug, Deserialize)]
 pub struct LimitSettings {
     /// Token, introspection and revocation requests per second per source address (0: off).
@@ -27,6 +29,22 @@ pub struct LimitSettings {
     /// Burst of the admin limit.
     #[serde(default = "defaults::rate_limit_admin_burst")]
     pub rate_limit_admin_burst: u32,
+    /// JWKS requests per second per source address (0: off).
+    #[serde(default = "defaults::rate_limit_jwks_per_second")]
+    pub rate_limit_jwks_per_second: u32,
+    /// Burst of the JWKS limit.
+    #[serde(default = "defaults::rate_limit_jwks_burst")]
+    pub rate_limit_jwks_burst: u32,
+    /// Distinct `User-Agent`s tracked separately per source address (IPv6:
+    /// per /64) as JWKS consumers; beyond it the address counts as one.
+    #[serde(default = "defaults::jwks_consumers_per_address")]
+    pub jwks_consumers_per_address: usize,
+    /// Most JWKS consumers kept (in the store, and per process between flushes).
+    #[serde(default = "defaults::jwks_consumers_max")]
+    pub jwks_consumers_max: usize,
+    /// Whether `/metrics` labels per-client series with `client_id`.
+    #[serde(default)]
+    pub metrics_client_labels: bool,
     /// Tokens per client per UTC hour (0: no quota); clients may have their own.
     #[serde(default)]
     pub token_quota_per_hour: u64,
@@ -66,6 +84,18 @@ mod defaults {
     pub fn rate_limit_admin_burst() -> u32 {
         50
     }
+    pub fn rate_limit_jwks_per_second() -> u32 {
+        20
+    }
+    pub fn rate_limit_jwks_burst() -> u32 {
+        100
+    }
+    pub fn jwks_consumers_per_address() -> usize {
+        16
+    }
+    pub fn jwks_consumers_max() -> usize {
+        10_000
+    }
     pub fn lockout_threshold() -> u32 {
         10
     }
@@ -83,6 +113,11 @@ impl LimitSettings {
         if self.lockout_threshold > 0 && (self.lockout_window == 0 || self.lockout_duration == 0) {
             return Err(ConfigError::Invalid(
                 "lockout_window and lockout_duration must be at least 1 second".to_owned(),
+            ));
+        }
+        if self.jwks_consumers_max == 0 {
+            return Err(ConfigError::Invalid(
+                "jwks_consumers_max must be at least 1".to_owned(),
             ));
         }
         Ok(())

@@ -1,16 +1,24 @@
 //! Discovery: the RFC 8414 metadata document (also served at the OpenID
 //! Connect path for tools that only know that one) and the JWKS (RFC 7517),
-//! served from the pre-rendered bytes with `Cache-Control` and `ETag`.
+//! served from the pre-rendered bytes with `Cache-Control` and `ETag`. The
+//! JWKS is rate-limited per source address (`429 rate_limited`).
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use actix_web::{
-    http::header::{self, HeaderValue},
+    http::{
+        header::{self, HeaderValue},
+        StatusCode,
+    },
     web, HttpRequest, HttpResponse, HttpResponseBuilder,
 };
 use serde_json::json;
 
-use super::{errors::unavailable, state::AppState};
+use super::{
+    caller::caller_ip,
+    errors::{json_error, unavailable},
+    state::AppState,
+};
 use crate::{
     clients::{AuthMethod, GrantType},
     keys::{Algorithm, JwksDocument},
@@ -113,10 +121,27 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
 }
 
 /// `GET /.well-known/jwks.json`: public keys only; `304` when `If-None-Match`
-/// matches. Records which version the caller holds (the rotation safety signal).
+/// matches; `429` beyond the per-address limit. Records which version the
+/// caller holds (the rotation safety signal).
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let ip = caller_ip(&req, &state);
+    if let Err(limited) = state.oauth.limits.check_jwks(ip) {
+        state.oauth.metrics.rate_limited(limited.limit);
+        let mut response = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            &format!(
+                "too many requests ({}); retry after {} s",
+                limited.limit, limited.retry_after
+            ),
+        );
+        if let Ok(retry) = HeaderValue::from_str(&limited.retry_after.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, retry);
+        }
+        return response;
+    }
     let doc = state.oauth.keys.jwks();
-    record_consumer(&req, &state, &doc);
+    record_consumer(&req, ip, &state, &doc);
     let held = if_none_match(&req, &doc.etag);
     let mut response = public(
         if held {
@@ -147,22 +172,16 @@ fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
         })
 }
 
-/// Records which JWKS version this consumer (address and `User-Agent`) holds.
-fn record_consumer(req: &HttpRequest, state: &AppState, doc: &JwksDocument) {
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+/// Records which JWKS version this consumer (the caller's address — the
+/// forwarded one behind a trusted proxy — and `User-Agent`) holds.
+fn record_consumer(req: &HttpRequest, ip: IpAddr, state: &AppState, doc: &JwksDocument) {
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    state.key_manager.consumers().record(
-        &address,
-        user_agent,
-        &doc.etag,
-        &doc.kids,
-        state.clock.now(),
-    );
+    state
+        .key_manager
+        .consumers()
+        .record(ip, user_agent, &doc.etag, &doc.kids, state.clock.now());
 }

@@ -1,21 +1,21 @@
-//! `GET /metrics`: Prometheus text (the `OpenMetrics` format).
+//! `GET /metrics`: Prometheus text (the `OpenMetrics` format). A scrape reads
+//! only memory: the key status as of the last key check, the pool's counters
+//! and this process's quota counts.
 
 use actix_web::{web, HttpResponse};
 
-use super::{errors::unavailable, state::AppState};
+use super::state::AppState;
 use crate::metrics::Scrape;
 
 /// Renders every metric (see [`crate::metrics`]).
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let now = state.clock.now();
-    let status = match state.key_manager.stored_status(now).await {
-        Ok(s) => s,
-        Err(e) => return unavailable("metrics are temporarily unavailable", &e),
-    };
+    let status = state.key_manager.cached_status();
     let scrape = Scrape {
         keys: &status,
         pool: state.oauth.store.pool_stats(),
         quota_usage: state.oauth.quotas.usage(now),
+        client_labels: state.settings.limits.metrics_client_labels,
     };
     match state.oauth.metrics.render(&scrape) {
         Ok(body) => HttpResponse::Ok()

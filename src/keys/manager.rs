@@ -2,6 +2,7 @@
 //! periodic check (bootstrap, scheduled rotation, retention, reloading what
 //! other replicas changed), manual and emergency rotation with the safety
 //! signal, and KEK rewrapping. The rules themselves are in [`super::lifecycle`].
+//! The latest status is kept in memory for `/metrics`.
 
 use std::sync::Arc;
 
@@ -10,10 +11,10 @@ use serde::Serialize;
 
 pub use super::status::{status, KeyInfo, KeyStatus, LaggingConsumer};
 use super::{
-    consumers::ConsumerTracker,
+    consumers::{ConsumerLimits, ConsumerTracker},
     generate,
     lifecycle::{self, KeyChange, Policy, Trigger},
-    status::{lagging_consumers, CONSUMER_WINDOW_HOURS},
+    status::{lagging_consumers, StatusCache, CONSUMER_WINDOW_HOURS},
     KekRing, KeySet, KeySetError, KeyState, StoredKey,
 };
 use crate::{
@@ -63,6 +64,7 @@ pub struct KeyManager {
     keys: Arc<KeySet>,
     policy: Policy,
     consumers: ConsumerTracker,
+    cached: StatusCache,
     jwks_max_age: u32,
     max_token_ttl: u32,
 }
@@ -106,12 +108,17 @@ impl KeyManager {
         change(&store, &ring, &policy, Trigger::Scheduled, now).await?;
         let keys = store.signing_keys().await?;
         let keys = Arc::new(KeySet::new(KeySet::snapshot(&keys, &ring, None)?));
+        let cached = StatusCache::new(status(&store, &policy, now).await?);
         Ok(Self {
             store,
             ring,
             keys,
             policy,
-            consumers: ConsumerTracker::new(10_000),
+            consumers: ConsumerTracker::new(ConsumerLimits {
+                per_address: settings.limits.jwks_consumers_per_address,
+                total: settings.limits.jwks_consumers_max,
+            }),
+            cached,
             jwks_max_age: settings.tokens.jwks_max_age,
             max_token_ttl: settings.tokens.max_access_token_ttl,
         })
@@ -129,8 +136,9 @@ impl KeyManager {
         &self.consumers
     }
 
-    /// The periodic check: flush consumer sightings, apply what is due, and
-    /// reload keys (including changes made by other replicas).
+    /// The periodic check: flush consumer sightings, apply what is due,
+    /// reload keys (including changes made by other replicas), and refresh
+    /// the status kept for `/metrics`.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<Vec<KeyChange>, KeySetError> {
         self.flush_consumers(now).await?;
         let keys = self.store.signing_keys().await?;
@@ -148,6 +156,8 @@ impl KeyManager {
             log_changes(&changes, "scheduled");
         }
         self.reload().await?;
+        self.cached
+            .put(status(&self.store, &self.policy, now).await?);
         Ok(changes)
     }
 
@@ -209,6 +219,8 @@ impl KeyManager {
             tracing::warn!(warning = %w, "key rotation");
         }
         self.reload().await?;
+        self.cached
+            .put(status(&self.store, &self.policy, now).await?);
         let after = self.store.signing_keys().await?;
         let find = |s| after.iter().find(|k| k.state == s).map(|k| k.kid.clone());
         Ok(RotationReport {
@@ -264,24 +276,37 @@ impl KeyManager {
         Ok(risks)
     }
 
-    /// The status as stored, without flushing this process's sightings (for `/metrics`).
-    pub async fn stored_status(&self, now: DateTime<Utc>) -> Result<KeyStatus, KeySetError> {
-        status(&self.store, &self.policy, now).await
+    /// The status as of the last key check, rotation or status request,
+    /// from memory (for `/metrics`: a scrape never reads the store).
+    #[must_use]
+    pub fn cached_status(&self) -> Arc<KeyStatus> {
+        self.cached.get()
     }
 
     /// The status report of `GET /admin/keys` (after flushing this process's sightings).
     pub async fn status(&self, now: DateTime<Utc>) -> Result<KeyStatus, KeySetError> {
         self.flush_consumers(now).await?;
-        status(&self.store, &self.policy, now).await
+        let report = status(&self.store, &self.policy, now).await?;
+        self.cached.put(report.clone());
+        Ok(report)
     }
 
-    /// Writes this process's sightings to the store and forgets consumers
-    /// not seen for a week.
+    /// Writes this process's sightings to the store (within the consumer
+    /// bounds) and forgets consumers not seen for a week.
     async fn flush_consumers(&self, now: DateTime<Utc>) -> Result<(), KeySetError> {
-        let pending = self.consumers.drain();
-        self.store
-            .record_jwks_consumers(&pending, now - Duration::days(7))
+        let (pending, dropped) = self.consumers.drain();
+        let refused = self
+            .store
+            .record_jwks_consumers(&pending, now - Duration::days(7), self.consumers.limits())
             .await?;
+        let lost = dropped + refused as u64;
+        if lost > 0 {
+            tracing::warn!(
+                dropped = lost,
+                limit = self.consumers.limits().total,
+                "JWKS consumers not recorded: jwks_consumers_max reached; the rotation safety signal may miss them"
+            );
+        }
         Ok(())
     }
 }

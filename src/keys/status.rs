@@ -1,7 +1,16 @@
 //! The signing-key status report: every key with its lifecycle times (never
 //! private material), the next rotation, and the rotation safety signal — the
 //! JWKS consumers seen recently that have not fetched the next key yet.
+//!
+//! A consumer is a source address and `User-Agent`, or one folded consumer
+//! per crowded address group (see [`super::consumers`]), so the counts are
+//! bounded by `jwks_consumers_max` and one address weighs at most
+//! `jwks_consumers_per_address`. [`StatusCache`] keeps the latest report in
+//! memory for `/metrics`.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -16,7 +25,7 @@ use crate::store::{Storage, Store};
 pub const CONSUMER_WINDOW_HOURS: i64 = 24;
 
 /// One key as `GET /admin/keys` and `portcullis keys list` show it (never private material).
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct KeyInfo {
     /// Key id.
     pub kid: String,
@@ -37,18 +46,18 @@ pub struct KeyInfo {
 }
 
 /// A JWKS consumer that has not fetched the next key yet.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct LaggingConsumer {
     /// Source address.
     pub address: String,
-    /// `User-Agent`.
+    /// `User-Agent`; `*` for the folded consumer of a crowded address group.
     pub user_agent: String,
     /// Its last fetch.
     pub seen_at: DateTime<Utc>,
 }
 
 /// The key status report.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct KeyStatus {
     /// Keys, oldest first.
     pub keys: Vec<KeyInfo>,
@@ -119,4 +128,27 @@ pub(super) async fn lagging_consumers(
         total,
         seen.into_iter().filter(|s| !s.has_kid(kid)).collect(),
     ))
+}
+
+/// The latest key status, kept in memory: refreshed by every key check,
+/// rotation and status request, read by `/metrics` without touching the store.
+pub struct StatusCache(ArcSwap<KeyStatus>);
+
+impl StatusCache {
+    /// A cache holding `status`.
+    #[must_use]
+    pub fn new(status: KeyStatus) -> Self {
+        Self(ArcSwap::from_pointee(status))
+    }
+
+    /// The latest status.
+    #[must_use]
+    pub fn get(&self) -> Arc<KeyStatus> {
+        self.0.load_full()
+    }
+
+    /// Replaces the status.
+    pub fn put(&self, status: KeyStatus) {
+        self.0.store(Arc::new(status));
+    }
 }

@@ -2,10 +2,35 @@
 //! configured trusted proxy — the nearest untrusted address in
 //! `X-Forwarded-For`. From anyone else the header is ignored, so it cannot be
 //! used to dodge per-address limits.
+//!
+//! Per-address limits and the JWKS consumer bounds count an [`address_group`]:
+//! an IPv4 address, or the /64 network of an IPv6 address (one host usually
+//! holds a whole /64, so counting single IPv6 addresses would let it multiply
+//! its budget). IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) count as IPv4.
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
+
+/// The prefix length IPv6 addresses are grouped by.
+pub const IPV6_GROUP_PREFIX: u8 = 64;
+
+/// The address as limits see it: IPv4-mapped IPv6 addresses become IPv4.
+#[must_use]
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// The key per-address limits count under: the IPv4 address itself
+/// (`192.0.2.1`), or the IPv6 address's /64 network (`2001:db8:1:2::/64`).
+#[must_use]
+pub fn address_group(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => Ipv6Net::new(v6, IPV6_GROUP_PREFIX)
+            .map_or_else(|_| v6.to_string(), |n| n.trunc().to_string()),
+    }
+}
 
 /// Addresses and networks whose `X-Forwarded-For` is believed.
 #[derive(Clone, Debug, Default)]
@@ -86,5 +111,21 @@ mod tests {
             "all trusted"
         );
         assert!(TrustedProxies::parse(&["not-an-ip".into()]).is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_group_by_64_and_ipv4_stays_per_address() {
+        let g = |s| address_group(ip(s));
+        assert_eq!(g("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            g("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            g("2001:db8:1:2::1"),
+            "one /64"
+        );
+        assert_ne!(g("2001:db8:1:3::1"), g("2001:db8:1:2::1"), "another /64");
+        assert_eq!(g("192.0.2.1"), "192.0.2.1");
+        assert_ne!(g("192.0.2.1"), g("192.0.2.2"), "IPv4 is not grouped");
+        assert_eq!(g("::ffff:192.0.2.1"), "192.0.2.1", "IPv4-mapped is IPv4");
+        assert_eq!(canonical(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 }

@@ -1,6 +1,6 @@
-//! Abuse protection for the OAuth and admin endpoints (SPEC §3 "Abuse
+//! Abuse protection for the OAuth, JWKS and admin endpoints (SPEC §3 "Abuse
 //! limits"): the caller's address behind trusted proxies, GCRA rate limits
-//! per address and per client, token quotas per client and window, and
+//! per address (IPv6: per /64) and per client, token quotas per client and window, and
 //! lockout after repeated failed authentication.
 
 pub mod client_ip;
@@ -14,6 +14,7 @@ pub mod rate_limit;
 pub struct Limited {
     /// Seconds until a retry can succeed (at least 1).
     pub retry_after: u64,
-    /// The limit that refused it (`ip`, `client`, `admin`, `quota_hour`, `quota_day`).
+    /// The limit that refused it (`ip`, `client`, `admin`, `jwks`, `quota_hour`,
+    /// `quota_day`).
     pub limit: &'static str,
 }

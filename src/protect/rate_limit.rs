@@ -1,6 +1,9 @@
-//! GCRA rate limits (governor) per source address, per client, and per
-//! address on the admin API. Time comes from the server [`Clock`], so tests
-//! move it instead of sleeping.
+//! GCRA rate limits (governor) per source address, per client, per address
+//! on the admin API and per address on the JWKS. Time comes from the server
+//! [`Clock`], so tests move it instead of sleeping.
+//!
+//! "Per address" means per [`address_group`]: an IPv4 address, or an IPv6
+//! /64 (IPv4-mapped IPv6 addresses count as IPv4).
 
 use std::{
     collections::HashMap,
@@ -16,7 +19,7 @@ use governor::{
     RateLimiter,
 };
 
-use super::Limited;
+use super::{client_ip::address_group, Limited};
 use crate::{clients::Client, clock::Clock, config::Settings};
 
 /// The server clock as governor's clock: time since the epoch.
@@ -46,6 +49,7 @@ pub struct RateLimits {
     clock: LimiterClock,
     ip: Option<Keyed>,
     admin: Option<Keyed>,
+    jwks: Option<Keyed>,
     client: Option<Keyed>,
     overrides: Mutex<HashMap<String, Override>>,
 }
@@ -70,6 +74,10 @@ impl RateLimits {
             admin: keyed(
                 settings.limits.rate_limit_admin_per_second,
                 settings.limits.rate_limit_admin_burst,
+            ),
+            jwks: keyed(
+                settings.limits.rate_limit_jwks_per_second,
+                settings.limits.rate_limit_jwks_burst,
             ),
             client: keyed(
                 settings.limits.rate_limit_client_per_second,
@@ -111,7 +119,13 @@ impl RateLimits {
         self.check_addr(self.admin.as_ref(), ip, "admin")
     }
 
-    /// The address is turned into a key only when the limit is on (not on every request).
+    /// The per-address limit of `GET /.well-known/jwks.json`.
+    pub fn check_jwks(&self, ip: IpAddr) -> Result<(), Limited> {
+        self.check_addr(self.jwks.as_ref(), ip, "jwks")
+    }
+
+    /// The address is turned into its group's key only when the limit is on
+    /// (not on every request).
     fn check_addr(
         &self,
         limiter: Option<&Keyed>,
@@ -119,7 +133,7 @@ impl RateLimits {
         limit: &'static str,
     ) -> Result<(), Limited> {
         match limiter {
-            Some(_) => self.check(limiter, &ip.to_string(), limit),
+            Some(_) => self.check(limiter, &address_group(ip), limit),
             None => Ok(()),
         }
     }
@@ -163,7 +177,10 @@ impl RateLimits {
 
     /// Forgets addresses and clients that are back to a full burst (bounds memory).
     pub fn retain_recent(&self) {
-        for limiter in [&self.ip, &self.admin, &self.client].into_iter().flatten() {
+        for limiter in [&self.ip, &self.admin, &self.jwks, &self.client]
+            .into_iter()
+            .flatten()
+        {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -173,4 +190,56 @@ impl RateLimits {
 fn direct(per_second: u32, burst: u32, clock: &LimiterClock) -> Direct {
     let q = quota(per_second.max(1), burst).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN));
     RateLimiter::direct_with_clock(q, clock.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use figment::{providers::Serialized, Figment};
+
+    use super::*;
+
+    fn limits(overrides: &serde_json::Value) -> RateLimits {
+        let settings =
+            Settings::from_figment(&Figment::new().merge(Serialized::defaults(overrides))).unwrap();
+        RateLimits::new(
+            &settings,
+            Clock::manual(DateTime::from_timestamp(1_800_000_000, 0).unwrap()),
+        )
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_share_a_bucket() {
+        let l = limits(&serde_json::json!({
+            "rate_limit_ip_per_second": 1, "rate_limit_ip_burst": 1,
+        }));
+        assert!(l.check_ip(ip("2001:db8:1:2::1")).is_ok());
+        assert_eq!(
+            l.check_ip(ip("2001:db8:1:2::ffff")).map_err(|e| e.limit),
+            Err("ip"),
+            "same /64: the bucket is spent"
+        );
+        assert!(l.check_ip(ip("2001:db8:1:3::1")).is_ok(), "another /64");
+        assert!(l.check_ip(ip("192.0.2.1")).is_ok());
+        assert!(l.check_ip(ip("192.0.2.2")).is_ok(), "IPv4 per address");
+        assert!(
+            l.check_ip(ip("::ffff:192.0.2.1")).is_err(),
+            "IPv4-mapped counts as the IPv4 address"
+        );
+    }
+
+    #[test]
+    fn the_jwks_limit_counts_per_address_group() {
+        let l = limits(&serde_json::json!({
+            "rate_limit_jwks_per_second": 1, "rate_limit_jwks_burst": 1,
+        }));
+        assert!(l.check_jwks(ip("2001:db8:1:2::1")).is_ok());
+        let refused = l.check_jwks(ip("2001:db8:1:2::2")).unwrap_err();
+        assert_eq!((refused.limit, refused.retry_after), ("jwks", 1));
+        assert!(l.check_jwks(ip("192.0.2.1")).is_ok());
+    }
 }

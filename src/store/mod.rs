@@ -14,6 +14,7 @@ mod postgres_notify;
 mod rows;
 mod shared;
 mod shared_audit;
+mod shared_consumers;
 mod shared_tokens;
 mod sqlite;
 mod storage;
@@ -33,7 +34,11 @@ use crate::{
         event::{AuditEvent, AuditFilter},
     },
     clients::{Client, ClientId, SecretHash},
-    keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
+    keys::{
+        consumers::{ConsumerLimits, Sighting},
+        lifecycle::KeyChange,
+        StoredKey,
+    },
     protect::period::Period,
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
 };
@@ -169,12 +174,16 @@ pub trait Store: Send + Sync {
         E: Send,
         F: FnOnce(&[StoredKey]) -> Result<Vec<KeyChange>, E> + Send;
     /// Upserts JWKS consumer sightings (a later sighting wins) and forgets
-    /// consumers not seen since `forget_before`.
+    /// consumers not seen since `forget_before`, within `limits`: an address
+    /// group with more than `limits.per_address` consumers (or a folded one)
+    /// is folded into one, and no new consumer is added beyond
+    /// `limits.total`. Returns how many sightings were not stored for lack of room.
     fn record_jwks_consumers(
         &self,
         sightings: &[Sighting],
         forget_before: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        limits: ConsumerLimits,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
     /// Stores a new refresh family with its first token.
     fn create_refresh_family(
         &self,

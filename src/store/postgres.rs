@@ -13,13 +13,18 @@ use super::{
     rows::{AuditRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
     shared_audit::shared_audit_methods,
+    shared_consumers::{shared_consumer_helpers, shared_consumer_methods},
     shared_tokens::{shared_token_helpers, shared_token_methods},
     ClientChange, NewSecret, Store, StoreError, UsageCount,
 };
 use crate::{
     audit::{chain, AuditEvent, AuditFilter},
     clients::{Client, ClientId, SecretHash},
-    keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
+    keys::{
+        consumers::{ConsumerLimits, Sighting, FOLDED},
+        lifecycle::KeyChange,
+        StoredKey,
+    },
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
 };
 
@@ -53,10 +58,12 @@ impl PgStore {
 
 shared_store_helpers!(Postgres);
 shared_token_helpers!(Postgres);
+shared_consumer_helpers!(Postgres);
 
 impl Store for PgStore {
     shared_store_methods!();
     shared_token_methods!();
+    shared_consumer_methods!();
     async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(super::CLIENT_CHANNEL)

@@ -135,48 +135,6 @@ macro_rules! shared_store_methods {
             Ok(())
         }
 
-        async fn record_jwks_consumers(
-            &self,
-            sightings: &[Sighting],
-            forget_before: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM jwks_consumers WHERE seen_at < $1")
-                .bind(DbTime(forget_before))
-                .execute(&mut *tx)
-                .await?;
-            for s in sightings {
-                sqlx::query(
-                    "INSERT INTO jwks_consumers (address, user_agent, etag, kids, seen_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (address, user_agent) DO UPDATE SET etag = excluded.etag, kids = excluded.kids, \
-                     seen_at = excluded.seen_at WHERE excluded.seen_at >= jwks_consumers.seen_at",
-                )
-                .bind(&s.address)
-                .bind(&s.user_agent)
-                .bind(&s.etag)
-                .bind(&s.kids)
-                .bind(DbTime(s.seen_at))
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        }
-
-        async fn jwks_consumers_since(&self, since: DateTime<Utc>) -> Result<Vec<Sighting>, StoreError> {
-            let rows: Vec<(String, String, String, String, DbTime)> = sqlx::query_as(
-                "SELECT address, user_agent, etag, kids, seen_at FROM jwks_consumers WHERE seen_at >= $1 \
-                 ORDER BY address, user_agent",
-            )
-            .bind(DbTime(since))
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(address, user_agent, etag, kids, seen_at)| Sighting { address, user_agent, etag, kids, seen_at: seen_at.0 })
-                .collect())
-        }
-
         async fn change_signing_keys<E, F>(&self, decide: F) -> Result<Result<Vec<KeyChange>, E>, StoreError>
         where
             E: Send,

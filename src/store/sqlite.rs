@@ -13,13 +13,18 @@ use super::{
     rows::{AuditRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
     shared_audit::shared_audit_methods,
+    shared_consumers::{shared_consumer_helpers, shared_consumer_methods},
     shared_tokens::{shared_token_helpers, shared_token_methods},
     ClientChange, NewSecret, Store, StoreError, UsageCount,
 };
 use crate::{
     audit::{chain, AuditEvent, AuditFilter},
     clients::{Client, ClientId, SecretHash},
-    keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
+    keys::{
+        consumers::{ConsumerLimits, Sighting, FOLDED},
+        lifecycle::KeyChange,
+        StoredKey,
+    },
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
 };
 
@@ -66,10 +71,12 @@ impl SqliteStore {
 
 shared_store_helpers!(Sqlite);
 shared_token_helpers!(Sqlite);
+shared_consumer_helpers!(Sqlite);
 
 impl Store for SqliteStore {
     shared_store_methods!();
     shared_token_methods!();
+    shared_consumer_methods!();
     async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {
         let _ = id;
         Ok(())

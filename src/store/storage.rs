@@ -11,7 +11,11 @@ use super::{
 use crate::{
     audit::{chain::AuditRecord, AuditEvent, AuditFilter},
     clients::{Client, ClientId},
-    keys::{consumers::Sighting, lifecycle::KeyChange, StoredKey},
+    keys::{
+        consumers::{ConsumerLimits, Sighting},
+        lifecycle::KeyChange,
+        StoredKey,
+    },
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
 };
 
@@ -141,8 +145,12 @@ impl Store for Storage {
         &self,
         sightings: &[Sighting],
         forget_before: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        delegate!(self, record_jwks_consumers(sightings, forget_before))
+        limits: ConsumerLimits,
+    ) -> Result<usize, StoreError> {
+        delegate!(
+            self,
+            record_jwks_consumers(sightings, forget_before, limits)
+        )
     }
     async fn create_refresh_family(
         &self,

@@ -28,5 +28,6 @@ mod refresh;
 mod revocation;
 mod rotation;
 mod security_a;
+mod security_b;
 mod store;
 mod token;

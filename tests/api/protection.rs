@@ -199,7 +199,7 @@ async fn clients_are_limited_by_the_default_or_their_own_rate(
 async fn token_quotas_hold_per_hour_across_replicas(
     #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
-    let a = TestApp::spawn(engine).await;
+    let a = TestApp::spawn_with(engine, json!({"metrics_client_labels": true})).await;
     let c = a
         .register_client(
             json!({"allowed_audiences": ["https://a.example"], "token_quota_per_hour": 3}),

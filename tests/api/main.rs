@@ -27,5 +27,6 @@ mod protection;
 mod refresh;
 mod revocation;
 mod rotation;
+mod security_c;
 mod store;
 mod token;

@@ -279,7 +279,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Storage::connect(&settings.database.database_url, 2).await?;
             let auditor = Auditor::Direct(store.clone());
             run_client(
-                &Registry::new(store, settings.tokens.client_limits(), auditor),
+                &Registry::new(
+                    store,
+                    settings
+                        .tokens
+                        .client_limits(settings.client_auth.jwks_uri_allow_loopback),
+                    auditor,
+                ),
                 *cmd,
             )
             .await?;

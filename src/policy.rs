@@ -11,11 +11,19 @@
 //! Fail closed: a policy that does not load, does not evaluate, or yields no
 //! decision denies every token until it is fixed. The file is re-read when it
 //! changes.
+//!
+//! Bounded: an evaluation runs on the blocking pool, never on an HTTP worker,
+//! under regorus's execution timer (`policy_timeout_ms`); one that runs
+//! longer is stopped and the request refused. At most one evaluation per CPU
+//! runs at a time; a request that cannot start one within the limit is
+//! refused too.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{num::NonZeroU32, path::PathBuf, sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
+use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
 
 /// Claims a policy can never set: the registered ones.
 const RESERVED_CLAIMS: [&str; 11] = [
@@ -61,13 +69,20 @@ enum Loaded {
 pub struct Policy {
     path: PathBuf,
     allowed_claims: Vec<String>,
+    timeout: Duration,
+    running: Arc<Semaphore>,
     text: ArcSwap<String>,
     loaded: ArcSwap<Loaded>,
 }
 
 impl Policy {
-    /// Loads `path`; an invalid policy is an error here, at start.
-    pub fn load(path: PathBuf, allowed_claims: Vec<String>) -> Result<Self, String> {
+    /// Loads `path`, to be evaluated within `timeout` each time; an invalid
+    /// policy is an error here, at start.
+    pub fn load(
+        path: PathBuf,
+        allowed_claims: Vec<String>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         if let Some(bad) = allowed_claims
             .iter()
             .find(|c| RESERVED_CLAIMS.contains(&c.as_str()))
@@ -78,10 +93,13 @@ impl Policy {
         }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("policy_file {}: {e}", path.display()))?;
-        let engine = compile(&path, &text)?;
+        let engine = compile(&path, &text, timeout)?;
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Self {
             path,
             allowed_claims,
+            timeout,
+            running: Arc::new(Semaphore::new(cpus)),
             text: ArcSwap::from_pointee(text),
             loaded: ArcSwap::from_pointee(Loaded::Ready(Box::new(engine))),
         })
@@ -97,7 +115,7 @@ impl Policy {
         if **self.text.load() == text {
             return false;
         }
-        let loaded = match compile(&self.path, &text) {
+        let loaded = match compile(&self.path, &text, self.timeout) {
             Ok(engine) => {
                 tracing::info!(path = %self.path.display(), "token policy reloaded");
                 Loaded::Ready(Box::new(engine))
@@ -112,7 +130,38 @@ impl Policy {
         true
     }
 
-    /// Evaluates the policy for `input`.
+    /// Evaluates the policy for `input` on the blocking pool, within the
+    /// time limit (also for starting: at most one evaluation per CPU runs).
+    pub async fn evaluate_bounded(self: Arc<Self>, input: Value) -> Result<Decision, PolicyError> {
+        let limit = self.timeout;
+        let too_slow = || {
+            PolicyError::Unavailable(format!(
+                "the evaluation did not finish within policy_timeout_ms ({} ms)",
+                limit.as_millis()
+            ))
+        };
+        let permit = tokio::time::timeout(limit, Arc::clone(&self.running).acquire_owned())
+            .await
+            .map_err(|_| too_slow())?
+            .map_err(|_| PolicyError::Unavailable("the evaluator is shut down".into()))?;
+        let evaluation = tokio::task::spawn_blocking(move || {
+            // Held until the evaluation really ends, even if nobody waits for it.
+            let _permit = permit;
+            self.evaluate(&input)
+        });
+        // The execution timer stops the evaluation; this is the backstop for a
+        // builtin that does not check it.
+        match tokio::time::timeout(limit * 2 + Duration::from_millis(50), evaluation).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(PolicyError::Unavailable(format!(
+                "the evaluation failed: {e}"
+            ))),
+            Err(_) => Err(too_slow()),
+        }
+    }
+
+    /// Evaluates the policy for `input` on this thread (stopped by the
+    /// execution timer after `policy_timeout_ms`).
     pub fn evaluate(&self, input: &Value) -> Result<Decision, PolicyError> {
         let loaded = self.loaded.load();
         let engine = match &**loaded {
@@ -186,8 +235,16 @@ impl Policy {
     }
 }
 
-fn compile(path: &std::path::Path, text: &str) -> Result<regorus::Engine, String> {
+fn compile(
+    path: &std::path::Path,
+    text: &str,
+    timeout: Duration,
+) -> Result<regorus::Engine, String> {
     let mut engine = regorus::Engine::new();
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: timeout,
+        check_interval: NonZeroU32::MIN,
+    });
     engine
         .add_policy(path.display().to_string(), text.to_owned())
         .map_err(|e| format!("policy {} does not compile: {e}", path.display()))?;
@@ -202,7 +259,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.rego");
         std::fs::write(&path, text).unwrap();
-        let p = Policy::load(path, claims.iter().map(|c| (*c).to_owned()).collect());
+        let p = Policy::load(
+            path,
+            claims.iter().map(|c| (*c).to_owned()).collect(),
+            Duration::from_millis(500),
+        );
         std::mem::forget(dir);
         p
     }
@@ -246,5 +307,32 @@ decision := {"allow": true, "scopes": [s | some s in input.scopes; s != "admin"]
             matches!(none.evaluate(&input), Err(PolicyError::Unavailable(_))),
             "no decision"
         );
+    }
+
+    const ENDLESS: &str = r#"
+package portcullis
+import rego.v1
+pairs := count([x | some x in numbers.range(1, 100000); some y in numbers.range(1, 100000); x == y + 100000])
+decision := {"allow": pairs == 0}
+"#;
+
+    #[tokio::test]
+    async fn an_evaluation_that_runs_too_long_is_stopped() {
+        let p = Arc::new(policy(ENDLESS, &[]).unwrap());
+        let started = std::time::Instant::now();
+        let result = Arc::clone(&p).evaluate_bounded(serde_json::json!({})).await;
+        assert!(
+            matches!(&result, Err(PolicyError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "stopped promptly"
+        );
+        // The permit came back: a fast policy still evaluates.
+        let fast = Arc::new(policy(NARROW, &["team"]).unwrap());
+        let input =
+            serde_json::json!({"client": {"client_id": "a", "client_name": "x"}, "scopes": []});
+        assert!(fast.evaluate_bounded(input).await.is_ok());
     }
 }

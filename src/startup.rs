@@ -83,7 +83,9 @@ impl Application {
         let state = AppState {
             registry: Registry::new(
                 oauth.store.clone(),
-                settings.tokens.client_limits(),
+                settings
+                    .tokens
+                    .client_limits(settings.client_auth.jwks_uri_allow_loopback),
                 Auditor::Sink(oauth.audit.clone()),
             )
             .with_cache(Arc::clone(&oauth.clients))
@@ -214,8 +216,12 @@ fn load_policy(settings: &Settings) -> anyhow::Result<Option<Arc<Policy>>> {
     let Some(path) = &settings.tokens.policy_file else {
         return Ok(None);
     };
-    let policy = Policy::load(path.clone(), settings.tokens.policy_claims.clone())
-        .map_err(anyhow::Error::msg)?;
+    let policy = Policy::load(
+        path.clone(),
+        settings.tokens.policy_claims.clone(),
+        Duration::from_millis(settings.tokens.policy_timeout_ms),
+    )
+    .map_err(anyhow::Error::msg)?;
     Ok(Some(Arc::new(policy)))
 }
 

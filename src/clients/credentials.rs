@@ -9,6 +9,9 @@ use jsonwebtoken::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use std::net::IpAddr;
+
+use super::fetch_guard::fetch_allowed;
 use crate::certs::SubjectMatcher;
 
 /// Algorithms a client assertion may be signed with (asymmetric only: `none`
@@ -88,16 +91,33 @@ pub fn validate_jwks(value: &Value) -> Result<JwkSet, String> {
     Ok(set)
 }
 
-/// Validates a `jwks_uri`: an absolute `https` URL, or `http` to a loopback
-/// address (local development).
-pub fn validate_jwks_uri(uri: &str) -> Result<(), String> {
+/// Validates a `jwks_uri`: an absolute `https` URL without credentials or
+/// fragment whose host, when an IP literal, is a public address (see
+/// [`fetch_allowed`]). With `allow_loopback` (local development only), also
+/// `http` or `https` to a loopback address or `localhost`. Host names are
+/// checked again after resolution, at every fetch.
+pub fn validate_jwks_uri(uri: &str, allow_loopback: bool) -> Result<(), String> {
     let url = url::Url::parse(uri).map_err(|_| format!("jwks_uri {uri:?} is not a URL"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        Some(url::Host::Domain(_)) | None => None,
     };
+    let localhost = url
+        .host_str()
+        .is_some_and(|d| d.eq_ignore_ascii_case("localhost"));
+    let loopback =
+        localhost || ip.is_some_and(|ip| fetch_allowed(ip, true) && !fetch_allowed(ip, false));
+    if loopback && !allow_loopback {
+        return Err(format!(
+            "jwks_uri {uri:?} points to a loopback address, allowed only with the development setting jwks_uri_allow_loopback"
+        ));
+    }
+    if ip.is_some_and(|ip| !fetch_allowed(ip, allow_loopback)) {
+        return Err(format!(
+            "jwks_uri {uri:?} points to a private, link-local or otherwise non-public address"
+        ));
+    }
     let ok = uri.len() <= 2048
         && url.fragment().is_none()
         && url.username().is_empty()
@@ -107,7 +127,7 @@ pub fn validate_jwks_uri(uri: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "jwks_uri {uri:?} must be an https URL without credentials or fragment (http only to a loopback address)"
+            "jwks_uri {uri:?} must be an https URL without credentials or fragment"
         ))
     }
 }
@@ -175,13 +195,21 @@ mod tests {
     }
 
     #[test]
-    fn jwks_uri_must_be_https_or_loopback_http() {
+    fn jwks_uri_must_be_https_to_a_public_host_or_loopback_in_development() {
         for ok in [
             "https://svc.example/jwks.json",
+            "https://93.184.215.14/jwks",
+            "https://[2606:4700:4700::1111]/jwks",
+        ] {
+            assert!(validate_jwks_uri(ok, false).is_ok(), "{ok}");
+        }
+        for dev in [
             "http://127.0.0.1:8080/jwks",
             "http://localhost/jwks",
+            "https://[::1]/jwks",
         ] {
-            assert!(validate_jwks_uri(ok).is_ok(), "{ok}");
+            assert!(validate_jwks_uri(dev, false).is_err(), "{dev}");
+            assert!(validate_jwks_uri(dev, true).is_ok(), "{dev}");
         }
         for bad in [
             "http://svc.example/jwks",
@@ -189,8 +217,14 @@ mod tests {
             "https://u:p@svc.example/",
             "https://svc.example/#f",
             "not a url",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.0.0.1/jwks",
+            "https://[fd00:ec2::254]/jwks",
+            "https://[::ffff:a9fe:a9fe]/jwks",
+            "http://10.0.0.1/jwks",
         ] {
-            assert!(validate_jwks_uri(bad).is_err(), "{bad}");
+            assert!(validate_jwks_uri(bad, false).is_err(), "{bad}");
+            assert!(validate_jwks_uri(bad, true).is_err(), "{bad}");
         }
     }
 

@@ -1,7 +1,10 @@
 //! [`ClientJwks`]: a client's registered public keys, inline or fetched from
 //! its `jwks_uri` with a timeout, a size limit and a cache, and fetched again
 //! (at most every `jwks_refetch_interval`) when an unknown `kid` appears.
-//! Ages are measured on the injected [`Clock`], so tests move time by hand.
+//! Fetches connect only to public addresses, checked after resolution
+//! ([`super::fetch_guard`]), through no proxy. While the endpoint fails, the
+//! last set is used for at most `jwks_stale_max` past its lifetime. Ages are
+//! measured on the injected [`Clock`], so tests move time by hand.
 
 use std::{
     collections::HashMap,
@@ -13,18 +16,20 @@ use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize as _;
 
-use super::{credentials::validate_jwks, Client};
+use super::{credentials::validate_jwks, fetch_guard::GuardedResolver, Client};
 use crate::{clock::Clock, config::Settings};
 
 /// Why a client's keys are unavailable. Messages are safe to return to the
-/// client: they name the problem, never the document.
+/// client: they never say what the `jwks_uri` answered (that goes to the log
+/// only, or the caller could probe internal endpoints through the server).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwksError {
     /// The client registered no keys.
     #[error("the client has no registered keys (jwks or jwks_uri)")]
     NoKeys,
-    /// The `jwks_uri` could not be fetched or did not hold a valid key set.
-    #[error("the client's jwks_uri could not be used: {0}")]
+    /// The `jwks_uri` could not be fetched or did not hold a valid key set;
+    /// the detail is for the log, not the caller.
+    #[error("the client's keys could not be fetched from its jwks_uri")]
     Fetch(String),
     /// The stored inline set is invalid (it was validated at registration).
     #[error("the client's registered jwks is invalid")]
@@ -43,7 +48,9 @@ pub struct ClientJwks {
     http: reqwest::Client,
     max_bytes: usize,
     ttl: TimeDelta,
+    stale_max: TimeDelta,
     refetch_interval: TimeDelta,
+    allow_loopback: bool,
     clock: Clock,
     fetched: Mutex<HashMap<String, Fetched>>,
     attempts: Mutex<HashMap<String, DateTime<Utc>>>,
@@ -66,17 +73,24 @@ impl ClientJwks {
                 .and_then(TimeDelta::try_seconds)
                 .unwrap_or(TimeDelta::MAX)
         };
+        let auth = &settings.client_auth;
+        // Every host name is resolved by the guard, which lets only public
+        // addresses through; no proxy, or the guard would check the proxy.
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.client_auth.jwks_fetch_timeout))
-            .connect_timeout(Duration::from_secs(settings.client_auth.jwks_fetch_timeout))
+            .timeout(Duration::from_secs(auth.jwks_fetch_timeout))
+            .connect_timeout(Duration::from_secs(auth.jwks_fetch_timeout))
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(GuardedResolver::new(auth.jwks_uri_allow_loopback))
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             http,
-            max_bytes: settings.client_auth.jwks_fetch_max_bytes,
-            ttl: secs(settings.client_auth.jwks_cache_ttl),
-            refetch_interval: secs(settings.client_auth.jwks_refetch_interval),
+            max_bytes: auth.jwks_fetch_max_bytes,
+            ttl: secs(auth.jwks_cache_ttl),
+            stale_max: secs(auth.jwks_stale_max),
+            refetch_interval: secs(auth.jwks_refetch_interval),
+            allow_loopback: auth.jwks_uri_allow_loopback,
             clock,
             fetched: Mutex::default(),
             attempts: Mutex::default(),
@@ -139,8 +153,12 @@ impl ClientJwks {
                 Ok(keys)
             }
             Err(e) => {
-                tracing::warn!(client_id = id, error = %e, "client jwks_uri fetch failed");
-                // A stale set still beats none while the client's endpoint is down.
+                let JwksError::Fetch(detail) = &e else {
+                    return Err(e);
+                };
+                tracing::warn!(client_id = id, jwks_uri = uri, error = %detail, "client jwks_uri fetch failed");
+                // A stale set still beats none while the client's endpoint is
+                // down, for at most `jwks_stale_max`.
                 cached.map(|(keys, _)| keys).ok_or(e)
             }
         }
@@ -152,11 +170,22 @@ impl ClientJwks {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The cached set for `id` fetched from `uri`, and whether it is fresh.
+    /// The cached set for `id` fetched from `uri`, and whether it is fresh;
+    /// none once it is older than its lifetime plus `jwks_stale_max`.
     fn cached(&self, id: &str, uri: &str) -> Option<(Arc<JwkSet>, bool)> {
-        let fetched = self.lock_fetched();
+        let mut fetched = self.lock_fetched();
         let f = fetched.get(id).filter(|f| f.uri == uri)?;
-        Some((Arc::clone(&f.keys), self.clock.now() - f.at < self.ttl))
+        let age = self.clock.now() - f.at;
+        if age
+            >= self
+                .ttl
+                .checked_add(&self.stale_max)
+                .unwrap_or(TimeDelta::MAX)
+        {
+            fetched.remove(id);
+            return None;
+        }
+        Some((Arc::clone(&f.keys), age < self.ttl))
     }
 
     /// Records an attempt if none happened within the re-fetch interval.
@@ -179,11 +208,27 @@ impl ClientJwks {
         true
     }
 
+    /// Fetches and validates the set at `uri`; the error's detail is for the log.
     async fn fetch(&self, uri: &str) -> Result<JwkSet, JwksError> {
         let fail = |m: String| JwksError::Fetch(m);
+        let url = reqwest::Url::parse(uri).map_err(|_| fail("not a URL".into()))?;
+        // Literal addresses never reach the resolver: check them here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if literal.is_some_and(|ip| !super::fetch_guard::fetch_allowed(ip, self.allow_loopback)) {
+            return Err(fail("the address is not a public one".into()));
+        }
+        if url.scheme() != "https" && !self.allow_loopback {
+            return Err(fail(
+                "plain http is allowed only with jwks_uri_allow_loopback".into(),
+            ));
+        }
         let mut response = self
             .http
-            .get(uri)
+            .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
@@ -191,7 +236,7 @@ impl ClientJwks {
                 fail(if e.is_timeout() {
                     "timed out".into()
                 } else {
-                    "the server could not be reached".into()
+                    format!("the server could not be reached: {}", error_chain(&e))
                 })
             })?;
         if response.status() != reqwest::StatusCode::OK {
@@ -222,6 +267,18 @@ impl ClientJwks {
             serde_json::from_slice(&body).map_err(|_| fail("the document is not JSON".into()))?;
         validate_jwks(&value).map_err(fail)
     }
+}
+
+/// `e` and its sources, for the log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -325,7 +382,9 @@ mod tests {
             .merge(Serialized::default(
                 "jwks_refetch_interval",
                 refetch_interval,
-            ));
+            ))
+            .merge(Serialized::default("jwks_stale_max", 120))
+            .merge(Serialized::default("jwks_uri_allow_loopback", true));
         let settings = Settings::from_figment(&figment).unwrap();
         ClientJwks::new(&settings, clock.clone()).unwrap()
     }
@@ -368,6 +427,10 @@ mod tests {
             ["b"],
             "stale set kept while the endpoint is down"
         );
+        // ...but only for jwks_stale_max past its lifetime.
+        clock.advance(chrono::Duration::seconds(119));
+        let err = jwks.fetched_keys("c", &uri, None).await.unwrap_err();
+        assert!(matches!(err, JwksError::Fetch(_)), "{err:?}");
 
         // Without any set, a down endpoint is an error, retried only after the interval.
         let err = jwks.fetched_keys("d", &uri, None).await.unwrap_err();
@@ -376,6 +439,11 @@ mod tests {
         assert_eq!(
             err,
             JwksError::Fetch("the last fetch failed moments ago; retrying shortly".into())
+        );
+        assert_eq!(
+            err.to_string(),
+            "the client's keys could not be fetched from its jwks_uri",
+            "the caller learns nothing about the endpoint"
         );
     }
 

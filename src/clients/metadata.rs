@@ -24,6 +24,8 @@ pub struct Limits {
     pub refresh_token_idle_ttl: u32,
     /// Longest refresh-token absolute lifetime.
     pub refresh_token_absolute_ttl: u32,
+    /// Whether a `jwks_uri` may point to a loopback address (development only).
+    pub jwks_uri_allow_loopback: bool,
 }
 
 /// The registered `tls_client_auth_*` members, by name.
@@ -63,6 +65,7 @@ fn auth_method_of(requested: Option<&str>) -> Result<AuthMethod, String> {
 fn key_material(
     r: &RegistrationRequest,
     method: AuthMethod,
+    limits: &Limits,
 ) -> Result<(AuthMethod, KeyMaterial), String> {
     let subjects: Vec<(&str, &String)> = tls_subject_members(r)
         .into_iter()
@@ -108,7 +111,7 @@ fn key_material(
         }
     }
     if let Some(uri) = &r.jwks_uri {
-        validate_jwks_uri(uri)?;
+        validate_jwks_uri(uri, limits.jwks_uri_allow_loopback)?;
     }
     let signing_alg = match (&r.token_endpoint_auth_signing_alg, method) {
         (None, _) => None,
@@ -165,6 +168,7 @@ impl RegistrationRequest {
         let keys = key_material(
             &self,
             auth_method_of(self.token_endpoint_auth_method.as_deref())?,
+            limits,
         )?;
 
         let name = self
@@ -310,6 +314,7 @@ mod tests {
         access_token_ttl: 3600,
         refresh_token_idle_ttl: 86_400,
         refresh_token_absolute_ttl: 864_000,
+        jwks_uri_allow_loopback: false,
     };
 
     fn req(json: serde_json::Value) -> Result<ClientMetadata, String> {

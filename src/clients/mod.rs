@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod credentials;
+pub mod fetch_guard;
 pub mod fields;
 pub mod id;
 pub mod jwks;

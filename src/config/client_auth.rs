@@ -10,7 +10,8 @@ use super::{de::comma_strings, ConfigError};
 use crate::clients::credentials::{assertion_algorithm, ASSERTION_ALGORITHMS};
 
 /// Secretless client authentication (`assertion_*`, `jwks_fetch_*`,
-/// `jwks_cache_ttl`, `jwks_refetch_interval`, `tls_client_ca_file`).
+/// `jwks_cache_ttl`, `jwks_refetch_interval`, `jwks_stale_max`,
+/// `jwks_uri_allow_loopback`, `tls_client_ca_file`).
 #[derive(Clone, Debug, Deserialize)]
 pub struct ClientAuthSettings {
     /// Algorithms client assertions (`private_key_jwt`) may be signed with.
@@ -35,6 +36,15 @@ pub struct ClientAuthSettings {
     /// `kid` appears (a flood of made-up kids cannot hammer the client).
     #[serde(default = "defaults::jwks_refetch_interval")]
     pub jwks_refetch_interval: u64,
+    /// Seconds a fetched set may still be used past `jwks_cache_ttl` while
+    /// the client's `jwks_uri` cannot be fetched; then the client is refused
+    /// until a fetch succeeds (a key the client removed does not live on).
+    #[serde(default = "defaults::jwks_stale_max")]
+    pub jwks_stale_max: u64,
+    /// Development only: let a `jwks_uri` point to a loopback address (also
+    /// over plain `http`). Private, link-local and metadata addresses stay refused.
+    #[serde(default)]
+    pub jwks_uri_allow_loopback: bool,
     /// PEM CA bundle that `tls_client_auth` client certificates must chain to.
     #[serde(default)]
     pub tls_client_ca_file: Option<PathBuf>,
@@ -63,6 +73,9 @@ mod defaults {
     }
     pub fn jwks_refetch_interval() -> u64 {
         10
+    }
+    pub fn jwks_stale_max() -> u64 {
+        3600
     }
 }
 
@@ -101,6 +114,9 @@ impl ClientAuthSettings {
             return invalid(
                 "jwks_cache_ttl must be at least 1 and not below jwks_refetch_interval".into(),
             );
+        }
+        if self.jwks_stale_max > 7 * 24 * 3600 {
+            return invalid("jwks_stale_max must not exceed 604800 seconds (one week)".into());
         }
         Ok(())
     }

@@ -35,6 +35,10 @@ pub struct TokenSettings {
     /// Claims a policy may add to access tokens.
     #[serde(default, deserialize_with = "comma_strings")]
     pub policy_claims: Vec<String>,
+    /// Milliseconds one policy evaluation may run; a longer one is stopped
+    /// and the request refused (`503`, fail closed).
+    #[serde(default = "defaults::policy_timeout_ms")]
+    pub policy_timeout_ms: u64,
 }
 
 mod defaults {
@@ -55,6 +59,9 @@ mod defaults {
     }
     pub fn clock_skew() -> u64 {
         60
+    }
+    pub fn policy_timeout_ms() -> u64 {
+        500
     }
 }
 
@@ -86,6 +93,9 @@ impl TokenSettings {
         if self.clock_skew > 3600 {
             return invalid("clock_skew must not exceed 3600 seconds");
         }
+        if !(10..=10_000).contains(&self.policy_timeout_ms) {
+            return invalid("policy_timeout_ms must be between 10 and 10000");
+        }
         if let Some(path) = &self.policy_file {
             if !path.exists() {
                 return Err(ConfigError::Invalid(format!(
@@ -97,13 +107,15 @@ impl TokenSettings {
         Ok(())
     }
 
-    /// The ceilings client metadata is checked against.
+    /// The ceilings client metadata is checked against, with whether a
+    /// `jwks_uri` may point to loopback (`jwks_uri_allow_loopback`).
     #[must_use]
-    pub fn client_limits(&self) -> crate::clients::Limits {
+    pub fn client_limits(&self, jwks_uri_allow_loopback: bool) -> crate::clients::Limits {
         crate::clients::Limits {
             access_token_ttl: self.max_access_token_ttl,
             refresh_token_idle_ttl: self.refresh_token_idle_ttl,
             refresh_token_absolute_ttl: self.refresh_token_absolute_ttl,
+            jwks_uri_allow_loopback,
         }
     }
 

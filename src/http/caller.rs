@@ -1,8 +1,13 @@
 //! Who is calling: the caller's address (the forwarded one only behind a
-//! trusted proxy) and TLS client certificate (from Envoy's
-//! `x-forwarded-client-cert` when enabled and sent by a trusted proxy,
-//! otherwise from this connection's handshake), packed as the protocol
-//! layer's [`Caller`].
+//! trusted proxy) and TLS client certificate, packed as the protocol layer's
+//! [`Caller`].
+//!
+//! With `forwarded_client_cert` on and the peer a trusted proxy, the client
+//! certificate is the one in Envoy's `x-forwarded-client-cert`, or none: the
+//! proxy's own TLS certificate is never taken as the client's, and several
+//! header lines (a client-sent one the proxy appended to) are refused.
+//! From anyone else, the header is ignored and the certificate is this
+//! connection's.
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -43,23 +48,34 @@ pub fn caller_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
 }
 
 /// The client's TLS certificate. The header from anyone but a trusted proxy
-/// (with `forwarded_client_cert` on) is ignored.
+/// (with `forwarded_client_cert` on) is ignored; from a trusted proxy it is
+/// the only source.
 fn client_certificate(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<Arc<ClientCertificate>>, CertError> {
-    if let Some(header) = req.headers().get(XFCC) {
-        let trusted = state.settings.listeners.forwarded_client_cert
-            && req
-                .peer_addr()
-                .is_some_and(|p| state.proxies.trusts(p.ip()));
-        if trusted {
-            let text = header
-                .to_str()
-                .map_err(|_| CertError::Xfcc("the header is not ASCII".into()))?;
-            let chain = parse_xfcc(text)?;
-            return ClientCertificate::from_chain(chain).map(|c| Some(Arc::new(c)));
+    let behind_proxy = state.settings.listeners.forwarded_client_cert
+        && req
+            .peer_addr()
+            .is_some_and(|p| state.proxies.trusts(p.ip()));
+    if behind_proxy {
+        let mut lines = req.headers().get_all(XFCC);
+        let Some(header) = lines.next() else {
+            // The proxy's own handshake certificate is not the client's.
+            return Ok(None);
+        };
+        if lines.next().is_some() {
+            return Err(CertError::Xfcc(
+                "several x-forwarded-client-cert header lines; the proxy must replace the header (forward_client_cert_details: SANITIZE_SET), not append to it".into(),
+            ));
         }
+        let text = header
+            .to_str()
+            .map_err(|_| CertError::Xfcc("the header is not ASCII".into()))?;
+        let chain = parse_xfcc(text)?;
+        return ClientCertificate::from_chain(chain).map(|c| Some(Arc::new(c)));
+    }
+    if req.headers().contains_key(XFCC) {
         tracing::debug!("x-forwarded-client-cert from an untrusted peer ignored");
     }
     req.conn_data::<PeerCertificates>()

@@ -7,7 +7,9 @@
 //! RFC 7591 `invalid_client_metadata` for bad registrations and RFC 6750
 //! `invalid_token` (with `WWW-Authenticate: Bearer`) for bad admin tokens, and
 //! `rate_limited` (429 with `Retry-After`) on either API when a limit is hit,
-//! `rotation_unsafe` (409) for a refused safe key rotation ([`ApiError`]). A 5xx body only says `server_error`; its cause chain is
+//! `rotation_unsafe` (409) for a refused safe key rotation ([`ApiError`]). A
+//! body not received within `request_timeout` is `408 invalid_request` on
+//! either API (the connection is closed). A 5xx body only says `server_error`; its cause chain is
 //! logged once, here. Descriptions never contain secrets.
 
 use actix_web::{
@@ -111,6 +113,9 @@ pub enum ApiError {
     /// The body exceeds the limit.
     #[error("request body exceeds {0} bytes")]
     BodyTooLarge(usize),
+    /// The body did not arrive within `request_timeout` (408; the connection is closed).
+    #[error("the request body was not received within {0} s")]
+    BodyTimeout(u64),
     /// An admin rate limit refused the request (429 with `Retry-After`).
     #[error("too many admin requests; retry after {} s", .0.retry_after)]
     RateLimited(crate::protect::Limited),
@@ -127,9 +132,10 @@ impl ApiError {
             Self::Conflict => "conflict",
             Self::RotationUnsafe(_) => "rotation_unsafe",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
-            Self::InvalidRequest(_) | Self::UnsupportedMediaType | Self::BodyTooLarge(_) => {
-                "invalid_request"
-            }
+            Self::InvalidRequest(_)
+            | Self::UnsupportedMediaType
+            | Self::BodyTooLarge(_)
+            | Self::BodyTimeout(_) => "invalid_request",
             Self::RateLimited(_) => "rate_limited",
             Self::Internal(_) => "server_error",
         }
@@ -156,6 +162,7 @@ impl ResponseError for ApiError {
             Self::InvalidClientMetadata(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -168,6 +175,9 @@ impl ResponseError for ApiError {
         let mut builder = error_builder(self.status_code());
         if let Self::RateLimited(limited) = self {
             builder.insert_header((header::RETRY_AFTER, limited.retry_after.to_string()));
+        }
+        if matches!(self, Self::BodyTimeout(_)) {
+            builder.force_close();
         }
         if matches!(self, Self::Unauthorized) {
             builder.insert_header((

@@ -12,10 +12,14 @@ pub mod observe;
 pub mod state;
 pub mod token;
 
+use std::time::Duration;
+
 use actix_web::{
     http::{Method, StatusCode},
-    web, HttpRequest, HttpResponse, Route,
+    web, FromRequest, HttpRequest, HttpResponse, Route,
 };
+
+use crate::config::ListenerSettings;
 
 /// One route: method, path pattern (actix and OpenAPI share the `{name}` syntax), handler.
 struct RouteDef {
@@ -171,20 +175,48 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 pub enum BodyError {
     /// Larger than the configured limit.
     TooLarge(usize),
+    /// Not received within the deadline (`request_timeout` seconds).
+    TimedOut(u64),
     /// Any other failure while reading.
     Unreadable,
 }
 
-/// Reads the outcome of the `Bytes` extractor, telling an oversized body apart.
-pub fn read_body(
-    body: Result<web::Bytes, actix_web::Error>,
-    limit: usize,
+/// Reads the request body as the `Bytes` extractor does (decompressed, at
+/// most `max_body_bytes`), within `request_timeout` seconds from the end of
+/// the head: a client trickling or stalling its body cannot hold the
+/// connection indefinitely.
+pub async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    listeners: &ListenerSettings,
 ) -> Result<web::Bytes, BodyError> {
+    let limit = listeners.max_body_bytes;
+    let mut payload = payload.into_inner();
+    let deadline = listeners.request_timeout;
+    let read = <web::Bytes as FromRequest>::from_request(req, &mut payload);
+    let body = tokio::time::timeout(Duration::from_secs(deadline), read)
+        .await
+        .map_err(|_| BodyError::TimedOut(deadline))?;
     body.map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
         Some(actix_web::error::PayloadError::Overflow) => BodyError::TooLarge(limit),
         _ if e.to_string().contains("overflow") => BodyError::TooLarge(limit),
         _ => BodyError::Unreadable,
     })
+}
+
+/// `408` with `invalid_request` (the code of both APIs for a malformed
+/// request) for a body that did not arrive in time; the connection is closed.
+#[must_use]
+pub fn body_timed_out(seconds: u64) -> HttpResponse {
+    let mut response = errors::json_error(
+        StatusCode::REQUEST_TIMEOUT,
+        "invalid_request",
+        &format!("the request body was not received within {seconds} s"),
+    );
+    response
+        .head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    response
 }
 
 /// Whether the request's media type (parameters ignored) is `expected`.

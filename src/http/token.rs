@@ -9,7 +9,9 @@ use actix_web::{
 };
 use serde::Serialize;
 
-use super::{caller::caller, has_media_type, read_body, state::AppState, BodyError};
+use super::{
+    body_timed_out, caller::caller, has_media_type, read_body, state::AppState, BodyError,
+};
 use crate::{
     oauth::{issuance::IssuedToken, request::FormParams, Endpoint, FormPost, OAuthError},
     token::refresh::RefreshToken,
@@ -27,34 +29,35 @@ struct TokenResponse<'a> {
     refresh_token: Option<&'a str>,
 }
 
-/// The form post as read: the `Authorization` header and the form body,
-/// or why the body could not be used.
-fn form_post<'a>(
+/// The form post as read: the `Authorization` header and the form body, or
+/// why the body could not be used; the `408` answer when the body did not
+/// arrive within `request_timeout`.
+async fn form_post<'a>(
     req: &'a HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    payload: web::Payload,
     state: &AppState,
-) -> FormPost<'a> {
+) -> Result<FormPost<'a>, HttpResponse> {
     let form = if has_media_type(req, "application/x-www-form-urlencoded") {
-        read_body(body, state.settings.listeners.max_body_bytes)
-            .map_err(|e| match e {
-                BodyError::TooLarge(n) => OAuthError::BodyTooLarge(n),
-                BodyError::Unreadable => {
-                    OAuthError::InvalidRequest("the request body could not be read")
-                }
-            })
-            .and_then(|b| FormParams::parse(&b))
+        match read_body(req, payload, &state.settings.listeners).await {
+            Ok(body) => FormParams::parse(&body),
+            Err(BodyError::TimedOut(seconds)) => return Err(body_timed_out(seconds)),
+            Err(BodyError::TooLarge(n)) => Err(OAuthError::BodyTooLarge(n)),
+            Err(BodyError::Unreadable) => Err(OAuthError::InvalidRequest(
+                "the request body could not be read",
+            )),
+        }
     } else {
         Err(OAuthError::InvalidRequest(
             "the request body must be application/x-www-form-urlencoded",
         ))
     };
-    FormPost {
+    Ok(FormPost {
         authorization: req
             .headers()
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes),
         form,
-    }
+    })
 }
 
 fn no_store() -> HttpResponseBuilder {
@@ -78,41 +81,44 @@ fn render(issued: &IssuedToken) -> HttpResponse {
 /// The token endpoint.
 pub async fn token(
     req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
+    let post = match form_post(&req, payload, &state).await {
+        Ok(post) => post,
+        Err(timed_out) => return Ok(timed_out),
+    };
     let caller = caller(&req, &state, Endpoint::Token);
-    let issued = state
-        .oauth
-        .token(form_post(&req, body, &state), &caller)
-        .await?;
+    let issued = state.oauth.token(post, &caller).await?;
     Ok(render(&issued))
 }
 
 /// The introspection endpoint.
 pub async fn introspection(
     req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
+    let post = match form_post(&req, payload, &state).await {
+        Ok(post) => post,
+        Err(timed_out) => return Ok(timed_out),
+    };
     let caller = caller(&req, &state, Endpoint::Introspect);
-    let answer = state
-        .oauth
-        .introspect(form_post(&req, body, &state), &caller)
-        .await?;
+    let answer = state.oauth.introspect(post, &caller).await?;
     Ok(no_store().json(answer))
 }
 
 /// The revocation endpoint: 200 with an empty body, also for unknown tokens.
 pub async fn revocation(
     req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
+    let post = match form_post(&req, payload, &state).await {
+        Ok(post) => post,
+        Err(timed_out) => return Ok(timed_out),
+    };
     let caller = caller(&req, &state, Endpoint::Revoke);
-    state
-        .oauth
-        .revoke(form_post(&req, body, &state), &caller)
-        .await?;
+    state.oauth.revoke(post, &caller).await?;
     Ok(no_store().finish())
 }

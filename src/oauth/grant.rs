@@ -80,14 +80,16 @@ impl TokenServer {
         };
         let audiences = audience::resolve(client, resources)?;
         let binding = grant.ctx.binding(client, now)?;
-        let decision = self.decide(
-            client,
-            scope.clone(),
-            audiences,
-            grant,
-            binding.as_deref(),
-            now,
-        )?;
+        let decision = self
+            .decide(
+                client,
+                scope.clone(),
+                audiences,
+                grant,
+                binding.as_deref(),
+                now,
+            )
+            .await?;
         self.take_quota(client, now).await?;
         // The refresh family keeps the grant's scope; the policy narrows each access token.
         let refresh_token = if client.grant_types.contains(&GrantType::RefreshToken) {

@@ -131,7 +131,7 @@ impl TokenServer {
 
     /// Runs the token policy, if any: it may deny, narrow the scope, or add
     /// claims; then adds the certificate confirmation.
-    pub(super) fn decide(
+    pub(super) async fn decide(
         &self,
         client: &Client,
         scope: ScopeSet,
@@ -140,7 +140,9 @@ impl TokenServer {
         binding: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Decision, OAuthError> {
-        let (scope, mut claims) = self.apply_policy(client, scope, &audiences, grant, now)?;
+        let (scope, mut claims) = self
+            .apply_policy(client, scope, &audiences, grant, now)
+            .await?;
         confirm(&mut claims, binding);
         Ok(Decision {
             scope,
@@ -149,7 +151,8 @@ impl TokenServer {
         })
     }
 
-    fn apply_policy(
+    /// Evaluates the policy off the HTTP worker, within `policy_timeout_ms`.
+    async fn apply_policy(
         &self,
         client: &Client,
         scope: ScopeSet,
@@ -176,7 +179,7 @@ impl TokenServer {
                 "weekday": now.format("%a").to_string(),
             },
         });
-        match policy.evaluate(&input) {
+        match Arc::clone(policy).evaluate_bounded(input).await {
             Ok(decision) => {
                 let narrowed = match decision.scopes {
                     Some(allowed) => scope

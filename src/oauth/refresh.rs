@@ -144,7 +144,9 @@ impl TokenServer {
         }
         let audiences = narrow_audiences(&still_allowed, resources)?;
         let binding = family_binding(family, client, grant, now)?;
-        let decision = self.decide(client, scope, audiences, grant, binding.as_deref(), now)?;
+        let decision = self
+            .decide(client, scope, audiences, grant, binding.as_deref(), now)
+            .await?;
         self.take_quota(client, now).await?;
         let (idle, _) = lifetimes(&self.settings, client);
         let successor = RefreshToken::generate()

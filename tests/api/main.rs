@@ -29,5 +29,6 @@ mod revocation;
 mod rotation;
 mod security_a;
 mod security_b;
+mod security_c;
 mod store;
 mod token;

@@ -350,7 +350,11 @@ async fn an_assertion_is_accepted_once_across_servers_sharing_the_database(
 async fn a_jwks_uri_is_fetched_cached_and_fetched_again_for_a_new_kid(
     #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
-    let app = TestApp::spawn_with(engine, json!({ "jwks_refetch_interval": 1 })).await;
+    let app = TestApp::spawn_with(
+        engine,
+        json!({ "jwks_refetch_interval": 1, "jwks_uri_allow_loopback": true }),
+    )
+    .await;
     let old = ClientKey::new("2026-01");
     let new = ClientKey::new("2026-02");
     let jwks = JwksServer::start(ClientKey::jwks(&[&old])).await;

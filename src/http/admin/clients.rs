@@ -8,23 +8,26 @@ use serde_json::json;
 use super::{auth::AdminPrincipal, page};
 use crate::{
     clients::{ClientView, RegistrationRequest, RegistryError},
+    config::ListenerSettings,
     http::state::AppState,
     http::{errors::ApiError, has_media_type, read_body, BodyError},
 };
 
-/// A request body as the `Bytes` extractor delivers it.
-pub type Body = Result<web::Bytes, actix_web::Error>;
+/// A request body, read by [`json_body`] within `request_timeout`.
+pub type Body = web::Payload;
 
-/// Reads a JSON body; an empty body is `T::default()` when `optional`.
-pub(super) fn json_body<T: DeserializeOwned + Default>(
+/// Reads a JSON body (at most `max_body_bytes`, within `request_timeout`);
+/// an empty body is `T::default()` when `optional`.
+pub(super) async fn json_body<T: DeserializeOwned + Default>(
     req: &HttpRequest,
     body: Body,
-    limit: usize,
+    listeners: &ListenerSettings,
     optional: bool,
     invalid: fn(String) -> ApiError,
 ) -> Result<T, ApiError> {
-    let body = read_body(body, limit).map_err(|e| match e {
+    let body = read_body(req, body, listeners).await.map_err(|e| match e {
         BodyError::TooLarge(n) => ApiError::BodyTooLarge(n),
+        BodyError::TimedOut(seconds) => ApiError::BodyTimeout(seconds),
         BodyError::Unreadable => {
             ApiError::InvalidRequest("the request body could not be read".into())
         }
@@ -53,10 +56,11 @@ pub async fn create(
     let request: RegistrationRequest = json_body(
         &req,
         body,
-        state.settings.listeners.max_body_bytes,
+        &state.settings.listeners,
         false,
         ApiError::InvalidClientMetadata,
-    )?;
+    )
+    .await?;
     let (client, secret) = state
         .registry
         .create(&admin.actor, request, state.clock.now())
@@ -132,10 +136,11 @@ pub async fn update(
     let request: RegistrationRequest = json_body(
         &req,
         body,
-        state.settings.listeners.max_body_bytes,
+        &state.settings.listeners,
         false,
         ApiError::InvalidClientMetadata,
-    )?;
+    )
+    .await?;
     let client = state
         .registry
         .update(&admin.actor, path_id(&path), request, state.clock.now())
@@ -176,10 +181,11 @@ pub async fn rotate_secret(
     let request: RotateRequest = json_body(
         &req,
         body,
-        state.settings.listeners.max_body_bytes,
+        &state.settings.listeners,
         true,
         ApiError::InvalidRequest,
-    )?;
+    )
+    .await?;
     let now = state.clock.now();
     let (secret, until) = state
         .registry

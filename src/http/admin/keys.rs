@@ -51,10 +51,11 @@ pub async fn rotate(
     let request: RotateRequest = json_body(
         &req,
         body,
-        state.settings.listeners.max_body_bytes,
+        &state.settings.listeners,
         true,
         ApiError::InvalidRequest,
-    )?;
+    )
+    .await?;
     let now = state.clock.now();
     let report = state
         .key_manager

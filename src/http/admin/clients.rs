@@ -13,7 +13,7 @@ use crate::{
     http::{errors::ApiError, has_media_type, read_body, BodyError},
 };
 
-/// A request body, read by [`json_body`] within `request_timeout`.
+/// A request body, read by `json_body` within `request_timeout`.
 pub type Body = web::Payload;
 
 /// Reads a JSON body (at most `max_body_bytes`, within `request_timeout`);

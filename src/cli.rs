@@ -255,6 +255,9 @@ impl ClientFields {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     crate::telemetry::init(settings.logging.log_format, &settings.logging.log_level);
+    for variable in &settings.ignored_variables {
+        tracing::debug!(variable, "ignored a Kubernetes service-link variable");
+    }
     match cli.command {
         Command::Serve => {
             Application::build(settings, Clock::System)

@@ -1,7 +1,11 @@
 //! [`Application`]: connect, load keys, bind, and serve. Binding happens before
 //! the server runs, so tests bind port 0 and learn the port without sleeping.
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{
+    net::TcpListener,
+    sync::{atomic::AtomicBool, Arc},
+    time::Duration,
+};
 
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
 use anyhow::Context;
@@ -100,6 +104,7 @@ impl Application {
             clock,
             admin_tokens: Arc::new(admin_tokens),
             settings,
+            draining: Arc::new(AtomicBool::new(false)),
         };
         let (plane, admin_port, admin_server) = match admin_listener {
             Some(l) => {
@@ -150,9 +155,20 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains in-flight requests and
-    /// writes every accepted audit event and token count before returning.
+    /// Serves until SIGTERM or SIGINT. Then `/readyz` answers 503 for
+    /// `shutdown_drain_delay` seconds while everything else is still served
+    /// (a second signal cuts the delay short), then the listeners close,
+    /// in-flight requests finish, and every accepted audit event and token
+    /// count is written before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let mut handles = vec![self.server.handle()];
+        handles.extend(self.admin_server.as_ref().map(Server::handle));
+        let delay = Duration::from_secs(self.state.settings.listeners.shutdown_drain_delay);
+        let signals = tokio::spawn(crate::http::drain::on_signal(
+            Arc::clone(&self.state.draining),
+            delay,
+            handles,
+        ));
         let result = match self.admin_server {
             Some(admin) => {
                 let (a, b) = tokio::join!(self.server, admin);
@@ -160,6 +176,7 @@ impl Application {
             }
             None => self.server.await,
         };
+        signals.abort();
         for task in self.tasks {
             task.abort();
         }
@@ -302,6 +319,8 @@ fn serve(
     .client_request_timeout(Duration::from_secs(settings.listeners.request_timeout))
     .client_disconnect_timeout(Duration::from_secs(2))
     .keep_alive(Duration::from_secs(75))
+    // Signals are handled by `run_until_stopped`, which drains first.
+    .disable_signals()
     .shutdown_timeout(30);
     if settings.listeners.workers > 0 {
         server = server.workers(settings.listeners.workers);

@@ -26,6 +26,7 @@ impl AdminSettings {
             return Ok(());
         };
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+            setting: "admin_tokens_file",
             path: path.clone(),
             source,
         })?;

@@ -182,3 +182,141 @@ fn a_mistyped_environment_variable_is_named() {
         Ok(())
     });
 }
+
+/// What Kubernetes injects into every pod for a Service named `portcullis`
+/// with ports `http` (8080) and `admin` (9090).
+const SERVICE_LINKS: &[(&str, &str)] = &[
+    ("PORTCULLIS_PORT", "tcp://10.96.0.12:8080"),
+    ("PORTCULLIS_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+    ("PORTCULLIS_PORT_8080_TCP_PROTO", "tcp"),
+    ("PORTCULLIS_PORT_8080_TCP_PORT", "8080"),
+    ("PORTCULLIS_PORT_8080_TCP_ADDR", "10.96.0.12"),
+    ("PORTCULLIS_PORT_9090_TCP", "tcp://10.96.0.12:9090"),
+    ("PORTCULLIS_PORT_9090_TCP_PROTO", "tcp"),
+    ("PORTCULLIS_PORT_9090_TCP_PORT", "9090"),
+    ("PORTCULLIS_PORT_9090_TCP_ADDR", "10.96.0.12"),
+    ("PORTCULLIS_SERVICE_HOST", "10.96.0.12"),
+    ("PORTCULLIS_SERVICE_PORT", "8080"),
+    ("PORTCULLIS_SERVICE_PORT_HTTP", "8080"),
+    ("PORTCULLIS_SERVICE_PORT_ADMIN", "9090"),
+];
+
+#[test]
+#[allow(clippy::result_large_err)] // the closure type of figment::Jail
+fn kubernetes_service_link_variables_are_ignored() {
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        for (key, value) in SERVICE_LINKS {
+            jail.set_env(key, value);
+        }
+        jail.set_env("PORTCULLIS_DATABASE_URL", "sqlite://x.db");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.listeners.listen.to_string(), "127.0.0.1:8080");
+        let mut ignored = s.ignored_variables.clone();
+        ignored.sort_unstable();
+        let mut expected: Vec<_> = SERVICE_LINKS.iter().map(|(k, _)| *k).collect();
+        expected.sort_unstable();
+        assert_eq!(ignored, expected);
+
+        jail.set_env("PORTCULLIS_LISTEN", "0.0.0.0:9443");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(
+            s.listeners.listen.to_string(),
+            "0.0.0.0:9443",
+            "real settings still apply"
+        );
+
+        jail.set_env("PORTCULLIS_LISTNE", "0.0.0.0:9443");
+        let message = Settings::load(None).unwrap_err().to_string();
+        assert!(
+            message.contains("unknown field: found `listne`"),
+            "{message}"
+        );
+        assert!(message.contains("LISTNE"), "{message}");
+        assert!(
+            message.contains("`PORTCULLIS_` environment variable(s)"),
+            "{message}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // the closure type of figment::Jail
+fn a_service_link_shape_in_the_toml_file_is_still_refused() {
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file("portcullis.toml", "port = 8080\n")?;
+        let message = Settings::load(Some("portcullis.toml".as_ref()))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("found `port`"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // the closure type of figment::Jail
+fn the_database_url_is_read_from_a_file() {
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        let url = "postgres://portcullis:s3cret-pw@db:5432/portcullis";
+        jail.create_file("database-url", &format!("{url}\n"))?;
+        let path = jail.directory().join("database-url");
+        jail.set_env("PORTCULLIS_DATABASE_URL_FILE", path.display());
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.database.database_url.expose_secret(), url);
+        assert!(!s.database.is_sqlite());
+        assert_eq!(
+            s.database.database_url_file.as_deref(),
+            Some(path.as_path())
+        );
+        assert!(!format!("{s:?}").contains("s3cret-pw"));
+
+        // Both forms at once: refused, naming both.
+        jail.set_env("PORTCULLIS_DATABASE_URL", url);
+        let message = Settings::load(None).unwrap_err().to_string();
+        assert!(
+            message.contains("database_url and database_url_file"),
+            "{message}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // the closure type of figment::Jail
+fn a_missing_database_url_file_is_named_with_its_setting() {
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        let path = jail.directory().join("no-such-secret");
+        jail.set_env("PORTCULLIS_DATABASE_URL_FILE", path.display());
+        let err = Settings::load(None).unwrap_err();
+        assert!(matches!(err, ConfigError::File { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("database_url_file"), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // the closure type of figment::Jail
+fn the_drain_delay_is_read_and_bounded() {
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        assert_eq!(
+            Settings::load(None).unwrap().listeners.shutdown_drain_delay,
+            5
+        );
+        jail.set_env("PORTCULLIS_SHUTDOWN_DRAIN_DELAY", "0");
+        assert_eq!(
+            Settings::load(None).unwrap().listeners.shutdown_drain_delay,
+            0
+        );
+        jail.set_env("PORTCULLIS_SHUTDOWN_DRAIN_DELAY", "301");
+        let message = Settings::load(None).unwrap_err().to_string();
+        assert!(message.contains("shutdown_drain_delay"), "{message}");
+        Ok(())
+    });
+}

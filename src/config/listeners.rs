@@ -8,7 +8,8 @@ use serde::Deserialize;
 use super::{de::comma_strings, ConfigError};
 
 /// Where and how the server listens (`listen`, `issuer`, `admin_listen`,
-/// `tls_*`, `workers`, request limits, `trusted_proxies`, …).
+/// `tls_*`, `workers`, request limits, `trusted_proxies`,
+/// `shutdown_drain_delay`, …).
 #[derive(Clone, Debug, Deserialize)]
 pub struct ListenerSettings {
     /// Address and port the HTTP listener binds to.
@@ -54,6 +55,11 @@ pub struct ListenerSettings {
     /// as RFC 8705 `mtls_endpoint_aliases` (defaults to the issuer).
     #[serde(default)]
     pub mtls_endpoint_base: Option<String>,
+    /// Seconds between SIGTERM (or SIGINT) and the listeners closing, during
+    /// which `/readyz` answers 503 and everything else is served as usual,
+    /// so load balancers stop sending traffic first (0: close at once).
+    #[serde(default = "defaults::shutdown_drain_delay")]
+    pub shutdown_drain_delay: u64,
 }
 
 mod defaults {
@@ -73,6 +79,9 @@ mod defaults {
     }
     pub fn request_timeout() -> u64 {
         10
+    }
+    pub fn shutdown_drain_delay() -> u64 {
+        5
     }
 }
 
@@ -111,6 +120,9 @@ impl ListenerSettings {
         }
         if self.tls_reload_interval == 0 || self.tls_reload_interval > 3600 {
             return invalid("tls_reload_interval must be between 1 and 3600 seconds".into());
+        }
+        if self.shutdown_drain_delay > 300 {
+            return invalid("shutdown_drain_delay must be between 0 and 300 seconds".into());
         }
         if let Some(base) = &self.mtls_endpoint_base {
             validate_issuer(base)

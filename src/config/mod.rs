@@ -8,7 +8,8 @@
 //! concern, one section per module: [`listeners`], [`database`], [`admin`],
 //! [`keys`], [`tokens`], [`limits`], [`client_auth`] and [`logging`]. Each
 //! section reads its own keys from the same flat figment; a key no section
-//! reads is refused.
+//! reads is refused, except the service-link variables Kubernetes injects
+//! for a Service named `portcullis` (`PORTCULLIS_PORT`, `PORTCULLIS_SERVICE_HOST`, …).
 
 pub mod admin;
 pub mod client_auth;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod limits;
 pub mod listeners;
 pub mod logging;
+mod service_links;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
@@ -53,9 +55,12 @@ pub enum ConfigError {
     /// A value is out of range or inconsistent with another one.
     #[error("invalid configuration: {0}")]
     Invalid(String),
-    /// A file named by the configuration could not be read.
-    #[error("could not read {path}: {source}")]
+    /// A file named by the configuration could not be read. The message
+    /// names the setting and the path, never the file's content.
+    #[error("could not read {setting} {path}: {source}")]
     File {
+        /// The setting that names the file (`database_url_file`, …).
+        setting: &'static str,
         /// The file.
         path: PathBuf,
         /// What went wrong.
@@ -84,6 +89,10 @@ pub struct Settings {
     pub client_auth: ClientAuthSettings,
     /// Log format and filter.
     pub logging: LogSettings,
+    /// Kubernetes service-link variables (`PORTCULLIS_PORT`,
+    /// `PORTCULLIS_SERVICE_HOST`, …) that [`Settings::load`] skipped; the
+    /// server logs them at debug level once logging is set up.
+    pub ignored_variables: Vec<String>,
 }
 
 impl Settings {
@@ -99,10 +108,19 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
+        let env = Env::prefixed("PORTCULLIS_").ignore(&["config"]);
+        let ignored_variables = env
+            .iter()
+            .map(|(key, _)| key.as_str().to_ascii_uppercase())
+            .filter(|key| service_links::is_service_link(key))
+            .map(|key| format!("PORTCULLIS_{key}"))
+            .collect();
         let figment = figment
             .merge(Env::raw().only(&["database_url"]))
-            .merge(Env::prefixed("PORTCULLIS_").ignore(&["config"]));
-        Self::from_figment(&figment)
+            .merge(env.filter(|key| !service_links::is_service_link(key.as_str())));
+        let mut settings = Self::from_figment(&figment)?;
+        settings.ignored_variables = ignored_variables;
+        Ok(settings)
     }
 
     /// Extracts and validates settings from a prepared figment (tests build their own).
@@ -117,8 +135,12 @@ impl Settings {
             limits: extract(figment)?,
             client_auth: extract(figment)?,
             logging: extract(figment)?,
+            ignored_variables: Vec::new(),
         };
         settings.admin.read_admin_tokens_file()?;
+        settings
+            .database
+            .read_database_url_file(figment.contains("database_url"))?;
         settings.validate()?;
         Ok(settings)
     }

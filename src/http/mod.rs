@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod caller;
 pub mod discovery;
+pub mod drain;
 pub mod errors;
 pub mod health;
 pub mod metadata_cache;

@@ -1,7 +1,7 @@
 //! [`AppState`]: what every request handler can reach — the OAuth protocol
 //! service, plus the parts only the web layer and the admin API use.
 
-use std::sync::Arc;
+use std::sync::{atomic::AtomicBool, Arc};
 
 use super::{admin::tokens::AdminTokens, metadata_cache::MetadataCache};
 use crate::{
@@ -28,4 +28,6 @@ pub struct AppState {
     pub metadata: Arc<MetadataCache>,
     /// Proxies whose `X-Forwarded-For` (and client-certificate header) is believed.
     pub proxies: Arc<TrustedProxies>,
+    /// Set on SIGTERM or SIGINT: the server is draining, `/readyz` answers 503.
+    pub draining: Arc<AtomicBool>,
 }

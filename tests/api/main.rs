@@ -13,6 +13,7 @@ mod audit;
 mod cache;
 mod cli;
 mod discovery;
+mod drain;
 mod health;
 mod helpers;
 mod introspection;

@@ -1,0 +1,176 @@
+//! Shutdown as Kubernetes drives it: the real binary, configured the way a
+//! pod is (service-link variables present, the database URL from a mounted
+//! file), gets SIGTERM; `/readyz` answers 503 for `shutdown_drain_delay`
+//! while everything else is served, then it exits 0.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc::Receiver,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Everything a Service named `portcullis` injects into a pod.
+const SERVICE_LINKS: &[(&str, &str)] = &[
+    ("PORTCULLIS_PORT", "tcp://10.96.0.12:8080"),
+    ("PORTCULLIS_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+    ("PORTCULLIS_PORT_8080_TCP_PROTO", "tcp"),
+    ("PORTCULLIS_PORT_8080_TCP_PORT", "8080"),
+    ("PORTCULLIS_PORT_8080_TCP_ADDR", "10.96.0.12"),
+    ("PORTCULLIS_SERVICE_HOST", "10.96.0.12"),
+    ("PORTCULLIS_SERVICE_PORT", "8080"),
+    ("PORTCULLIS_SERVICE_PORT_HTTP", "8080"),
+];
+
+/// Started `portcullis serve`: the process, its log lines so far and the
+/// rest to come, and its main and admin addresses.
+struct Server {
+    child: Child,
+    logged: Vec<String>,
+    logs: Receiver<String>,
+    addr: String,
+    admin: String,
+}
+
+/// Starts `portcullis serve` and reads its addresses from the
+/// "portcullis listening" line.
+fn start(dir: &tempfile::TempDir) -> Server {
+    let url_file = dir.path().join("database-url");
+    let url = format!("sqlite://{}/portcullis.db\n", dir.path().display());
+    std::fs::write(&url_file, url).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("PORTCULLIS_DATABASE_URL")
+        .env("PORTCULLIS_DATABASE_URL_FILE", &url_file)
+        .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
+        .env("PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("PORTCULLIS_KEK_GENERATE", "true")
+        .env("PORTCULLIS_SHUTDOWN_DRAIN_DELAY", "2")
+        .env("PORTCULLIS_LOG_LEVEL", "debug")
+        .envs(SERVICE_LINKS.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start portcullis serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut logged = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "server starts within 60 s ({e}); exit: {:?}",
+                    child.try_wait()
+                )
+            });
+        let v: Value = serde_json::from_str(&line).expect("log lines are JSON");
+        logged.push(line);
+        if v["message"] == "portcullis listening" {
+            return Server {
+                child,
+                logged,
+                logs: rx,
+                addr: v["addr"].as_str().unwrap().to_owned(),
+                admin: format!("127.0.0.1:{}", v["admin_port"].as_u64().unwrap()),
+            };
+        }
+    }
+}
+
+async fn status(http: &reqwest::Client, url: String) -> Option<u16> {
+    http.get(url).send().await.ok().map(|r| r.status().as_u16())
+}
+
+#[tokio::test]
+async fn sigterm_flips_readiness_then_drains_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let Server {
+        mut child,
+        mut logged,
+        logs,
+        addr,
+        admin,
+    } = start(&dir);
+    // A fresh connection per request: no idle keep-alive connection holds
+    // the graceful shutdown open.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("http://{addr}{path}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&http, url("/healthz")).await != Some(200) {
+        assert!(Instant::now() < deadline, "/healthz never answered 200");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(&http, url("/readyz")).await, Some(200));
+
+    let sent = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    // Readiness flips to 503 "draining" ...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let res = http.get(url("/readyz")).send().await.unwrap();
+        if res.status() == 503 {
+            break res.json::<Value>().await.unwrap();
+        }
+        assert_eq!(res.status(), 200);
+        assert!(Instant::now() < deadline, "/readyz never answered 503");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["status"], "draining", "{body}");
+    // ... while liveness, the JWKS and the admin listener are still served.
+    assert_eq!(status(&http, url("/healthz")).await, Some(200));
+    assert_eq!(
+        status(&http, url("/.well-known/jwks.json")).await,
+        Some(200)
+    );
+    assert_eq!(
+        status(&http, format!("http://{admin}/healthz")).await,
+        Some(200)
+    );
+
+    // Then both listeners close and the process exits 0, not before the delay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("the server did not exit within 60 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "graceful shutdown exits 0: {exit}");
+    assert!(
+        sent.elapsed() >= Duration::from_secs(2),
+        "the listeners stayed open for shutdown_drain_delay"
+    );
+    assert_eq!(status(&http, url("/healthz")).await, None, "closed");
+
+    logged.extend(logs.try_iter());
+    let all = logged.join("\n");
+    assert!(
+        all.contains("ignored a Kubernetes service-link variable"),
+        "{all}"
+    );
+    assert!(all.contains("PORTCULLIS_SERVICE_HOST"), "{all}");
+    assert!(all.contains("\"signal\":\"SIGTERM\""), "{all}");
+    assert!(all.contains("portcullis stopped"), "{all}");
+}

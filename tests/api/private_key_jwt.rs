@@ -44,7 +44,8 @@ async fn post(app: &TestApp, path: &str, form: &[(&str, &str)]) -> Response {
         .unwrap()
 }
 
-async fn token_with(app: &TestApp, assertion: &str) -> Response {
+/// `POST /token` (client credentials) authenticated by `assertion` alone.
+pub(crate) async fn token_with(app: &TestApp, assertion: &str) -> Response {
     post(
         app,
         "/token",

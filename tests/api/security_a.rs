@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::{
     helpers::{assert_error, basic, Engine, TestApp, ADMIN_TOKEN},
     pki::ClientKey,
+    private_key_jwt::token_with,
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -39,19 +40,6 @@ fn assertion_claims(id: &str, aud: &str, iat: i64, exp: i64) -> Value {
         "iss": id, "sub": id, "aud": aud, "iat": iat, "exp": exp,
         "jti": uuid::Uuid::new_v4().to_string(),
     })
-}
-
-async fn token_with(app: &TestApp, assertion: &str) -> reqwest::Response {
-    app.http
-        .post(app.url("/token"))
-        .form(&[
-            CC,
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", assertion),
-        ])
-        .send()
-        .await
-        .unwrap()
 }
 
 #[rstest]

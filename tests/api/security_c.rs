@@ -18,9 +18,9 @@ use tokio::{
 use crate::{
     helpers::{assert_error, fresh_database, Engine, TestApp, ADMIN_TOKEN},
     pki::{Ca, ClientKey, JwksServer, Leaf},
+    private_key_jwt::token_with,
 };
 
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const SPIFFE: &str = "spiffe://example.org/ns/pay/sa/api";
 const CC: (&str, &str) = ("grant_type", "client_credentials");
 
@@ -43,19 +43,6 @@ async fn client_id_of(res: reqwest::Response) -> String {
     assert_eq!(res.status(), StatusCode::CREATED);
     let body: Value = res.json().await.unwrap();
     body["client_id"].as_str().unwrap().to_owned()
-}
-
-async fn token_with_assertion(app: &TestApp, assertion: &str) -> reqwest::Response {
-    app.http
-        .post(app.url("/token"))
-        .form(&[
-            CC,
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", assertion),
-        ])
-        .send()
-        .await
-        .unwrap()
 }
 
 #[rstest]
@@ -125,9 +112,7 @@ async fn a_failed_key_fetch_does_not_tell_the_caller_what_the_endpoint_answered(
     ] {
         let uri = answering(status, body).await;
         let id = client_id_of(register_jwks_uri(&app, &uri).await).await;
-        let res =
-            token_with_assertion(&app, &key.assertion(&id, &aud, app.clock.now().timestamp()))
-                .await;
+        let res = token_with(&app, &key.assertion(&id, &aud, app.clock.now().timestamp())).await;
         let body = assert_error(res, StatusCode::UNAUTHORIZED, "invalid_client", status).await;
         let description = body["error_description"].as_str().unwrap();
         assert!(
@@ -156,14 +141,14 @@ async fn a_stale_key_set_is_used_only_up_to_jwks_stale_max(
     let aud = app.url("/token");
     let token = |app: &TestApp| key.assertion(&id, &aud, app.clock.now().timestamp());
 
-    let res = token_with_assertion(&app, &token(&app)).await;
+    let res = token_with(&app, &token(&app)).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(jwks.hits(), 1);
 
     // The client's endpoint breaks (say an attacker keeps it unreachable).
     jwks.set(&json!({"keys": "no"}));
     app.clock.advance(chrono::Duration::seconds(150));
-    let res = token_with_assertion(&app, &token(&app)).await;
+    let res = token_with(&app, &token(&app)).await;
     assert_eq!(
         res.status(),
         StatusCode::OK,
@@ -172,7 +157,7 @@ async fn a_stale_key_set_is_used_only_up_to_jwks_stale_max(
     assert_eq!(jwks.hits(), 2, "a fetch was attempted");
 
     app.clock.advance(chrono::Duration::seconds(31));
-    let res = token_with_assertion(&app, &token(&app)).await;
+    let res = token_with(&app, &token(&app)).await;
     let body = assert_error(
         res,
         StatusCode::UNAUTHORIZED,

@@ -1,5 +1,8 @@
 //! The command line: `serve`, `migrate`, and `client …`, which manages clients
-//! directly in the database (same rules as the admin API) and prints JSON.
+//! directly in the database (same rules as the admin API) and prints JSON;
+//! `keys …` and `audit …` (in `cli/audit.rs`).
+
+mod audit;
 
 use std::path::PathBuf;
 
@@ -7,8 +10,10 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+pub use audit::AuditCommand;
+
 use crate::{
-    audit::{self, AuditEvent, Auditor},
+    audit::{AuditEvent, Auditor},
     clients::{ClientView, RegistrationRequest, Registry},
     clock::Clock,
     config::Settings,
@@ -45,13 +50,6 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
-}
-
-/// `portcullis audit …`
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Check the hash chain; exits non-zero and names the first broken event.
-    Verify,
 }
 
 /// `portcullis keys …`
@@ -270,14 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print(&json!({ "migrated": store.engine() }))?;
         }
         Command::Keys(cmd) => run_keys(&settings, cmd).await?,
-        Command::Audit(AuditCommand::Verify) => {
-            let store = Storage::connect(&settings.database.database_url, 1).await?;
-            let report = audit::verify_store(&store).await?;
-            print(&json!(report))?;
-            if let Some(b) = report.first_broken {
-                anyhow::bail!("the audit trail is broken at event {}: {}", b.id, b.reason);
-            }
-        }
+        Command::Audit(cmd) => audit::run(&settings, cmd).await?,
         Command::Client(cmd) => {
             let store = Storage::connect(&settings.database.database_url, 2).await?;
             let auditor = Auditor::Direct(store.clone());

@@ -1,14 +1,19 @@
 //! Background work of a running server: client-change notices (PostgreSQL),
 //! key checks (rotation, retention,
 //! reloading other replicas' changes), purging expired token state, syncing
-//! token-quota counts across replicas, trimming rate-limiter memory, and
-//! reloading the policy file when it changes.
+//! token-quota counts across replicas, trimming rate-limiter memory,
+//! reloading the policy file when it changes, exporting the audit trail and
+//! removing audit events past their retention.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
+    audit::{export, retention},
     keys::KeyManager,
     oauth::TokenServer,
     store::{ClientChange, Store},
@@ -26,6 +31,8 @@ pub struct Background {
 
 /// How often quota counts are synced and the policy file is checked.
 const FAST: Duration = Duration::from_secs(2);
+/// How often audit events past their retention are removed.
+const AUDIT_RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 /// Starts the background tasks; the caller aborts them at shutdown.
 #[must_use]
@@ -45,7 +52,36 @@ pub fn spawn(state: &Background) -> Vec<JoinHandle<()>> {
             key_tick,
         ));
     }
+    let exporter = export::spawn(
+        state.oauth.store.clone(),
+        &state.oauth.settings.audit.audit_export,
+    );
+    let written = exporter.as_ref().and_then(|e| e.written.clone());
+    tasks.extend(exporter.map(|e| e.task));
+    if state.oauth.settings.audit.audit_retention > 0 {
+        tasks.push(every(AUDIT_RETENTION_EVERY, state.clone(), move |s| {
+            let up_to = written
+                .as_ref()
+                .map_or(i64::MAX, |w| w.load(Ordering::Acquire));
+            audit_retention_tick(s.oauth, up_to)
+        }));
+    }
     tasks
+}
+
+/// Removes audit events past their retention, none beyond `up_to` (what
+/// the file export has written).
+pub async fn audit_retention_tick(state: Arc<TokenServer>, up_to: i64) {
+    let retention = state.settings.audit.audit_retention;
+    let now = state.clock.now();
+    match retention::purge(&state.store, retention, up_to, retention::CHUNK, now).await {
+        Ok(p) => {
+            if let Some(c) = p.checkpoint {
+                tracing::info!(removed = p.removed, checkpoint = c.id, last_id = c.last_id, "audit events past their retention removed");
+            }
+        }
+        Err(e) => tracing::error!(error.cause_chain = ?e, "removing old audit events failed; will retry"),
+    }
 }
 
 fn every<F, Fut>(period: Duration, state: Background, work: F) -> JoinHandle<()>

@@ -1,15 +1,16 @@
-//! The hash chain of the audit trail: every event stores the hash of the one
-//! before it, so editing or deleting a row breaks the chain at that event.
+//! The hash chain of the audit trail: every event's hash covers the hash of
+//! the one before it, so editing or deleting a row breaks the chain at that
+//! event (or, for an edit whose hash was recomputed, at the next one).
 
 use chrono::{DateTime, Utc};
 use ring::digest;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// An event as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// An event as stored, and as one line of an export archive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// Position in the chain, from 1, without gaps.
     pub id: i64,
@@ -27,7 +28,8 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     /// Event-specific JSON (never secrets).
     pub details: serde_json::Value,
-    /// Hash of the previous event.
+    /// Hash of the previous event (the checkpoint's for the first event kept
+    /// after a retention cut; empty when the previous event is missing).
     pub prev_hash: String,
     /// Hash of this event.
     pub hash: String,
@@ -49,7 +51,13 @@ pub fn link(record: &AuditRecord, prev_hash: &str) -> String {
         prev_hash,
     ])
     .to_string();
-    hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+    sha256_hex(&canonical)
+}
+
+/// SHA-256 (lowercase hex) of `text`.
+#[must_use]
+pub fn sha256_hex(text: &str) -> String {
+    hex(digest::digest(&digest::SHA256, text.as_bytes()).as_ref())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -63,7 +71,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Where a chain breaks.
-#[derive(Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Break {
     /// The first event that does not verify (or the id that is missing).
     pub id: i64,
@@ -92,7 +100,7 @@ pub fn verify(records: &[AuditRecord], last: (i64, &str)) -> Result<(i64, String
         if link(r, &r.prev_hash) != r.hash {
             return Err(Break {
                 id: r.id,
-                reason: "content does not match its hash (event edited)",
+                reason: "content does not match its hash (this event, or the hash of the one before it, was changed)",
             });
         }
         last_id = r.id;

@@ -9,10 +9,15 @@
 //! everything accepted before it.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod event;
+pub mod export;
 mod keys;
+pub mod retention;
+pub mod verify;
 
 pub use event::{AuditEvent, AuditFilter};
+pub use verify::{verify_archive, verify_store, VerifyReport};
 
 use std::time::Duration;
 
@@ -135,47 +140,6 @@ impl Auditor {
                     .append_audit_events(&[event])
                     .await
                     .map_err(|_| AuditUnavailable)
-            }
-        }
-    }
-}
-
-/// The result of `portcullis audit verify`.
-#[derive(Debug, serde::Serialize)]
-pub struct VerifyReport {
-    /// Events checked.
-    pub events: i64,
-    /// Whether the chain is intact.
-    pub intact: bool,
-    /// The first event that does not verify.
-    pub first_broken: Option<chain::Break>,
-}
-
-/// Walks the whole trail in id order, a page at a time, checking the chain.
-pub async fn verify_store(store: &Storage) -> Result<VerifyReport, crate::store::StoreError> {
-    let mut last = (0_i64, chain::GENESIS.to_owned());
-    loop {
-        let filter = AuditFilter {
-            after_id: last.0,
-            limit: 1000,
-            ..AuditFilter::default()
-        };
-        let page = store.audit_events(&filter).await?;
-        if page.is_empty() {
-            return Ok(VerifyReport {
-                events: last.0,
-                intact: true,
-                first_broken: None,
-            });
-        }
-        match chain::verify(&page, (last.0, &last.1)) {
-            Ok(end) => last = end,
-            Err(b) => {
-                return Ok(VerifyReport {
-                    events: last.0,
-                    intact: false,
-                    first_broken: Some(b),
-                })
             }
         }
     }

@@ -81,6 +81,8 @@ fn inconsistent_values_are_refused_with_the_setting_named() {
             "key_rotation_interval",
         ),
         (&[("signing_alg", "HS256".into())], "signing_alg"),
+        (&[("audit_retention", 30.into())], "audit_retention"),
+        (&[("audit_export", "/nonexistent-dir/audit.jsonl".into())], "audit_export"),
     ];
     for (pairs, needle) in cases {
         let err = settings(pairs)
@@ -117,7 +119,7 @@ fn sections_read_disjoint_keys_and_together_every_documented_one() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), keys.len(), "a key read by two sections");
-    assert_eq!(keys.len(), 65);
+    assert_eq!(keys.len(), 67);
     let readme = include_str!("../../README.md");
     for key in keys {
         assert!(

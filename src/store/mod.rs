@@ -8,6 +8,8 @@
 //! work lives in each engine's module. The contract test in
 //! `tests/api/store.rs` runs against both real engines.
 
+mod audit_codec;
+mod audit_store;
 mod client_columns;
 mod postgres;
 mod postgres_notify;
@@ -24,6 +26,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+pub use audit_store::{AuditCut, AuditStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use storage::Storage;

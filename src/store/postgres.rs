@@ -10,15 +10,16 @@ use sqlx::{
 
 use super::{
     client_columns::{bind_client, client_from_row, Statement, INSERT_CLIENT, UPDATE_CLIENT},
-    rows::{AuditRow, DbTime, KeyRow, RefreshRow},
+    audit_codec,
+    rows::{AuditRow, CheckpointRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
-    shared_audit::shared_audit_methods,
+    shared_audit::{shared_audit_helpers, shared_audit_methods, shared_audit_retention_methods},
     shared_consumers::{shared_consumer_helpers, shared_consumer_methods},
     shared_tokens::{shared_token_helpers, shared_token_methods},
-    ClientChange, NewSecret, Store, StoreError, UsageCount,
+    AuditCut, AuditStore, ClientChange, NewSecret, Store, StoreError, UsageCount,
 };
 use crate::{
-    audit::{chain, AuditEvent, AuditFilter},
+    audit::{chain, checkpoint::Checkpoint, AuditEvent, AuditFilter},
     clients::{Client, ClientId, SecretHash},
     keys::{
         consumers::{ConsumerLimits, Sighting, FOLDED},
@@ -59,6 +60,7 @@ impl PgStore {
 shared_store_helpers!(Postgres);
 shared_token_helpers!(Postgres);
 shared_consumer_helpers!(Postgres);
+shared_audit_helpers!(Postgres);
 
 impl Store for PgStore {
     shared_store_methods!();
@@ -77,6 +79,10 @@ impl Store for PgStore {
     }
 
     shared_audit_methods!(Postgres);
+}
+
+impl AuditStore for PgStore {
+    shared_audit_retention_methods!(Postgres);
 }
 /// Advisory lock id guarding signing-key changes ("portcull" in ASCII).
 const KEY_LOCK: i64 = 0x706f_7274_6375_6c6c;

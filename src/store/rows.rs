@@ -14,9 +14,12 @@ use sqlx::{
     Decode, Encode, Postgres, Sqlite, Type,
 };
 
-use super::StoreError;
+use super::{audit_codec as codec, StoreError};
 use crate::{
-    audit::chain::AuditRecord,
+    audit::{
+        chain::{AuditRecord, GENESIS},
+        checkpoint::Checkpoint,
+    },
     clients::ClientId,
     keys::{Algorithm, KeyState, StoredKey},
     oauth::scope::ScopeSet,
@@ -135,37 +138,77 @@ impl TryFrom<RefreshRow> for RefreshRecord {
     }
 }
 
-/// An `audit_events` row.
+/// An `audit_events` row in its compact form (migration 0009), with the
+/// names it refers to and the previous event's hash joined in.
 #[derive(sqlx::FromRow)]
 pub struct AuditRow {
     id: i64,
     occurred_at: DbTime,
     kind: String,
-    actor: String,
+    actor: Option<String>,
     client_id: Option<String>,
-    request_id: Option<String>,
+    request_id: Option<Vec<u8>>,
     reason: Option<String>,
-    details: String,
-    prev_hash: String,
-    hash: String,
+    details: Vec<u8>,
+    prev_hash: Option<Vec<u8>>,
+    hash: Vec<u8>,
 }
 
 impl TryFrom<AuditRow> for AuditRecord {
     type Error = StoreError;
 
     fn try_from(r: AuditRow) -> Result<Self, StoreError> {
+        let corrupt = |e: codec::Malformed| StoreError::Corrupt(format!("audit event {}: {e}", r.id));
+        let prev_hash = match &r.prev_hash {
+            Some(stored) => codec::decode_hash(stored).map_err(corrupt)?,
+            None if r.id == 1 => GENESIS.to_owned(),
+            None => String::new(),
+        };
+        let actor = match (r.actor, &r.client_id) {
+            (Some(actor), _) => actor,
+            (None, Some(client)) => format!("client:{client}"),
+            (None, None) => return Err(corrupt(codec::Malformed("actor"))),
+        };
         Ok(AuditRecord {
-            details: serde_json::from_str(&r.details)
-                .map_err(|_| StoreError::Corrupt(format!("audit event {}: details", r.id)))?,
+            details: codec::decode_details(&r.details).map_err(corrupt)?,
+            request_id: r.request_id.as_deref().map(codec::decode_request_id).transpose().map_err(corrupt)?,
+            hash: codec::decode_hash(&r.hash).map_err(corrupt)?,
             id: r.id,
             occurred_at: r.occurred_at.0,
             kind: r.kind,
-            actor: r.actor,
+            actor,
             client_id: r.client_id,
-            request_id: r.request_id,
             reason: r.reason,
-            prev_hash: r.prev_hash,
-            hash: r.hash,
+            prev_hash,
+        })
+    }
+}
+
+/// An `audit_checkpoints` row.
+#[derive(sqlx::FromRow)]
+pub struct CheckpointRow {
+    id: i64,
+    cut_at: DbTime,
+    last_id: i64,
+    last_hash: Vec<u8>,
+    removed: i64,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl TryFrom<CheckpointRow> for Checkpoint {
+    type Error = StoreError;
+
+    fn try_from(r: CheckpointRow) -> Result<Self, StoreError> {
+        let corrupt = |e: codec::Malformed| StoreError::Corrupt(format!("audit checkpoint {}: {e}", r.id));
+        Ok(Checkpoint {
+            id: r.id,
+            cut_at: r.cut_at.0,
+            last_id: r.last_id,
+            last_hash: codec::decode_hash(&r.last_hash).map_err(corrupt)?,
+            removed: r.removed,
+            prev_hash: codec::decode_hash(&r.prev_hash).map_err(corrupt)?,
+            hash: codec::decode_hash(&r.hash).map_err(corrupt)?,
         })
     }
 }

@@ -1,6 +1,119 @@
-//! The audit trail's storage, the same SQL on both engines. Appending runs
-//! under the engine's exclusive lock so that concurrent writers (replicas)
-//! extend one chain instead of forking it.
+//! The audit trail's storage, the same SQL on both engines. Appending and
+//! retention cuts run under the engine's exclusive audit lock, so that
+//! concurrent writers (replicas) extend one chain instead of forking it.
+//!
+//! Rows are stored compactly (migration 0009, `store::audit_codec`): kinds
+//! and client ids as numbers into `audit_names`, hashes as bytes, no
+//! `prev_hash` (it is the previous row's hash, joined in when reading).
+
+/// The row as [`super::rows::AuditRow`] reads it: names and the previous
+/// event's hash joined in (the checkpoint's for the first event after a cut).
+pub(super) const SELECT_AUDIT: &str = "SELECT e.id, e.occurred_at, k.name AS kind, e.actor, c.name AS client_id, \
+     e.request_id, e.reason, e.details, \
+     COALESCE(e.prev_hash, p.hash, \
+        (SELECT last_hash FROM audit_checkpoints WHERE last_id = e.id - 1 ORDER BY id DESC LIMIT 1)) AS prev_hash, \
+     e.hash \
+     FROM audit_events e \
+     JOIN audit_names k ON k.id = e.kind \
+     LEFT JOIN audit_names c ON c.id = e.client \
+     LEFT JOIN audit_events p ON p.id = e.id - 1 \
+     WHERE e.id > ";
+
+/// `audit_names.id` of `token_issued` (fixed by migration 0009; the kind
+/// index leaves these events out).
+pub(super) const TOKEN_ISSUED: i64 = 1;
+
+/// Expands to the audit helpers for the engine `$db` (private functions of
+/// the engine module).
+macro_rules! shared_audit_helpers {
+    ($db:ty) => {
+        /// The end of the chain: the newest event, else the latest checkpoint
+        /// (everything was cut), else the genesis.
+        async fn audit_head(tx: &mut sqlx::Transaction<'static, $db>) -> Result<(i64, String), StoreError> {
+            let newest: Option<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            let head = match newest {
+                Some(head) => Some(head),
+                None => sqlx::query_as("SELECT last_id, last_hash FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(&mut **tx)
+                    .await?,
+            };
+            match head {
+                Some((id, hash)) => Ok((
+                    id,
+                    audit_codec::decode_hash(&hash).map_err(|e| StoreError::Corrupt(format!("audit event {id}: {e}")))?,
+                )),
+                None => Ok((0, chain::GENESIS.to_owned())),
+            }
+        }
+
+        /// The `audit_names` ids of `names`, adding the missing ones (the
+        /// caller holds the audit lock, the only writer of the table).
+        async fn audit_name_ids(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            names: std::collections::BTreeSet<&str>,
+        ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+            let mut q = sqlx::QueryBuilder::<$db>::new("SELECT name, id FROM audit_names WHERE name IN (");
+            let mut list = q.separated(", ");
+            for name in &names {
+                list.push_bind((*name).to_owned());
+            }
+            q.push(")");
+            let mut ids: std::collections::HashMap<String, i64> =
+                q.build_query_as::<(String, i64)>().fetch_all(&mut **tx).await?.into_iter().collect();
+            let missing: Vec<&str> = names.into_iter().filter(|n| !ids.contains_key(*n)).collect();
+            if missing.is_empty() {
+                return Ok(ids);
+            }
+            let (max,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM audit_names")
+                .fetch_one(&mut **tx)
+                .await?;
+            let mut insert = sqlx::QueryBuilder::<$db>::new("INSERT INTO audit_names (id, name) ");
+            let mut next = max;
+            insert.push_values(&missing, |mut row, name| {
+                next += 1;
+                ids.insert((*name).to_owned(), next);
+                row.push_bind(next).push_bind((*name).to_owned());
+            });
+            insert.build().execute(&mut **tx).await?;
+            Ok(ids)
+        }
+
+        /// Inserts chained records in their compact form.
+        async fn insert_audit_records(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            records: &[chain::AuditRecord],
+        ) -> Result<(), StoreError> {
+            let names = records
+                .iter()
+                .flat_map(|r| std::iter::once(r.kind.as_str()).chain(r.client_id.as_deref()))
+                .collect();
+            let ids = audit_name_ids(tx, names).await?;
+            for chunk in records.chunks(100) {
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO audit_events (id, occurred_at, kind, client, actor, request_id, reason, details, hash) ",
+                );
+                insert.push_values(chunk, |mut row, r| {
+                    let client = r.client_id.as_ref().and_then(|c| ids.get(c)).copied();
+                    let implied = r.client_id.as_ref().is_some_and(|c| r.actor.strip_prefix("client:") == Some(c));
+                    row.push_bind(r.id)
+                        .push_bind(DbTime(r.occurred_at))
+                        .push_bind(ids.get(&r.kind).copied())
+                        .push_bind(client)
+                        .push_bind((!implied).then(|| r.actor.clone()))
+                        .push_bind(r.request_id.as_deref().map(audit_codec::encode_request_id))
+                        .push_bind(r.reason.clone())
+                        .push_bind(audit_codec::encode_details(&r.details))
+                        .push_bind(audit_codec::encode_hash(&r.hash));
+                });
+                insert.build().execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+    };
+}
 
 /// Expands to the audit methods of [`super::Store`] for the engine `$db`.
 macro_rules! shared_audit_methods {
@@ -10,11 +123,7 @@ macro_rules! shared_audit_methods {
                 return Ok(());
             }
             let mut tx = begin_locked(&self.pool, AUDIT_LOCK).await?;
-            let last: Option<(i64, String)> =
-                sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let (mut id, mut prev) = last.unwrap_or((0, chain::GENESIS.to_owned()));
+            let (mut id, mut prev) = audit_head(&mut tx).await?;
             let mut records = Vec::with_capacity(events.len());
             for e in events {
                 id += 1;
@@ -34,45 +143,31 @@ macro_rules! shared_audit_methods {
                 prev.clone_from(&record.hash);
                 records.push(record);
             }
-            for chunk in records.chunks(100) {
-                let mut insert = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO audit_events (id, occurred_at, kind, actor, client_id, request_id, reason, \
-                     details, prev_hash, hash) ",
-                );
-                insert.push_values(chunk, |mut row, r| {
-                    row.push_bind(r.id)
-                        .push_bind(DbTime(r.occurred_at))
-                        .push_bind(r.kind.clone())
-                        .push_bind(r.actor.clone())
-                        .push_bind(r.client_id.clone())
-                        .push_bind(r.request_id.clone())
-                        .push_bind(r.reason.clone())
-                        .push_bind(r.details.to_string())
-                        .push_bind(r.prev_hash.clone())
-                        .push_bind(r.hash.clone());
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
+            insert_audit_records(&mut tx, &records).await?;
             tx.commit().await?;
             Ok(())
         }
 
         async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<chain::AuditRecord>, StoreError> {
-            let mut q = sqlx::QueryBuilder::<$db>::new("SELECT * FROM audit_events WHERE id > ");
+            let mut q = sqlx::QueryBuilder::<$db>::new(super::shared_audit::SELECT_AUDIT);
             q.push_bind(filter.after_id);
             if let Some(c) = &filter.client_id {
-                q.push(" AND client_id = ").push_bind(c.clone());
+                q.push(" AND e.client = (SELECT id FROM audit_names WHERE name = ").push_bind(c.clone()).push(")");
             }
             if let Some(k) = &filter.kind {
-                q.push(" AND kind = ").push_bind(k.clone());
+                q.push(" AND e.kind = (SELECT id FROM audit_names WHERE name = ").push_bind(k.clone()).push(")");
+                if k != "token_issued" {
+                    // Lets both engines use the partial kind index.
+                    q.push(format!(" AND e.kind <> {}", super::shared_audit::TOKEN_ISSUED));
+                }
             }
             if let Some(t) = filter.since {
-                q.push(" AND occurred_at >= ").push_bind(DbTime(t));
+                q.push(" AND e.occurred_at >= ").push_bind(DbTime(t));
             }
             if let Some(t) = filter.until {
-                q.push(" AND occurred_at < ").push_bind(DbTime(t));
+                q.push(" AND e.occurred_at < ").push_bind(DbTime(t));
             }
-            q.push(" ORDER BY id LIMIT ").push_bind(i64::from(filter.limit));
+            q.push(" ORDER BY e.id LIMIT ").push_bind(i64::from(filter.limit));
             q.build_query_as::<AuditRow>()
                 .fetch_all(&self.pool)
                 .await?
@@ -83,4 +178,73 @@ macro_rules! shared_audit_methods {
     };
 }
 
-pub(super) use shared_audit_methods;
+/// Expands to the [`super::AuditStore`] methods for the engine `$db`.
+macro_rules! shared_audit_retention_methods {
+    ($db:ty) => {
+        async fn cut_audit_events(&self, cut: &AuditCut) -> Result<Option<(Checkpoint, i64)>, StoreError> {
+            let mut tx = begin_locked(&self.pool, AUDIT_LOCK).await?;
+            let oldest: Vec<(i64, DbTime, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, occurred_at, hash FROM audit_events WHERE id <= $1 ORDER BY id LIMIT $2",
+            )
+            .bind(cut.up_to)
+            .bind(i64::from(cut.chunk))
+            .fetch_all(&mut *tx)
+            .await?;
+            // A prefix of the chain: up to the first event that is not old enough.
+            let Some((last_id, _, last_hash)) = oldest.iter().take_while(|(_, t, _)| t.0 < cut.before).last() else {
+                return Ok(None);
+            };
+            let last_hash = audit_codec::decode_hash(last_hash)
+                .map_err(|e| StoreError::Corrupt(format!("audit event {last_id}: {e}")))?;
+            let removed = sqlx::query("DELETE FROM audit_events WHERE id <= $1")
+                .bind(last_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let prev = sqlx::query_as::<_, CheckpointRow>("SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(Checkpoint::try_from)
+                .transpose()?;
+            let removed = i64::try_from(removed).unwrap_or(i64::MAX);
+            let checkpoint = Checkpoint::after(prev.as_ref(), cut.now, (*last_id, &last_hash), removed);
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (id, cut_at, last_id, last_hash, removed, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(checkpoint.id)
+            .bind(DbTime(checkpoint.cut_at))
+            .bind(checkpoint.last_id)
+            .bind(audit_codec::encode_hash(&checkpoint.last_hash))
+            .bind(checkpoint.removed)
+            .bind(audit_codec::encode_hash(&checkpoint.prev_hash))
+            .bind(audit_codec::encode_hash(&checkpoint.hash))
+            .execute(&mut *tx)
+            .await?;
+            // Checkpoints are kept as long as events: the latest always.
+            sqlx::query("DELETE FROM audit_checkpoints WHERE cut_at < $1 AND id < $2")
+                .bind(DbTime(cut.before))
+                .bind(checkpoint.id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some((checkpoint, removed)))
+        }
+
+        async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            audit_head(&mut tx).await
+        }
+
+        async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+            sqlx::query_as::<_, CheckpointRow>("SELECT * FROM audit_checkpoints ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(Checkpoint::try_from)
+                .collect()
+        }
+    };
+}
+
+pub(super) use {shared_audit_helpers, shared_audit_methods, shared_audit_retention_methods};

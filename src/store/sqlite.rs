@@ -10,15 +10,16 @@ use sqlx::{
 
 use super::{
     client_columns::{bind_client, client_from_row, Statement, INSERT_CLIENT, UPDATE_CLIENT},
-    rows::{AuditRow, DbTime, KeyRow, RefreshRow},
+    audit_codec,
+    rows::{AuditRow, CheckpointRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
-    shared_audit::shared_audit_methods,
+    shared_audit::{shared_audit_helpers, shared_audit_methods, shared_audit_retention_methods},
     shared_consumers::{shared_consumer_helpers, shared_consumer_methods},
     shared_tokens::{shared_token_helpers, shared_token_methods},
-    ClientChange, NewSecret, Store, StoreError, UsageCount,
+    AuditCut, AuditStore, ClientChange, NewSecret, Store, StoreError, UsageCount,
 };
 use crate::{
-    audit::{chain, AuditEvent, AuditFilter},
+    audit::{chain, checkpoint::Checkpoint, AuditEvent, AuditFilter},
     clients::{Client, ClientId, SecretHash},
     keys::{
         consumers::{ConsumerLimits, Sighting, FOLDED},
@@ -72,6 +73,7 @@ impl SqliteStore {
 shared_store_helpers!(Sqlite);
 shared_token_helpers!(Sqlite);
 shared_consumer_helpers!(Sqlite);
+shared_audit_helpers!(Sqlite);
 
 impl Store for SqliteStore {
     shared_store_methods!();
@@ -86,6 +88,10 @@ impl Store for SqliteStore {
     }
 
     shared_audit_methods!(Sqlite);
+}
+
+impl AuditStore for SqliteStore {
+    shared_audit_retention_methods!(Sqlite);
 }
 
 /// Lock purposes (SQLite takes its one write lock for each).

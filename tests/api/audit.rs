@@ -120,7 +120,7 @@ async fn an_edited_or_deleted_event_makes_audit_verify_fail_at_that_event(
     app.state.oauth.audit.flush().await;
     assert!(verify_cli(&app).0);
 
-    app.column("UPDATE audit_events SET reason = 'nothing to see' WHERE id = 3 RETURNING kind")
+    app.column("UPDATE audit_events SET reason = 'nothing to see' WHERE id = 3 RETURNING reason")
         .await;
     let (ok, report, stderr) = verify_cli(&app);
     assert!(!ok);
@@ -134,7 +134,7 @@ async fn an_edited_or_deleted_event_makes_audit_verify_fail_at_that_event(
     }
     other.state.oauth.audit.flush().await;
     other
-        .column("DELETE FROM audit_events WHERE id = 4 RETURNING kind")
+        .column("DELETE FROM audit_events WHERE id = 4 RETURNING CAST(id AS TEXT)")
         .await;
     let (ok, report, _) = verify_cli(&other);
     assert!(!ok);

@@ -245,6 +245,20 @@ impl TestApp {
         }
     }
 
+    /// The `details` (as JSON text) of every stored audit event of `kind`,
+    /// once this server's recorded events are written.
+    pub async fn audit_details(&self, kind: &str) -> Vec<String> {
+        use portcullis::{audit::AuditFilter, store::Store};
+        self.state.oauth.audit.flush().await;
+        let filter = AuditFilter {
+            kind: Some(kind.to_owned()),
+            limit: 1000,
+            ..AuditFilter::default()
+        };
+        let events = self.state.oauth.store.audit_events(&filter).await.expect("audit events");
+        events.iter().map(|e| e.details.to_string()).collect()
+    }
+
     /// An admin API call with the admin token.
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
         let mut req = self

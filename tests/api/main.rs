@@ -10,6 +10,7 @@
 
 mod admin_clients;
 mod audit;
+mod audit_storage;
 mod cache;
 mod cli;
 mod discovery;

@@ -177,7 +177,7 @@ async fn a_spiffe_certificate_gets_certificate_bound_access_and_refresh_tokens(
 
     // The policy input and the audit trail see the certificate.
     let details = app
-        .column("SELECT details FROM audit_events WHERE kind = 'token_issued'")
+        .audit_details("token_issued")
         .await;
     assert!(
         details.iter().all(|d| d.contains("tls_client_auth")),

@@ -60,6 +60,17 @@ const WORDS: &[&str] = &[
     "access_tokens_issued_before",
 ];
 
+/// Key sets (in `serde_json`'s sorted order) of objects stored as one byte
+/// and then their values: the `token_issued` details. Append only.
+const SHAPES: &[&[&str]] = &[&[
+    "auth_method",
+    "expires_in",
+    "grant_type",
+    "jti",
+    "refresh_token_issued",
+    "scope",
+]];
+
 mod tag {
     pub const NULL: u8 = 0;
     pub const FALSE: u8 = 1;
@@ -72,6 +83,9 @@ mod tag {
     pub const UUID: u8 = 8;
     pub const ARRAY: u8 = 9;
     pub const OBJECT: u8 = 10;
+    pub const SHAPED: u8 = 11;
+    /// Bytes from here on are words: `WORDS[byte - SHORT_WORD]`.
+    pub const SHORT_WORD: u8 = 0x80;
 }
 
 /// A stored field does not decode.
@@ -203,9 +217,12 @@ fn write_varint(out: &mut Vec<u8>, mut n: u64) {
 
 fn write_string(out: &mut Vec<u8>, s: &str) {
     if let Some(i) = WORDS.iter().position(|w| *w == s) {
-        out.push(tag::WORD);
         #[allow(clippy::cast_possible_truncation)] // WORDS has fewer than 256 entries
-        out.push(i as u8);
+        let i = i as u8;
+        match i.checked_add(tag::SHORT_WORD) {
+            Some(short) => out.push(short),
+            None => out.extend_from_slice(&[tag::WORD, i]),
+        }
     } else if let Some(uuid) = canonical_uuid(s) {
         out.push(tag::UUID);
         out.extend_from_slice(uuid.as_bytes());
@@ -242,6 +259,18 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
             }
         }
         Value::Object(map) => {
+            let shape = SHAPES
+                .iter()
+                .position(|keys| keys.len() == map.len() && keys.iter().zip(map.keys()).all(|(a, b)| a == b));
+            if let Some(i) = shape {
+                out.push(tag::SHAPED);
+                #[allow(clippy::cast_possible_truncation)] // SHAPES has fewer than 256 entries
+                out.push(i as u8);
+                for item in map.values() {
+                    write_value(out, item);
+                }
+                return;
+            }
             out.push(tag::OBJECT);
             write_varint(out, map.len() as u64);
             for (k, item) in map {
@@ -294,6 +323,10 @@ impl Reader<'_> {
     fn string(&mut self) -> Result<String, Malformed> {
         let malformed = Malformed("details");
         match self.byte()? {
+            short @ tag::SHORT_WORD.. => WORDS
+                .get(usize::from(short - tag::SHORT_WORD))
+                .map(|w| (*w).to_owned())
+                .ok_or(malformed),
             tag::WORD => {
                 let i = usize::from(self.byte()?);
                 WORDS.get(i).map(|w| (*w).to_owned()).ok_or(malformed)
@@ -317,7 +350,7 @@ impl Reader<'_> {
         let Some(&t) = self.rest.first() else {
             return Err(malformed);
         };
-        if matches!(t, tag::WORD | tag::UUID | tag::STRING) {
+        if matches!(t, tag::WORD | tag::UUID | tag::STRING | tag::SHORT_WORD..) {
             return self.string().map(Value::String);
         }
         self.byte()?;
@@ -338,6 +371,14 @@ impl Reader<'_> {
                     items.push(self.value(depth + 1)?);
                 }
                 Value::Array(items)
+            }
+            tag::SHAPED => {
+                let keys = SHAPES.get(usize::from(self.byte()?)).ok_or(malformed)?;
+                let mut map = Map::new();
+                for k in *keys {
+                    map.insert((*k).to_owned(), self.value(depth + 1)?);
+                }
+                Value::Object(map)
             }
             tag::OBJECT => {
                 let n = self.len()?;
@@ -370,7 +411,7 @@ mod tests {
         });
         let stored = encode_details(&details);
         assert_eq!(stored[0], BINARY);
-        assert!(stored.len() < 50, "{} bytes", stored.len());
+        assert!(stored.len() <= 38, "{} bytes", stored.len());
         assert_eq!(decode_details(&stored).unwrap(), details);
     }
 
@@ -395,6 +436,7 @@ mod tests {
             &[BINARY][..],
             &[BINARY, tag::ARRAY, 0xff, 0xff, 0xff, 0xff, 0x0f],
             &[BINARY, tag::WORD, 250],
+            &[BINARY, 0xfe],
             &[BINARY, tag::NULL, tag::NULL],
             &[BINARY, 99],
             b"{not json",

@@ -72,11 +72,13 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<()> {
 
 fn finish(report: &VerifyReport) -> anyhow::Result<()> {
     super::print(&json!(report))?;
-    if let Some(b) = &report.first_broken {
-        anyhow::bail!("the audit trail is broken at event {}: {}", b.id, b.reason);
-    }
-    if let Some(b) = &report.broken_checkpoint {
-        anyhow::bail!("the audit checkpoints are broken at checkpoint {}: {}", b.id, b.reason);
-    }
+    let broken: Vec<String> = [
+        report.broken_checkpoint.as_ref().map(|b| format!("the audit checkpoints are broken at checkpoint {}: {}", b.id, b.reason)),
+        report.first_broken.as_ref().map(|b| format!("the audit trail is broken at event {}: {}", b.id, b.reason)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    anyhow::ensure!(broken.is_empty(), broken.join("; "));
     Ok(())
 }

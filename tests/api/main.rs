@@ -10,6 +10,8 @@
 
 mod admin_clients;
 mod audit;
+mod audit_export;
+mod audit_retention;
 mod audit_storage;
 mod cache;
 mod cli;

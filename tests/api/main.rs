@@ -11,6 +11,7 @@
 mod admin_clients;
 mod audit;
 mod audit_export;
+mod audit_migration;
 mod audit_retention;
 mod audit_storage;
 mod cache;

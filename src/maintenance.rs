@@ -77,10 +77,17 @@ pub async fn audit_retention_tick(state: Arc<TokenServer>, up_to: i64) {
     match retention::purge(&state.store, retention, up_to, retention::CHUNK, now).await {
         Ok(p) => {
             if let Some(c) = p.checkpoint {
-                tracing::info!(removed = p.removed, checkpoint = c.id, last_id = c.last_id, "audit events past their retention removed");
+                tracing::info!(
+                    removed = p.removed,
+                    checkpoint = c.id,
+                    last_id = c.last_id,
+                    "audit events past their retention removed"
+                );
             }
         }
-        Err(e) => tracing::error!(error.cause_chain = ?e, "removing old audit events failed; will retry"),
+        Err(e) => {
+            tracing::error!(error.cause_chain = ?e, "removing old audit events failed; will retry");
+        }
     }
 }
 

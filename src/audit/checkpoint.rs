@@ -147,6 +147,10 @@ mod tests {
         let mut forged = cuts(3);
         forged[2].last_id = 40;
         forged[2].hash = forged[2].link(&forged[2].prev_hash);
-        assert_eq!(verify(&forged).unwrap_err().id, 3, "removed count no longer matches");
+        assert_eq!(
+            verify(&forged).unwrap_err().id,
+            3,
+            "removed count no longer matches"
+        );
     }
 }

@@ -35,7 +35,8 @@ pub async fn purge(
     now: DateTime<Utc>,
 ) -> Result<Purged, StoreError> {
     let seconds = i64::try_from(retention).unwrap_or(i64::MAX);
-    let Some(before) = Duration::try_seconds(seconds).and_then(|d| now.checked_sub_signed(d)) else {
+    let Some(before) = Duration::try_seconds(seconds).and_then(|d| now.checked_sub_signed(d))
+    else {
         return Ok(Purged::default());
     };
     let cut = AuditCut {

@@ -62,7 +62,9 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<()> {
                 .write(true)
                 .create_new(true)
                 .open(&path)
-                .with_context(|| format!("could not create {} (it must not exist)", path.display()))?;
+                .with_context(|| {
+                    format!("could not create {} (it must not exist)", path.display())
+                })?;
             let (events, last_id) =
                 export::write_trail(&store, after, &mut BufWriter::new(file)).await?;
             super::print(&json!({ "exported": events, "last_id": last_id, "output": path }))
@@ -73,8 +75,16 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<()> {
 fn finish(report: &VerifyReport) -> anyhow::Result<()> {
     super::print(&json!(report))?;
     let broken: Vec<String> = [
-        report.broken_checkpoint.as_ref().map(|b| format!("the audit checkpoints are broken at checkpoint {}: {}", b.id, b.reason)),
-        report.first_broken.as_ref().map(|b| format!("the audit trail is broken at event {}: {}", b.id, b.reason)),
+        report.broken_checkpoint.as_ref().map(|b| {
+            format!(
+                "the audit checkpoints are broken at checkpoint {}: {}",
+                b.id, b.reason
+            )
+        }),
+        report
+            .first_broken
+            .as_ref()
+            .map(|b| format!("the audit trail is broken at event {}: {}", b.id, b.reason)),
     ]
     .into_iter()
     .flatten()

@@ -82,7 +82,10 @@ fn inconsistent_values_are_refused_with_the_setting_named() {
         ),
         (&[("signing_alg", "HS256".into())], "signing_alg"),
         (&[("audit_retention", 30.into())], "audit_retention"),
-        (&[("audit_export", "/nonexistent-dir/audit.jsonl".into())], "audit_export"),
+        (
+            &[("audit_export", "/nonexistent-dir/audit.jsonl".into())],
+            "audit_export",
+        ),
     ];
     for (pairs, needle) in cases {
         let err = settings(pairs)

@@ -171,9 +171,7 @@ pub fn decode_hash(stored: &[u8]) -> Result<String, Malformed> {
 }
 
 fn canonical_uuid(s: &str) -> Option<uuid::Uuid> {
-    uuid::Uuid::parse_str(s)
-        .ok()
-        .filter(|u| u.to_string() == s)
+    uuid::Uuid::parse_str(s).ok().filter(|u| u.to_string() == s)
 }
 
 /// The stored form of `details`: binary when it round-trips exactly, else JSON text.
@@ -244,7 +242,7 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
                 write_varint(out, u);
             } else if let Some(i) = n.as_i64() {
                 out.push(tag::NEG);
-                write_varint(out, !i.cast_unsigned());
+                write_varint(out, !u64::from_ne_bytes(i.to_ne_bytes()));
             } else {
                 out.push(tag::FLOAT);
                 out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes());
@@ -259,9 +257,9 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
             }
         }
         Value::Object(map) => {
-            let shape = SHAPES
-                .iter()
-                .position(|keys| keys.len() == map.len() && keys.iter().zip(map.keys()).all(|(a, b)| a == b));
+            let shape = SHAPES.iter().position(|keys| {
+                keys.len() == map.len() && keys.iter().zip(map.keys()).all(|(a, b)| a == b)
+            });
             if let Some(i) = shape {
                 out.push(tag::SHAPED);
                 #[allow(clippy::cast_possible_truncation)] // SHAPES has fewer than 256 entries
@@ -359,7 +357,7 @@ impl Reader<'_> {
             tag::FALSE => Value::Bool(false),
             tag::TRUE => Value::Bool(true),
             tag::UINT => Value::Number(self.varint()?.into()),
-            tag::NEG => Value::Number((!self.varint()?).cast_signed().into()),
+            tag::NEG => Value::Number(i64::from_ne_bytes((!self.varint()?).to_ne_bytes()).into()),
             tag::FLOAT => {
                 let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| malformed)?;
                 Value::Number(Number::from_f64(f64::from_le_bytes(bytes)).ok_or(malformed)?)
@@ -443,7 +441,7 @@ mod tests {
         ] {
             assert!(decode_details(bad).is_err(), "{bad:?}");
         }
-        let deep = [vec![BINARY], vec![tag::ARRAY, 1].repeat(1000), vec![tag::NULL]].concat();
+        let deep = [vec![BINARY], [tag::ARRAY, 1].repeat(1000), vec![tag::NULL]].concat();
         assert!(decode_details(&deep).is_err());
     }
 
@@ -451,7 +449,14 @@ mod tests {
     fn request_ids_are_16_bytes_when_they_are_canonical_uuids() {
         let uuid = "0b5e6a1c-4c2f-4d1e-9f3a-8e2b7c6d5a41";
         assert_eq!(encode_request_id(uuid).len(), 16);
-        for id in [uuid, "0B5E6A1C-4C2F-4D1E-9F3A-8E2B7C6D5A41", "req-1", "", "0123456789abcde", "0123456789abcdef"] {
+        for id in [
+            uuid,
+            "0B5E6A1C-4C2F-4D1E-9F3A-8E2B7C6D5A41",
+            "req-1",
+            "",
+            "0123456789abcde",
+            "0123456789abcdef",
+        ] {
             assert_eq!(decode_request_id(&encode_request_id(id)).unwrap(), id);
         }
     }
@@ -460,7 +465,14 @@ mod tests {
     fn hashes_are_32_bytes_and_anything_else_is_kept_as_text() {
         let h = "ab".repeat(32);
         assert_eq!(encode_hash(&h).len(), 32);
-        for text in [h.as_str(), &"AB".repeat(32), "not hex", &"x".repeat(31), &"y".repeat(32), ""] {
+        for text in [
+            h.as_str(),
+            &"AB".repeat(32),
+            "not hex",
+            &"x".repeat(31),
+            &"y".repeat(32),
+            "",
+        ] {
             assert_eq!(decode_hash(&encode_hash(text)).unwrap(), text);
         }
     }

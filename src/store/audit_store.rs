@@ -37,14 +37,18 @@ pub trait AuditStore: Send + Sync {
         cut: &AuditCut,
     ) -> impl Future<Output = Result<Option<(Checkpoint, i64)>, StoreError>> + Send;
     /// The kept checkpoints, oldest first.
-    fn audit_checkpoints(&self) -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send;
+    fn audit_checkpoints(&self)
+        -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send;
     /// The end of the chain: the newest event's id and hash, else the latest
     /// checkpoint's (everything was removed), else `(0, GENESIS)`.
     fn audit_head(&self) -> impl Future<Output = Result<(i64, String), StoreError>> + Send;
 }
 
 impl AuditStore for Storage {
-    async fn cut_audit_events(&self, cut: &AuditCut) -> Result<Option<(Checkpoint, i64)>, StoreError> {
+    async fn cut_audit_events(
+        &self,
+        cut: &AuditCut,
+    ) -> Result<Option<(Checkpoint, i64)>, StoreError> {
         match self {
             Self::Postgres(s) => s.cut_audit_events(cut).await,
             Self::Sqlite(s) => s.cut_audit_events(cut).await,

@@ -9,8 +9,8 @@ use sqlx::{
 };
 
 use super::{
-    client_columns::{bind_client, client_from_row, Statement, INSERT_CLIENT, UPDATE_CLIENT},
     audit_codec,
+    client_columns::{bind_client, client_from_row, Statement, INSERT_CLIENT, UPDATE_CLIENT},
     rows::{AuditRow, CheckpointRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
     shared_audit::{shared_audit_helpers, shared_audit_methods, shared_audit_retention_methods},

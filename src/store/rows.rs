@@ -158,7 +158,8 @@ impl TryFrom<AuditRow> for AuditRecord {
     type Error = StoreError;
 
     fn try_from(r: AuditRow) -> Result<Self, StoreError> {
-        let corrupt = |e: codec::Malformed| StoreError::Corrupt(format!("audit event {}: {e}", r.id));
+        let corrupt =
+            |e: codec::Malformed| StoreError::Corrupt(format!("audit event {}: {e}", r.id));
         let prev_hash = match &r.prev_hash {
             Some(stored) => codec::decode_hash(stored).map_err(corrupt)?,
             None if r.id == 1 => GENESIS.to_owned(),
@@ -171,7 +172,12 @@ impl TryFrom<AuditRow> for AuditRecord {
         };
         Ok(AuditRecord {
             details: codec::decode_details(&r.details).map_err(corrupt)?,
-            request_id: r.request_id.as_deref().map(codec::decode_request_id).transpose().map_err(corrupt)?,
+            request_id: r
+                .request_id
+                .as_deref()
+                .map(codec::decode_request_id)
+                .transpose()
+                .map_err(corrupt)?,
             hash: codec::decode_hash(&r.hash).map_err(corrupt)?,
             id: r.id,
             occurred_at: r.occurred_at.0,
@@ -200,7 +206,8 @@ impl TryFrom<CheckpointRow> for Checkpoint {
     type Error = StoreError;
 
     fn try_from(r: CheckpointRow) -> Result<Self, StoreError> {
-        let corrupt = |e: codec::Malformed| StoreError::Corrupt(format!("audit checkpoint {}: {e}", r.id));
+        let corrupt =
+            |e: codec::Malformed| StoreError::Corrupt(format!("audit checkpoint {}: {e}", r.id));
         Ok(Checkpoint {
             id: r.id,
             cut_at: r.cut_at.0,

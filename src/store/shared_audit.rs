@@ -148,17 +148,27 @@ macro_rules! shared_audit_methods {
             Ok(())
         }
 
-        async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<chain::AuditRecord>, StoreError> {
+        async fn audit_events(
+            &self,
+            filter: &AuditFilter,
+        ) -> Result<Vec<chain::AuditRecord>, StoreError> {
             let mut q = sqlx::QueryBuilder::<$db>::new(super::shared_audit::SELECT_AUDIT);
             q.push_bind(filter.after_id);
             if let Some(c) = &filter.client_id {
-                q.push(" AND e.client = (SELECT id FROM audit_names WHERE name = ").push_bind(c.clone()).push(")");
+                q.push(" AND e.client = (SELECT id FROM audit_names WHERE name = ")
+                    .push_bind(c.clone())
+                    .push(")");
             }
             if let Some(k) = &filter.kind {
-                q.push(" AND e.kind = (SELECT id FROM audit_names WHERE name = ").push_bind(k.clone()).push(")");
+                q.push(" AND e.kind = (SELECT id FROM audit_names WHERE name = ")
+                    .push_bind(k.clone())
+                    .push(")");
                 if k != "token_issued" {
                     // Lets both engines use the partial kind index.
-                    q.push(format!(" AND e.kind <> {}", super::shared_audit::TOKEN_ISSUED));
+                    q.push(format!(
+                        " AND e.kind <> {}",
+                        super::shared_audit::TOKEN_ISSUED
+                    ));
                 }
             }
             if let Some(t) = filter.since {
@@ -167,7 +177,8 @@ macro_rules! shared_audit_methods {
             if let Some(t) = filter.until {
                 q.push(" AND e.occurred_at < ").push_bind(DbTime(t));
             }
-            q.push(" ORDER BY e.id LIMIT ").push_bind(i64::from(filter.limit));
+            q.push(" ORDER BY e.id LIMIT ")
+                .push_bind(i64::from(filter.limit));
             q.build_query_as::<AuditRow>()
                 .fetch_all(&self.pool)
                 .await?

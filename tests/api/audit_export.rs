@@ -19,7 +19,11 @@ fn ids(path: &Path) -> Vec<i64> {
     fs::read_to_string(path)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_i64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -54,7 +58,10 @@ async fn the_export_file_verifies_and_a_tampered_line_is_found(
     // Act: the exporter writes what was committed (it looks every second).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !path.exists() || ids(&path).len() < 7 {
-        assert!(std::time::Instant::now() < deadline, "the exporter wrote nothing");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the exporter wrote nothing"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
@@ -72,15 +79,28 @@ async fn the_export_file_verifies_and_a_tampered_line_is_found(
     assert!(lines[1]["request_id"].is_string());
     let (ok, report, stderr) = verify_cli(&app, &["--file", path.to_str().unwrap()]);
     assert!(ok, "{report} {stderr}");
-    assert_eq!((report["events"].as_i64(), report["last_id"].as_i64()), (Some(7), Some(7)));
+    assert_eq!(
+        (report["events"].as_i64(), report["last_id"].as_i64()),
+        (Some(7), Some(7))
+    );
 
     // `portcullis audit export` writes the same lines.
     let copy = dir.path().join("copy.jsonl");
     let out = export_cli(&app, &["--output", copy.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(fs::read_to_string(&copy).unwrap(), fs::read_to_string(&path).unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(&copy).unwrap(),
+        fs::read_to_string(&path).unwrap()
+    );
     let out = export_cli(&app, &["--output", copy.to_str().unwrap()]);
-    assert!(!out.status.success(), "an existing file is never overwritten");
+    assert!(
+        !out.status.success(),
+        "an existing file is never overwritten"
+    );
     let out = export_cli(&app, &["--after", "5"]);
     let tail = String::from_utf8(out.stdout).unwrap();
     assert_eq!(tail.lines().count(), 2, "{tail}");
@@ -151,7 +171,8 @@ async fn the_file_export_resumes_after_a_crash_or_rotation_without_duplicates_or
 
     // Each file verifies on its own, the second from the first one's end.
     for file in [&rotated, &path] {
-        let report = verify_archive(std::io::BufReader::new(fs::File::open(file).unwrap())).unwrap();
+        let report =
+            verify_archive(std::io::BufReader::new(fs::File::open(file).unwrap())).unwrap();
         assert!(report.intact, "{report:?}");
     }
     let whole = [fs::read(&rotated).unwrap(), fs::read(&path).unwrap()].concat();

@@ -19,8 +19,14 @@ use crate::helpers::{fresh_database, Engine, TestApp};
 
 /// Applies this engine's migrations before 0008 to `url`.
 async fn migrate_to_0007(engine: Engine, url: &str, dir: &Path) {
-    let name = if engine == Engine::Sqlite { "sqlite" } else { "postgres" };
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(name);
+    let name = if engine == Engine::Sqlite {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(name);
     let old = dir.join("old-migrations");
     std::fs::create_dir_all(&old).unwrap();
     for entry in std::fs::read_dir(source).unwrap() {
@@ -48,11 +54,46 @@ async fn migrate_to_0007(engine: Engine, url: &str, dir: &Path) {
 fn old_records() -> Vec<AuditRecord> {
     let t = DateTime::<Utc>::from_timestamp_micros(1_790_000_000_123_456).unwrap();
     let rows = [
-        ("client_created", "admin:1a2b3c4d", Some("c1"), Some("0b5e6a1c-4c2f-4d1e-9f3a-8e2b7c6d5a41"), None, json!({"after": {"scope": "read"}})),
-        ("token_issued", "client:c1", Some("c1"), Some("custom-request-id"), None, json!({"auth_method": "client_secret_basic", "expires_in": 300, "grant_type": "client_credentials", "jti": "1b5e6a1c-4c2f-4d1e-9f3a-8e2b7c6d5a41", "refresh_token_issued": false, "scope": "read"})),
-        ("token_denied", "client:c1", Some("c1"), None, Some("invalid_client"), json!({})),
-        ("key_rotated", "system", None, Some("0123456789abcde"), None, json!({"current": "k1", "removed": [], "ratio": 0.5, "delta": -3})),
-        ("client_updated", "client:c2", Some("c1"), None, None, json!({"n": 1})),
+        (
+            "client_created",
+            "admin:1a2b3c4d",
+            Some("c1"),
+            Some("0b5e6a1c-4c2f-4d1e-9f3a-8e2b7c6d5a41"),
+            None,
+            json!({"after": {"scope": "read"}}),
+        ),
+        (
+            "token_issued",
+            "client:c1",
+            Some("c1"),
+            Some("custom-request-id"),
+            None,
+            json!({"auth_method": "client_secret_basic", "expires_in": 300, "grant_type": "client_credentials", "jti": "1b5e6a1c-4c2f-4d1e-9f3a-8e2b7c6d5a41", "refresh_token_issued": false, "scope": "read"}),
+        ),
+        (
+            "token_denied",
+            "client:c1",
+            Some("c1"),
+            None,
+            Some("invalid_client"),
+            json!({}),
+        ),
+        (
+            "key_rotated",
+            "system",
+            None,
+            Some("0123456789abcde"),
+            None,
+            json!({"current": "k1", "removed": [], "ratio": 0.5, "delta": -3}),
+        ),
+        (
+            "client_updated",
+            "client:c2",
+            Some("c1"),
+            None,
+            None,
+            json!({"n": 1}),
+        ),
     ];
     let mut prev = chain::GENESIS.to_owned();
     let mut out = Vec::new();
@@ -96,7 +137,9 @@ async fn insert_old_rows(engine: Engine, url: &str, records: &[AuditRecord]) {
         }
         if engine == Engine::Sqlite {
             let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-            let q = sqlx::query(INSERT).bind(r.id).bind(r.occurred_at.timestamp_micros());
+            let q = sqlx::query(INSERT)
+                .bind(r.id)
+                .bind(r.occurred_at.timestamp_micros());
             bind_rest!(q).execute(&pool).await.unwrap();
         } else {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
@@ -122,7 +165,10 @@ async fn old_audit_rows_survive_the_compact_format_and_still_verify(
     let app = TestApp::spawn_on(engine, url, dir, json!({})).await;
     let store = &app.state.oauth.store;
     let read = store
-        .audit_events(&AuditFilter { limit: 100, ..AuditFilter::default() })
+        .audit_events(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
         .await
         .unwrap();
     let (id, secret) = app.standard_client().await;
@@ -133,14 +179,30 @@ async fn old_audit_rows_survive_the_compact_format_and_still_verify(
     // one included; the chain verifies up to it and breaks there, as before.
     assert_eq!(read, old);
     let report = verify_store(store).await.unwrap();
-    assert_eq!(report.first_broken.map(|b| b.id), Some(5), "{:?}", report.start);
-    let filter = AuditFilter { after_id: 5, limit: 10, ..AuditFilter::default() };
+    assert_eq!(
+        report.first_broken.map(|b| b.id),
+        Some(5),
+        "{:?}",
+        report.start
+    );
+    let filter = AuditFilter {
+        after_id: 5,
+        limit: 10,
+        ..AuditFilter::default()
+    };
     let new = store.audit_events(&filter).await.unwrap();
     assert_eq!(new.len(), 2);
-    assert_eq!(new[0].prev_hash, old[4].hash, "the chain continues from the last old row");
+    assert_eq!(
+        new[0].prev_hash, old[4].hash,
+        "the chain continues from the last old row"
+    );
     assert!(chain::verify(&new, (5, &old[4].hash)).is_ok());
     let by_client = store
-        .audit_events(&AuditFilter { client_id: Some("c1".into()), limit: 10, ..AuditFilter::default() })
+        .audit_events(&AuditFilter {
+            client_id: Some("c1".into()),
+            limit: 10,
+            ..AuditFilter::default()
+        })
         .await
         .unwrap();
     assert_eq!(by_client.len(), 4);

@@ -51,7 +51,9 @@ async fn trail_with_old_events(engine: Engine, old: usize, new: usize) -> (TestA
 }
 
 async fn kept_ids(app: &TestApp) -> Vec<i64> {
-    let res = app.admin(Method::GET, "/admin/audit?limit=1000", None).await;
+    let res = app
+        .admin(Method::GET, "/admin/audit?limit=1000", None)
+        .await;
     let body: Value = res.json().await.unwrap();
     body["events"]
         .as_array()
@@ -130,7 +132,11 @@ async fn retention_removes_many_events_in_chunks_while_events_are_appended(
     let store = &app.state.oauth.store;
     let old = app.clock.now() - Duration::days(2);
     let events: Vec<AuditEvent> = (0..12_000)
-        .map(|i| AuditEvent::new("token_issued", "client:c", old).client("c").details(json!({ "n": i })))
+        .map(|i| {
+            AuditEvent::new("token_issued", "client:c", old)
+                .client("c")
+                .details(json!({ "n": i }))
+        })
         .collect();
     for batch in events.chunks(500) {
         store.append_audit_events(batch).await.unwrap();

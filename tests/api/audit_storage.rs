@@ -45,5 +45,8 @@ async fn an_issued_token_costs_at_most_200_bytes_of_audit_storage(
     #[allow(clippy::cast_precision_loss)]
     let per_token = (after - before) as f64 / TOKENS as f64;
     eprintln!("{engine}: {per_token:.1} audit bytes per issued token ({before} -> {after} bytes)");
-    assert!(per_token <= 200.0, "{engine}: {per_token:.1} bytes per token");
+    assert!(
+        per_token <= 200.0,
+        "{engine}: {per_token:.1} bytes per token"
+    );
 }

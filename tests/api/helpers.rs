@@ -255,7 +255,13 @@ impl TestApp {
             limit: 1000,
             ..AuditFilter::default()
         };
-        let events = self.state.oauth.store.audit_events(&filter).await.expect("audit events");
+        let events = self
+            .state
+            .oauth
+            .store
+            .audit_events(&filter)
+            .await
+            .expect("audit events");
         events.iter().map(|e| e.details.to_string()).collect()
     }
 

@@ -176,9 +176,7 @@ async fn a_spiffe_certificate_gets_certificate_bound_access_and_refresh_tokens(
     assert_eq!(claims["cnf"]["x5t#S256"], cert.thumbprint());
 
     // The policy input and the audit trail see the certificate.
-    let details = app
-        .audit_details("token_issued")
-        .await;
+    let details = app.audit_details("token_issued").await;
     assert!(
         details.iter().all(|d| d.contains("tls_client_auth")),
         "{details:?}"

@@ -130,9 +130,7 @@ async fn an_inline_key_authenticates_at_token_introspection_and_revocation(
     assert_eq!(body["active"], false, "revoked with an assertion");
 
     // The audit trail tells how the client authenticated.
-    let methods = app
-        .audit_details("token_issued")
-        .await;
+    let methods = app.audit_details("token_issued").await;
     assert!(
         methods.iter().all(|d| d.contains("private_key_jwt")),
         "{methods:?}"

@@ -6,7 +6,7 @@
 //! The file and the environment are flat (`listen = …`,
 //! `PORTCULLIS_ACCESS_TOKEN_TTL=…`); in code the settings are grouped by
 //! concern, one section per module: [`listeners`], [`database`], [`admin`],
-//! [`keys`], [`tokens`], [`limits`], [`client_auth`] and [`logging`]. Each
+//! [`keys`], [`tokens`], [`limits`], [`client_auth`], [`logging`] and [`journal`]. Each
 //! section reads its own keys from the same flat figment; a key no section
 //! reads is refused, except the service-link variables Kubernetes injects
 //! for a Service named `portcullis` (`PORTCULLIS_PORT`, `PORTCULLIS_SERVICE_HOST`, …).
@@ -17,6 +17,7 @@ pub mod database;
 mod de;
 #[cfg(test)]
 mod env_tests;
+pub mod journal;
 pub mod keys;
 pub mod limits;
 pub mod listeners;
@@ -40,6 +41,7 @@ use serde::Deserialize;
 pub use admin::AdminSettings;
 pub use client_auth::ClientAuthSettings;
 pub use database::DatabaseSettings;
+pub use journal::JournalSettings;
 pub use keys::KeySettings;
 pub use limits::LimitSettings;
 pub use listeners::ListenerSettings;
@@ -89,6 +91,8 @@ pub struct Settings {
     pub client_auth: ClientAuthSettings,
     /// Log format and filter.
     pub logging: LogSettings,
+    /// The local audit journal.
+    pub journal: JournalSettings,
     /// Kubernetes service-link variables (`PORTCULLIS_PORT`,
     /// `PORTCULLIS_SERVICE_HOST`, …) that [`Settings::load`] skipped; the
     /// server logs them at debug level once logging is set up.
@@ -135,6 +139,7 @@ impl Settings {
             limits: extract(figment)?,
             client_auth: extract(figment)?,
             logging: extract(figment)?,
+            journal: extract(figment)?,
             ignored_variables: Vec::new(),
         };
         settings.admin.read_admin_tokens_file()?;
@@ -153,6 +158,7 @@ impl Settings {
         self.limits.validate()?;
         self.keys.validate(&self.tokens)?;
         self.client_auth.validate()?;
+        self.journal.validate()?;
         self.admin.validate()
     }
 
@@ -198,6 +204,7 @@ fn known_keys() -> &'static [&'static str] {
             de::keys_of::<LimitSettings>(),
             de::keys_of::<ClientAuthSettings>(),
             de::keys_of::<LogSettings>(),
+            de::keys_of::<JournalSettings>(),
         ]
         .concat()
     })

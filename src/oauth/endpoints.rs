@@ -156,7 +156,8 @@ impl TokenServer {
                 Ok(())
             }
             Err(_) => {
-                self.metrics.token_denied(OAuthError::AuditUnavailable.code());
+                self.metrics
+                    .token_denied(OAuthError::AuditUnavailable.code());
                 Err(OAuthError::AuditUnavailable)
             }
         }

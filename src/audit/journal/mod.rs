@@ -354,7 +354,10 @@ fn recover(dir: &Path) -> io::Result<(BTreeMap<u64, u64>, u64)> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
         let name = name.to_string_lossy();
-        if let Some(first) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+        if let Some(first) = name
+            .strip_suffix(".seg")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             firsts.push(first);
         }
     }

@@ -163,12 +163,7 @@ mod tests {
         );
         assert_eq!(
             (back.actor, back.client_id, back.reason, back.details),
-            (
-                event.actor,
-                event.client_id,
-                event.reason,
-                event.details
-            )
+            (event.actor, event.client_id, event.reason, event.details)
         );
     }
 

@@ -44,7 +44,12 @@ fn appended_events_are_numbered_and_read_back_after_reopening() {
     let read = read_all(journal.files());
     assert_eq!(
         read,
-        written.iter().cloned().enumerate().map(|(i, p)| (i as u64 + 1, p)).collect::<Vec<_>>()
+        written
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, p)| (i as u64 + 1, p))
+            .collect::<Vec<_>>()
     );
     assert_eq!(append(&mut journal, &payloads(1, 10)).unwrap(), (4, 1));
     assert_eq!(read_all(journal.files()).len(), 4);
@@ -101,13 +106,21 @@ fn segments_roll_and_applied_ones_are_deleted() {
     for _ in 0..4 {
         append(&mut journal, &payloads(2, 40)).unwrap();
     }
-    assert_eq!(segment_files(dir.path()).len(), 4, "one segment per batch of 112 bytes");
+    assert_eq!(
+        segment_files(dir.path()).len(),
+        4,
+        "one segment per batch of 112 bytes"
+    );
     let files = Arc::clone(journal.files());
     let before = files.bytes();
     assert_eq!(before, 4 * 2 * (record::HEADER as u64 + 40));
 
     files.set_applied(3);
-    assert_eq!(files.release().unwrap(), 1, "only the first segment (1-2) is applied");
+    assert_eq!(
+        files.release().unwrap(),
+        1,
+        "only the first segment (1-2) is applied"
+    );
     files.set_applied(8);
     assert_eq!(files.release().unwrap(), 2, "the newest segment stays");
     assert_eq!(segment_files(dir.path()), [format!("{:020}.seg", 7)]);
@@ -118,7 +131,11 @@ fn segments_roll_and_applied_ones_are_deleted() {
     let mut journal = Journal::open_with(dir.path(), 1 << 20, 100).unwrap();
     assert_eq!(append(&mut journal, &payloads(1, 5)).unwrap().0, 9);
     let seqs: Vec<u64> = read_all(journal.files()).iter().map(|r| r.0).collect();
-    assert_eq!(seqs, [7, 8, 9], "the reader starts at the oldest kept segment");
+    assert_eq!(
+        seqs,
+        [7, 8, 9],
+        "the reader starts at the oldest kept segment"
+    );
 }
 
 #[test]
@@ -140,7 +157,10 @@ fn a_full_journal_refuses_until_space_is_freed() {
     journal.files().set_applied(3);
     journal.files().release().unwrap();
     assert_eq!(append(&mut journal, &payloads(1, 50)).unwrap(), (4, 1));
-    assert!(append(&mut journal, &payloads(1, 10 * 50)).is_err(), "bigger than the limit");
+    assert!(
+        append(&mut journal, &payloads(1, 10 * 50)).is_err(),
+        "bigger than the limit"
+    );
 }
 
 #[test]
@@ -176,10 +196,20 @@ fn the_reader_follows_the_writer_and_stops_at_the_durable_end() {
     assert_eq!(first, [1, 2], "at most the batch size");
     // Bytes beyond the durable end (a write in progress) are not read.
     let segment = journal.files().path(1);
-    fs::OpenOptions::new().append(true).open(&segment).unwrap().write_all(&[0_u8; 7]).unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap()
+        .write_all(&[0_u8; 7])
+        .unwrap();
     assert_eq!(reader.read(10).unwrap().len(), 1);
     assert!(reader.read(10).unwrap().is_empty());
-    fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(3 * 56).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(3 * 56)
+        .unwrap();
     for _ in 0..3 {
         append(&mut journal, &payloads(2, 40)).unwrap();
     }

@@ -174,35 +174,7 @@ impl Metrics {
             "argon2 client-secret verifications run",
             self.secret_verifications.clone(),
         );
-        r.register(
-            "audit_journal_sync_seconds",
-            "Audit journal group commits (one write and fdatasync each) and their duration",
-            self.journal_syncs.clone(),
-        );
-        r.register(
-            "audit_journal_synced_events",
-            "Audit events made durable in the journal",
-            self.journal_synced_events.clone(),
-        );
-        let journal = scrape.audit_journal;
-        gauge(
-            &mut r,
-            "audit_journal_bytes",
-            "Bytes held by the audit journal's segment files",
-            journal.bytes as i64,
-        );
-        gauge(
-            &mut r,
-            "audit_journal_pending_events",
-            "Audit events durable in the journal and not yet in the database",
-            journal.pending_events as i64,
-        );
-        gauge(
-            &mut r,
-            "audit_journal_writable",
-            "1 while the audit journal accepts events; 0 when full or unwritable (no token is issued)",
-            i64::from(journal.writable),
-        );
+        self.register_journal(&mut r, scrape.audit_journal);
         let keys = Family::<Labels, Gauge>::default();
         for state in [KeyState::Next, KeyState::Current, KeyState::Retired] {
             let n = scrape.keys.keys.iter().filter(|k| k.state == state).count();
@@ -251,6 +223,40 @@ impl Metrics {
         let mut out = String::new();
         encode(&mut out, &r)?;
         Ok(out)
+    }
+}
+
+impl Metrics {
+    /// The audit journal's group commits and gauges.
+    fn register_journal(&self, r: &mut Registry, journal: JournalGauges) {
+        r.register(
+            "audit_journal_sync_seconds",
+            "Audit journal group commits (one write and fdatasync each) and their duration",
+            self.journal_syncs.clone(),
+        );
+        r.register(
+            "audit_journal_synced_events",
+            "Audit events made durable in the journal",
+            self.journal_synced_events.clone(),
+        );
+        gauge(
+            r,
+            "audit_journal_bytes",
+            "Bytes held by the audit journal's segment files",
+            journal.bytes as i64,
+        );
+        gauge(
+            r,
+            "audit_journal_pending_events",
+            "Audit events durable in the journal and not yet in the database",
+            journal.pending_events as i64,
+        );
+        gauge(
+                r,
+                "audit_journal_writable",
+                "1 while the audit journal accepts events; 0 when full or unwritable (no token is issued)",
+                i64::from(journal.writable),
+            );
     }
 }
 

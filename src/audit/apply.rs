@@ -91,15 +91,15 @@ pub(super) async fn run(
 fn decode(batch: &[(u64, Vec<u8>)]) -> (Vec<i64>, Vec<AuditEvent>) {
     batch
         .iter()
-        .filter_map(|(seq, payload)| match decode_event(payload) {
-            Some(e) => Some((*seq as i64, e)),
-            None => {
+        .filter_map(|(seq, payload)| {
+            let event = decode_event(payload);
+            if event.is_none() {
                 tracing::error!(
                     seq,
                     "an audit journal record does not decode; it is not applied"
                 );
-                None
             }
+            Some((*seq as i64, event?))
         })
         .unzip()
 }

@@ -4,8 +4,8 @@
 //!
 //! No event is lost: [`AuditSink::record`] returns once the event is durable
 //! in the local [`journal`] (written and synced by the group-commit
-//! [`writer`] thread, many events per sync), so the token endpoint sends a
-//! token only after its `token_issued` event is on disk. The [`apply`]
+//! `writer` thread, many events per sync), so the token endpoint sends a
+//! token only after its `token_issued` event is on disk. The `apply`
 //! task then appends journaled events to the database in order and batches,
 //! retrying while the database is unavailable; after a crash the journal is
 //! replayed from where the database's cursor stands.
@@ -119,13 +119,11 @@ impl AuditSink {
     async fn journal(&self, event: &AuditEvent) -> Result<u64, AuditUnavailable> {
         log(event);
         let payload = journal::encode_event(event);
-        match self.inner.inbox.submit(Some(payload)).await {
-            Ok(Ok(seq)) => Ok(seq),
-            _ => {
-                tracing::debug!(event = event.kind, "the audit journal refused an event");
-                Err(AuditUnavailable)
-            }
+        if let Ok(Ok(seq)) = self.inner.inbox.submit(Some(payload)).await {
+            return Ok(seq);
         }
+        tracing::debug!(event = event.kind, "the audit journal refused an event");
+        Err(AuditUnavailable)
     }
 
     /// Waits until the database holds every event up to `seq`.

@@ -150,17 +150,13 @@ impl TokenServer {
                 "expires_in": issued.expires_in,
                 "refresh_token_issued": issued.refresh_token.is_some(),
             }));
-        match self.audit.record(event).await {
-            Ok(()) => {
-                self.metrics.token_issued(grant_name);
-                Ok(())
-            }
-            Err(_) => {
-                self.metrics
-                    .token_denied(OAuthError::AuditUnavailable.code());
-                Err(OAuthError::AuditUnavailable)
-            }
+        if self.audit.record(event).await.is_err() {
+            self.metrics
+                .token_denied(OAuthError::AuditUnavailable.code());
+            return Err(OAuthError::AuditUnavailable);
         }
+        self.metrics.token_issued(grant_name);
+        Ok(())
     }
 
     /// Audits a denial; the answer is `e`, or 503 when its event cannot be recorded.

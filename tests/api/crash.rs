@@ -1,5 +1,5 @@
 //! `kill -9` under load loses no audit event: the real binary issues tokens
-//! to concurrent clients, is SIGKILLed mid-load, and restarted on the same
+//! to concurrent clients, is killed (SIGKILL) mid-load, and restarted on the same
 //! database and journal; once it has replayed its journal, every token a
 //! client received has its `token_issued` event (exactly once) and the
 //! chain verifies.

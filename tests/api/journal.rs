@@ -24,7 +24,7 @@ pub fn jti_of(token: &str) -> String {
 }
 
 /// The `jti` of every `token_issued` event in the database (repeats kept).
-pub async fn issued_jtis(details: Vec<String>) -> Vec<String> {
+pub fn issued_jtis(details: &[String]) -> Vec<String> {
     details
         .iter()
         .map(|d| {
@@ -168,10 +168,9 @@ async fn a_full_journal_stops_issuance_until_applied_events_free_it(
     );
 
     let stored = issued_jtis(
-        app.column("SELECT details FROM audit_events WHERE kind = 'token_issued' ORDER BY id")
+        &app.column("SELECT details FROM audit_events WHERE kind = 'token_issued' ORDER BY id")
             .await,
-    )
-    .await;
+    );
     assert_eq!(
         stored, received,
         "every token sent, and only those, in order"
@@ -249,10 +248,9 @@ async fn the_answer_waits_for_the_journal_and_the_trail_stays_in_order(
     assert!(durable.writable);
     app.state.oauth.audit.flush().await;
     let stored = issued_jtis(
-        app.column("SELECT details FROM audit_events WHERE kind = 'token_issued'")
+        &app.column("SELECT details FROM audit_events WHERE kind = 'token_issued'")
             .await,
-    )
-    .await;
+    );
     assert_eq!(stored.len(), 40, "no event twice");
     assert_eq!(stored.into_iter().collect::<HashSet<_>>(), received);
     let m = metrics(&app).await;

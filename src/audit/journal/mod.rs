@@ -7,9 +7,10 @@
 //!
 //! A directory holds `LOCK` (locked while a process uses the journal),
 //! `journal-id` (a UUID naming the journal in the database's cursor table)
-//! and segments `<first sequence number>.seg` of [`record`] frames. The
-//! newest segment is never deleted, so sequence numbers keep rising across
-//! restarts even when everything was applied.
+//! and segments `<first sequence number>.seg` of frames (length, CRC-32,
+//! sequence number, the event as JSON). The newest segment is never
+//! deleted, so sequence numbers keep rising across restarts even when
+//! everything was applied.
 
 mod reader;
 mod record;

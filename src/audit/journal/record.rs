@@ -151,10 +151,14 @@ mod tests {
 
     #[test]
     fn an_event_survives_the_round_trip() {
-        let event = AuditEvent::new("token_issued", "client:a", chrono::Utc::now())
-            .client("a")
-            .reason("why")
-            .details(serde_json::json!({"jti": "x"}));
+        let event = AuditEvent::new(
+            "token_issued",
+            "client:a",
+            DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap(),
+        )
+        .client("a")
+        .reason("why")
+        .details(serde_json::json!({"jti": "x"}));
         let back = decode_event(&encode_event(&event)).unwrap();
         assert_eq!(back.kind, "token_issued");
         assert_eq!(

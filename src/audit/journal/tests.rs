@@ -22,7 +22,7 @@ fn segment_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".seg"))
+        .filter(|n| Path::new(n).extension().is_some_and(|e| e == "seg"))
         .collect();
     names.sort();
     names

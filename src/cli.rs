@@ -369,7 +369,7 @@ async fn run_keys(settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
             let event = AuditEvent::new(kind, CLI, now).details(json!({
                 "current": report.current, "next": report.next, "removed": report.removed, "warnings": report.warnings,
             }));
-            store_for_audit.append_audit_events(&[event]).await?;
+            store_for_audit.append_audit_events(&[event], None).await?;
             json!(report)
         }
         KeysCommand::Rewrap => {
@@ -377,7 +377,7 @@ async fn run_keys(settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
             let rewrapped = keys::manager::rewrap(&store, &ring).await?;
             let event = AuditEvent::new("keys_rewrapped", CLI, now)
                 .details(json!({ "rewrapped": rewrapped, "kek_id": ring.primary().id() }));
-            store.append_audit_events(&[event]).await?;
+            store.append_audit_events(&[event], None).await?;
             json!({ "rewrapped": rewrapped, "kek_id": ring.primary().id() })
         }
     };

@@ -32,6 +32,25 @@ pub struct Metrics {
     rate_limited: Family<Labels, Counter>,
     lockouts: Counter,
     secret_verifications: Counter,
+    journal_syncs: Histogram,
+    journal_synced_events: Counter,
+}
+
+fn sync_histogram() -> Histogram {
+    Histogram::new([
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ])
+}
+
+/// The audit journal's state at scrape time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JournalGauges {
+    /// Bytes in its segment files.
+    pub bytes: u64,
+    /// Events durable in the journal, not yet in the database.
+    pub pending_events: u64,
+    /// Whether it accepts events (room left and the last write succeeded).
+    pub writable: bool,
 }
 
 impl Default for Metrics {
@@ -44,6 +63,8 @@ impl Default for Metrics {
             rate_limited: Family::default(),
             lockouts: Counter::default(),
             secret_verifications: Counter::default(),
+            journal_syncs: sync_histogram(),
+            journal_synced_events: Counter::default(),
         }
     }
 }
@@ -58,6 +79,8 @@ pub struct Scrape<'a> {
     pub quota_usage: Vec<(String, &'static str, u64)>,
     /// Whether per-client series carry a `client_id` label (else they are summed).
     pub client_labels: bool,
+    /// The audit journal.
+    pub audit_journal: JournalGauges,
 }
 
 impl Metrics {
@@ -106,6 +129,13 @@ impl Metrics {
         self.secret_verifications.inc();
     }
 
+    /// One group commit of the audit journal: `events` made durable by one
+    /// write and sync that took `seconds`.
+    pub fn audit_journal_synced(&self, seconds: f64, events: usize) {
+        self.journal_syncs.observe(seconds);
+        self.journal_synced_events.inc_by(events as u64);
+    }
+
     /// Renders everything in the Prometheus text format.
     pub fn render(&self, scrape: &Scrape<'_>) -> Result<String, std::fmt::Error> {
         let mut r = Registry::with_prefix("portcullis");
@@ -144,6 +174,7 @@ impl Metrics {
             "argon2 client-secret verifications run",
             self.secret_verifications.clone(),
         );
+        self.register_journal(&mut r, scrape.audit_journal);
         let keys = Family::<Labels, Gauge>::default();
         for state in [KeyState::Next, KeyState::Current, KeyState::Retired] {
             let n = scrape.keys.keys.iter().filter(|k| k.state == state).count();
@@ -192,6 +223,40 @@ impl Metrics {
         let mut out = String::new();
         encode(&mut out, &r)?;
         Ok(out)
+    }
+}
+
+impl Metrics {
+    /// The audit journal's group commits and gauges.
+    fn register_journal(&self, r: &mut Registry, journal: JournalGauges) {
+        r.register(
+            "audit_journal_sync_seconds",
+            "Audit journal group commits (one write and fdatasync each) and their duration",
+            self.journal_syncs.clone(),
+        );
+        r.register(
+            "audit_journal_synced_events",
+            "Audit events made durable in the journal",
+            self.journal_synced_events.clone(),
+        );
+        gauge(
+            r,
+            "audit_journal_bytes",
+            "Bytes held by the audit journal's segment files",
+            journal.bytes as i64,
+        );
+        gauge(
+            r,
+            "audit_journal_pending_events",
+            "Audit events durable in the journal and not yet in the database",
+            journal.pending_events as i64,
+        );
+        gauge(
+                r,
+                "audit_journal_writable",
+                "1 while the audit journal accepts events; 0 when full or unwritable (no token is issued)",
+                i64::from(journal.writable),
+            );
     }
 }
 

@@ -11,7 +11,7 @@ use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
 use anyhow::Context;
 
 use crate::{
-    audit::{AuditSink, Auditor},
+    audit::{journal::Journal, AuditSink, Auditor},
     certs::TrustAnchors,
     clients::{jwks::ClientJwks, ClientCache, Registry, SecretVerifier},
     clock::Clock,
@@ -43,6 +43,10 @@ impl Application {
     /// The admin tokens, KEKs and database URL are then dropped from the
     /// settings (see [`Settings::forget_secrets`]).
     pub async fn build(mut settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let journal = Journal::open(
+            &settings.journal.audit_journal_dir,
+            settings.journal.audit_journal_max_bytes,
+        )?;
         let store = Storage::connect(
             &settings.database.database_url,
             settings.database.database_max_connections,
@@ -79,6 +83,7 @@ impl Application {
         let oauth = Arc::new(token_server(
             &settings,
             store,
+            journal,
             &key_manager,
             policy,
             issuer,
@@ -158,8 +163,9 @@ impl Application {
     /// Serves until SIGTERM or SIGINT. Then `/readyz` answers 503 for
     /// `shutdown_drain_delay` seconds while everything else is still served
     /// (a second signal cuts the delay short), then the listeners close,
-    /// in-flight requests finish, and every accepted audit event and token
-    /// count is written before returning.
+    /// in-flight requests finish, and every journaled audit event (for up to
+    /// ten seconds; the rest stays in the journal for the next start) and
+    /// token count is written before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let mut handles = vec![self.server.handle()];
         handles.extend(self.admin_server.as_ref().map(Server::handle));
@@ -181,7 +187,14 @@ impl Application {
             task.abort();
         }
         let oauth = &self.state.oauth;
-        oauth.audit.flush().await;
+        if tokio::time::timeout(Duration::from_secs(10), oauth.audit.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "audit events not yet in the database stay in the journal and are applied at the next start"
+            );
+        }
         if let Err(e) = oauth.quotas.sync(&oauth.store, oauth.clock.now()).await {
             tracing::error!(error.cause_chain = ?e, "final token-quota sync failed");
         }
@@ -194,14 +207,17 @@ impl Application {
 fn token_server(
     settings: &Arc<Settings>,
     store: Storage,
+    journal: Journal,
     key_manager: &KeyManager,
     policy: Option<Arc<Policy>>,
     issuer: String,
     clock: &Clock,
 ) -> anyhow::Result<TokenServer> {
     let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
+    let metrics = Metrics::default();
     Ok(TokenServer {
-        audit: AuditSink::start(store.clone()),
+        audit: AuditSink::start(store.clone(), journal, metrics.clone())
+            .context("could not start the audit journal writer")?,
         verifier: SecretVerifier::new(settings.limits.argon2_permits()),
         clients: Arc::new(
             ClientCache::new()
@@ -217,7 +233,7 @@ fn token_server(
             settings.limits.token_quota_per_hour,
             settings.limits.token_quota_per_day,
         )),
-        metrics: Metrics::default(),
+        metrics,
         policy,
         client_jwks: Arc::new(ClientJwks::new(settings, clock.clone())?),
         client_ca: load_client_ca(settings)?,

@@ -2,57 +2,60 @@
 //! revocation, lockout, admin change and key rotation is an append-only,
 //! hash-chained event in the database and a JSON log line.
 //!
-//! Recording never waits for the database on the token path: events go to a
-//! bounded queue that one writer drains in batches (one transaction per
-//! batch). [`AuditSink::record_durable`] waits for the commit, for events an
-//! operator acted on (admin changes); [`AuditSink::flush`] at shutdown writes
-//! everything accepted before it.
+//! No event is lost: [`AuditSink::record`] returns once the event is durable
+//! in the local [`journal`] (written and synced by the group-commit
+//! `writer` thread, many events per sync), so the token endpoint sends a
+//! token only after its `token_issued` event is on disk. The `apply`
+//! task then appends journaled events to the database in order and batches,
+//! retrying while the database is unavailable; after a crash the journal is
+//! replayed from where the database's cursor stands.
+//! [`AuditSink::record_durable`] waits for the database commit, for events
+//! an operator acted on (admin changes); [`AuditSink::flush`] waits until
+//! everything recorded before it is in the database.
 
+mod apply;
 pub mod chain;
 pub mod checkpoint;
 pub mod event;
 pub mod export;
+pub mod journal;
 mod keys;
 pub mod retention;
 pub mod verify;
+mod writer;
 
 pub use event::{AuditEvent, AuditFilter};
 pub use verify::{verify_archive, verify_store, VerifyReport};
 
-use std::time::Duration;
-
 use std::sync::Arc;
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{watch, Notify};
 
-use crate::store::{Storage, Store};
-
-/// Largest batch written in one transaction.
-const BATCH: usize = 500;
-/// How long an event may wait in the queue.
-const TICK: Duration = Duration::from_millis(200);
-/// Events accepted but not yet written, at most (then recording waits).
-const QUEUE: usize = 10_000;
-
-type Ack = oneshot::Sender<()>;
-
-/// Events accepted and not yet written, with the waiters for their commit.
-#[derive(Debug, Default)]
-struct Queue {
-    events: Vec<AuditEvent>,
-    acks: Vec<Ack>,
-}
-
-#[derive(Debug, Default)]
-struct Shared {
-    queue: std::sync::Mutex<Queue>,
-    wake: Notify,
-}
+use crate::{
+    metrics::{JournalGauges, Metrics},
+    store::{Storage, Store},
+};
+use journal::{Files, Journal};
+use writer::Inbox;
 
 /// The audit trail's entrance, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuditSink {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    inbox: Arc<Inbox>,
+    files: Arc<Files>,
+    applied: watch::Receiver<u64>,
+}
+
+/// The last handle gone, the writer thread finishes and closes the journal.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.inbox.close();
+    }
 }
 
 /// The audit trail could not accept or write the event.
@@ -61,61 +64,81 @@ pub struct AuditSink {
 pub struct AuditUnavailable;
 
 impl AuditSink {
-    /// Starts the writer task over `store`.
-    #[must_use]
-    pub fn start(store: Storage) -> Self {
-        let shared = Arc::new(Shared::default());
-        tokio::spawn(write_loop(store, Arc::clone(&shared)));
-        Self { shared }
+    /// Starts the journal's writer thread and the task applying it to `store`
+    /// (first replaying what the database does not hold yet). Must be called
+    /// within a Tokio runtime.
+    pub fn start(store: Storage, journal: Journal, metrics: Metrics) -> std::io::Result<Self> {
+        let files = Arc::clone(journal.files());
+        let inbox = Arc::new(Inbox::default());
+        let wake = Arc::new(Notify::new());
+        let (applied_tx, applied) = watch::channel(files.applied());
+        writer::spawn(journal, Arc::clone(&inbox), Arc::clone(&wake), metrics)?;
+        tokio::spawn(apply::run(store, Arc::clone(&files), wake, applied_tx));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                inbox,
+                files,
+                applied,
+            }),
+        })
     }
 
-    /// Queues an event, and an ack to send once it (and all before it) is
-    /// committed. Returns how many events are queued.
-    fn push(&self, event: Option<AuditEvent>, ack: Option<Ack>) -> usize {
-        let Ok(mut q) = self.shared.queue.lock() else {
-            return 0;
-        };
-        q.events.extend(event);
-        q.acks.extend(ack);
-        q.events.len()
+    /// Records `event` (and logs it); returns once it is durable in the
+    /// journal, or `Err` when the journal refused it (full or unwritable).
+    pub async fn record(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        self.journal(&event).await.map(|_| ())
     }
 
-    /// Records `event` (and logs it); returns at once. The writer takes queued
-    /// events in batches, so the token path never waits for the database —
-    /// unless the queue is full, which slows recording rather than losing events.
-    pub async fn record(&self, event: AuditEvent) {
-        log(&event);
-        let queued = self.push(Some(event), None);
-        if queued >= BATCH {
-            self.shared.wake.notify_one();
-        }
-        while queued >= QUEUE
-            && self
-                .shared
-                .queue
-                .lock()
-                .is_ok_and(|q| q.events.len() >= QUEUE)
-        {
-            self.shared.wake.notify_one();
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Records `event` and waits until it is committed.
+    /// Records `event` and waits until it is committed to the database.
     pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
-        log(&event);
-        let (ack, done) = oneshot::channel();
-        self.push(Some(event), Some(ack));
-        self.shared.wake.notify_one();
-        done.await.map_err(|_| AuditUnavailable)
+        let seq = self.journal(&event).await?;
+        self.applied(seq).await
     }
 
-    /// Waits until every event recorded before this call is committed.
+    /// Waits until every event recorded before this call is in the database.
     pub async fn flush(&self) {
-        let (ack, done) = oneshot::channel();
-        self.push(None, Some(ack));
-        self.shared.wake.notify_one();
-        let _ = done.await;
+        if let Ok(Ok(seq)) = self.inner.inbox.submit(None).await {
+            let _ = self.applied(seq).await;
+        }
+    }
+
+    /// Whether the journal has room for another event; the token endpoint
+    /// issues nothing while it has not.
+    #[must_use]
+    pub fn has_room(&self) -> bool {
+        self.inner.files.has_room()
+    }
+
+    /// The journal's gauges for `/metrics`.
+    #[must_use]
+    pub fn gauges(&self) -> JournalGauges {
+        let files = &self.inner.files;
+        JournalGauges {
+            bytes: files.bytes(),
+            pending_events: files.durable().saturating_sub(files.applied()),
+            writable: self.inner.inbox.writable() && files.has_room(),
+        }
+    }
+
+    /// Logs `event` and journals it; its sequence number.
+    async fn journal(&self, event: &AuditEvent) -> Result<u64, AuditUnavailable> {
+        log(event);
+        let payload = journal::encode_event(event);
+        if let Ok(Ok(seq)) = self.inner.inbox.submit(Some(payload)).await {
+            return Ok(seq);
+        }
+        tracing::debug!(event = event.kind, "the audit journal refused an event");
+        Err(AuditUnavailable)
+    }
+
+    /// Waits until the database holds every event up to `seq`.
+    async fn applied(&self, seq: u64) -> Result<(), AuditUnavailable> {
+        let mut applied = self.inner.applied.clone();
+        applied
+            .wait_for(|a| *a >= seq)
+            .await
+            .map(|_| ())
+            .map_err(|_| AuditUnavailable)
     }
 }
 
@@ -137,7 +160,7 @@ impl Auditor {
             Self::Direct(store) => {
                 log(&event);
                 store
-                    .append_audit_events(&[event])
+                    .append_audit_events(&[event], None)
                     .await
                     .map_err(|_| AuditUnavailable)
             }
@@ -156,46 +179,4 @@ fn log(e: &AuditEvent) {
         details = %e.details,
         "audit"
     );
-}
-
-/// Writes queued events every `TICK`, or sooner when woken (a full batch,
-/// a durable event, a flush).
-async fn write_loop(store: Storage, shared: Arc<Shared>) {
-    loop {
-        let _ = tokio::time::timeout(TICK, shared.wake.notified()).await;
-        loop {
-            let (batch, acks) = {
-                let Ok(mut q) = shared.queue.lock() else {
-                    return;
-                };
-                let take = q.events.len().min(BATCH);
-                let batch: Vec<AuditEvent> = q.events.drain(..take).collect();
-                // Acks wait for everything queued before them: release them with the last batch.
-                let acks = if q.events.is_empty() {
-                    std::mem::take(&mut q.acks)
-                } else {
-                    Vec::new()
-                };
-                (batch, acks)
-            };
-            if batch.is_empty() && acks.is_empty() {
-                break;
-            }
-            // A failed write is retried, never dropped: the events were accepted.
-            let mut delay = Duration::from_millis(100);
-            while !batch.is_empty() {
-                match store.append_audit_events(&batch).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::error!(error.cause_chain = ?e, events = batch.len(), "audit write failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-            for ack in acks {
-                let _ = ack.send(());
-            }
-        }
-    }
 }

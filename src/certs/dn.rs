@@ -244,13 +244,13 @@ fn decode_text(value: &Any<'_>) -> Option<String> {
         | Tag::VisibleString => String::from_utf8(data.to_vec()).ok(),
         // Teletex: in practice Latin-1, as OpenSSL treats it.
         Tag::T61String => Some(data.iter().map(|&b| char::from(b)).collect()),
-        Tag::BmpString if data.len() % 2 == 0 => char::decode_utf16(
+        Tag::BmpString if data.len().is_multiple_of(2) => char::decode_utf16(
             data.chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]])),
         )
         .collect::<Result<_, _>>()
         .ok(),
-        Tag::UniversalString if data.len() % 4 == 0 => data
+        Tag::UniversalString if data.len().is_multiple_of(4) => data
             .chunks_exact(4)
             .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
             .collect(),
@@ -279,7 +279,8 @@ fn escape_into(out: &mut String, value: &str) {
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     // (`from_str_radix` alone would accept a sign, as in "+c".)
-    if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     (0..hex.len())

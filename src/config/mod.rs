@@ -6,7 +6,7 @@
 //! The file and the environment are flat (`listen = …`,
 //! `PORTCULLIS_ACCESS_TOKEN_TTL=…`); in code the settings are grouped by
 //! concern, one section per module: [`listeners`], [`database`], [`admin`],
-//! [`keys`], [`tokens`], [`limits`], [`client_auth`], [`logging`] and [`audit`]. Each
+//! [`keys`], [`tokens`], [`limits`], [`client_auth`], [`logging`], [`audit`] and [`journal`]. Each
 //! section reads its own keys from the same flat figment; a key no section
 //! reads is refused, except the service-link variables Kubernetes injects
 //! for a Service named `portcullis` (`PORTCULLIS_PORT`, `PORTCULLIS_SERVICE_HOST`, …).
@@ -18,6 +18,7 @@ pub mod database;
 mod de;
 #[cfg(test)]
 mod env_tests;
+pub mod journal;
 pub mod keys;
 pub mod limits;
 pub mod listeners;
@@ -42,6 +43,7 @@ pub use admin::AdminSettings;
 pub use audit::{AuditExport, AuditSettings};
 pub use client_auth::ClientAuthSettings;
 pub use database::DatabaseSettings;
+pub use journal::JournalSettings;
 pub use keys::KeySettings;
 pub use limits::LimitSettings;
 pub use listeners::ListenerSettings;
@@ -93,6 +95,8 @@ pub struct Settings {
     pub logging: LogSettings,
     /// Audit retention and export.
     pub audit: AuditSettings,
+    /// The local audit journal.
+    pub journal: JournalSettings,
     /// Kubernetes service-link variables (`PORTCULLIS_PORT`,
     /// `PORTCULLIS_SERVICE_HOST`, …) that [`Settings::load`] skipped; the
     /// server logs them at debug level once logging is set up.
@@ -140,6 +144,7 @@ impl Settings {
             client_auth: extract(figment)?,
             logging: extract(figment)?,
             audit: extract(figment)?,
+            journal: extract(figment)?,
             ignored_variables: Vec::new(),
         };
         settings.admin.read_admin_tokens_file()?;
@@ -159,6 +164,7 @@ impl Settings {
         self.keys.validate(&self.tokens)?;
         self.client_auth.validate()?;
         self.audit.validate()?;
+        self.journal.validate()?;
         self.admin.validate()
     }
 
@@ -205,6 +211,7 @@ fn known_keys() -> &'static [&'static str] {
             de::keys_of::<ClientAuthSettings>(),
             de::keys_of::<LogSettings>(),
             de::keys_of::<AuditSettings>(),
+            de::keys_of::<JournalSettings>(),
         ]
         .concat()
     })

@@ -82,6 +82,9 @@ impl ResponseError for OAuthError {
         if let Self::RateLimited(limited) = self {
             builder.insert_header((header::RETRY_AFTER, limited.retry_after.to_string()));
         }
+        if let Self::AuditUnavailable = self {
+            builder.insert_header((header::RETRY_AFTER, "1"));
+        }
         finish(builder, self.code(), &self.to_string())
     }
 }

@@ -16,6 +16,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         pool: state.oauth.store.pool_stats(),
         quota_usage: state.oauth.quotas.usage(now),
         client_labels: state.settings.limits.metrics_client_labels,
+        audit_journal: state.oauth.audit.gauges(),
     };
     match state.oauth.metrics.render(&scrape) {
         Ok(body) => HttpResponse::Ok()

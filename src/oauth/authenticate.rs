@@ -202,7 +202,9 @@ impl TokenServer {
                 "failures": self.settings.limits.lockout_threshold,
                 "window_seconds": self.settings.limits.lockout_window,
             }));
-        self.audit.record(event).await;
+        // Refused, the event is still in its log line; the denial that
+        // follows answers 503.
+        let _ = self.audit.record(event).await;
         Ok(())
     }
 

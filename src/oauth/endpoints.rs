@@ -5,7 +5,8 @@
 //! the [`Caller`] context (address, certificate, request id, the time read
 //! once), applies the per-address limit, authenticates the client and
 //! returns a typed outcome. Every outcome of the token endpoint but a
-//! rate-limit refusal is counted and audited here.
+//! rate-limit refusal is counted and audited here, and answered only once
+//! its audit event is durable (503 `temporarily_unavailable` when it cannot be).
 //!
 //! [RFC 6749 §3.2]: https://www.rfc-editor.org/rfc/rfc6749#section-3.2
 //! [§2.3]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3
@@ -43,6 +44,11 @@ impl TokenServer {
         let mut claimed = None;
         let mut grant_name = "unknown";
         let outcome = async {
+            // Fail closed while the audit journal is full: issuing first would
+            // consume a refresh token whose successor cannot be sent.
+            if !self.audit.has_room() {
+                return Err(OAuthError::AuditUnavailable);
+            }
             let mut request = None;
             let form = self
                 .authenticate_form(post, caller, &mut claimed, |params| {
@@ -60,15 +66,12 @@ impl TokenServer {
         }
         .await;
         match outcome {
-            Ok((client, issued)) => {
-                self.audit_issued(&client, &issued, grant_name, caller)
-                    .await;
-                Ok(issued)
-            }
-            Err(e) => {
-                self.audit_denied(&e, claimed, grant_name, caller).await;
-                Err(e)
-            }
+            // The token leaves only once its event is durable.
+            Ok((client, issued)) => self
+                .audit_issued(&client, &issued, grant_name, caller)
+                .await
+                .map(|()| issued),
+            Err(e) => Err(self.audit_denied(e, claimed, grant_name, caller).await),
         }
     }
 
@@ -135,8 +138,7 @@ impl TokenServer {
         issued: &IssuedToken,
         grant_name: &'static str,
         caller: &Caller,
-    ) {
-        self.metrics.token_issued(grant_name);
+    ) -> Result<(), OAuthError> {
         let event = AuditEvent::new("token_issued", format!("client:{}", client.id), caller.now)
             .request(caller.request_id.as_deref())
             .client(client.id.as_str())
@@ -148,19 +150,26 @@ impl TokenServer {
                 "expires_in": issued.expires_in,
                 "refresh_token_issued": issued.refresh_token.is_some(),
             }));
-        self.audit.record(event).await;
+        if self.audit.record(event).await.is_err() {
+            self.metrics
+                .token_denied(OAuthError::AuditUnavailable.code());
+            return Err(OAuthError::AuditUnavailable);
+        }
+        self.metrics.token_issued(grant_name);
+        Ok(())
     }
 
+    /// Audits a denial; the answer is `e`, or 503 when its event cannot be recorded.
     async fn audit_denied(
         &self,
-        e: &OAuthError,
+        e: OAuthError,
         claimed: Option<String>,
         grant_name: &'static str,
         caller: &Caller,
-    ) {
+    ) -> OAuthError {
         self.metrics.token_denied(e.code());
-        if matches!(e, OAuthError::RateLimited(_)) {
-            return;
+        if matches!(e, OAuthError::RateLimited(_) | OAuthError::AuditUnavailable) {
+            return e;
         }
         let actor = claimed
             .as_deref()
@@ -172,6 +181,9 @@ impl TokenServer {
         if let Some(c) = claimed {
             event = event.client(c);
         }
-        self.audit.record(event).await;
+        match self.audit.record(event).await {
+            Ok(()) => e,
+            Err(_) => OAuthError::AuditUnavailable,
+        }
     }
 }

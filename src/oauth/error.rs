@@ -53,6 +53,10 @@ pub enum OAuthError {
     /// The token policy could not be evaluated: fail closed (503).
     #[error("the token policy is unavailable; no tokens are issued until it is fixed")]
     PolicyUnavailable,
+    /// The audit journal cannot make the request's event durable (full or
+    /// unwritable): fail closed (503 with `Retry-After`).
+    #[error("the audit trail cannot record this request; no tokens are issued until it can")]
+    AuditUnavailable,
     /// Something failed on the server; the cause is logged, not sent.
     #[error("the server could not complete the request")]
     Server(#[source] anyhow::Error),
@@ -72,7 +76,7 @@ impl OAuthError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::RateLimited(_) => "rate_limited",
             Self::AccessDenied(_) => "access_denied",
-            Self::PolicyUnavailable => "temporarily_unavailable",
+            Self::PolicyUnavailable | Self::AuditUnavailable => "temporarily_unavailable",
             Self::Server(_) => "server_error",
         }
     }
@@ -85,7 +89,7 @@ impl OAuthError {
             Self::BodyTooLarge(_) => 413,
             Self::Forbidden(_) => 403,
             Self::RateLimited(_) => 429,
-            Self::PolicyUnavailable => 503,
+            Self::PolicyUnavailable | Self::AuditUnavailable => 503,
             Self::Server(_) => 500,
             _ => 400,
         }

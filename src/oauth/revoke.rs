@@ -64,7 +64,10 @@ impl TokenServer {
                 AuditEvent::new("access_token_revoked", format!("client:{}", caller.id), now)
                     .client(caller.id.as_str())
                     .details(serde_json::json!({ "jti": claims.jti }));
-            self.audit.record(event).await;
+            self.audit
+                .record(event)
+                .await
+                .map_err(|_| OAuthError::AuditUnavailable)?;
         }
         Ok(true)
     }
@@ -93,7 +96,10 @@ impl TokenServer {
         )
         .client(caller.id.as_str())
         .details(serde_json::json!({ "family_id": record.family.id }));
-        self.audit.record(event).await;
+        self.audit
+            .record(event)
+            .await
+            .map_err(|_| OAuthError::AuditUnavailable)?;
         Ok(true)
     }
 }

@@ -260,9 +260,14 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<UsageCount>, StoreError>> + Send;
     /// Appends events to the hash-chained audit trail, in one transaction.
+    /// Events from a server's audit journal name it in `journal`: those at or
+    /// below the journal's applied sequence number are skipped (already
+    /// appended), and the sequence number of the last one is recorded as
+    /// applied in the same transaction.
     fn append_audit_events(
         &self,
         events: &[AuditEvent],
+        journal: Option<JournalCursor<'_>>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Audit events matching `filter`, in chain order.
     fn audit_events(
@@ -274,6 +279,16 @@ pub trait Store: Send + Sync {
         &self,
         since: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Sighting>, StoreError>> + Send;
+}
+
+/// Where journaled audit events come from: the journal and each event's
+/// sequence number in it (ascending, one per event).
+#[derive(Clone, Copy, Debug)]
+pub struct JournalCursor<'a> {
+    /// The journal's persistent id.
+    pub journal_id: &'a str,
+    /// `seqs[i]` is the sequence number of `events[i]`.
+    pub seqs: &'a [i64],
 }
 
 /// A secret hash and, after a rotation, the end of its grace period.

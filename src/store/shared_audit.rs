@@ -118,11 +118,28 @@ macro_rules! shared_audit_helpers {
 /// Expands to the audit methods of [`super::Store`] for the engine `$db`.
 macro_rules! shared_audit_methods {
     ($db:ty) => {
-        async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        async fn append_audit_events(
+            &self,
+            events: &[AuditEvent],
+            journal: Option<super::JournalCursor<'_>>,
+        ) -> Result<(), StoreError> {
             if events.is_empty() {
                 return Ok(());
             }
             let mut tx = begin_locked(&self.pool, AUDIT_LOCK).await?;
+            // Journaled events already applied (a replay after a crash) are skipped.
+            let events = match &journal {
+                Some(j) => {
+                    let applied: Option<i64> = sqlx::query_scalar(
+                        "SELECT applied_seq FROM audit_journal_cursors WHERE journal_id = $1",
+                    )
+                    .bind(j.journal_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    &events[j.seqs.partition_point(|s| Some(*s) <= applied)..]
+                }
+                None => events,
+            };
             let (mut id, mut prev) = audit_head(&mut tx).await?;
             let mut records = Vec::with_capacity(events.len());
             for e in events {
@@ -144,6 +161,17 @@ macro_rules! shared_audit_methods {
                 records.push(record);
             }
             insert_audit_records(&mut tx, &records).await?;
+            // ... and the journal's cursor moves in the same transaction.
+            if let Some(j) = journal.filter(|_| !events.is_empty()) {
+                sqlx::query(
+                    "INSERT INTO audit_journal_cursors (journal_id, applied_seq) VALUES ($1, $2) \
+                     ON CONFLICT (journal_id) DO UPDATE SET applied_seq = excluded.applied_seq",
+                )
+                .bind(j.journal_id)
+                .bind(j.seqs.last().copied())
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             Ok(())
         }

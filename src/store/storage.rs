@@ -224,8 +224,12 @@ impl Store for Storage {
     ) -> Result<Vec<UsageCount>, StoreError> {
         delegate!(self, add_token_usage(increments, now))
     }
-    async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        delegate!(self, append_audit_events(events))
+    async fn append_audit_events(
+        &self,
+        events: &[AuditEvent],
+        journal: Option<super::JournalCursor<'_>>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, append_audit_events(events, journal))
     }
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         delegate!(self, audit_events(filter))

@@ -134,7 +134,7 @@ async fn the_file_export_resumes_after_a_crash_or_rotation_without_duplicates_or
         let events: Vec<AuditEvent> = (0..n)
             .map(|i| AuditEvent::new("client_updated", "cli", now).details(json!({ "i": i })))
             .collect();
-        store.append_audit_events(&events).await.unwrap();
+        store.append_audit_events(&events, None).await.unwrap();
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");

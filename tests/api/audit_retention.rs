@@ -139,7 +139,7 @@ async fn retention_removes_many_events_in_chunks_while_events_are_appended(
         })
         .collect();
     for batch in events.chunks(500) {
-        store.append_audit_events(batch).await.unwrap();
+        store.append_audit_events(batch, None).await.unwrap();
     }
     let now = app.clock.now();
 
@@ -148,7 +148,7 @@ async fn retention_removes_many_events_in_chunks_while_events_are_appended(
     let appending = async {
         for i in 0..20 {
             let e = AuditEvent::new("client_updated", "cli", now).details(json!({ "i": i }));
-            store.append_audit_events(&[e]).await.unwrap();
+            store.append_audit_events(&[e], None).await.unwrap();
         }
     };
     let (purged, ()) = tokio::join!(
@@ -175,7 +175,7 @@ async fn retention_removes_many_events_in_chunks_while_events_are_appended(
         .await
         .unwrap();
     store
-        .append_audit_events(&[AuditEvent::new("keys_rewrapped", "cli", now)])
+        .append_audit_events(&[AuditEvent::new("keys_rewrapped", "cli", now)], None)
         .await
         .unwrap();
     let report = verify_store(store).await.unwrap();

@@ -52,8 +52,14 @@ pub async fn fresh_database(engine: Engine, dir: &TempDir) -> String {
 }
 
 /// Settings for a test server; `overrides` are merged last (config keys as in the TOML file).
+/// Each call gets its own audit journal directory in `dir` (a journal serves one process;
+/// tests may start a second server on the same `dir`).
 pub fn test_settings(database_url: &str, dir: &TempDir, overrides: Value) -> Settings {
+    let journal = dir
+        .path()
+        .join(format!("audit-journal-{}", uuid::Uuid::new_v4().simple()));
     let base = json!({
+        "audit_journal_dir": journal,
         "listen": "127.0.0.1:0",
         "database_url": database_url,
         "database_max_connections": 4,

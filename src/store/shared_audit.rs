@@ -86,6 +86,9 @@ macro_rules! shared_audit_helpers {
             tx: &mut sqlx::Transaction<'static, $db>,
             records: &[chain::AuditRecord],
         ) -> Result<(), StoreError> {
+            if records.is_empty() {
+                return Ok(());
+            }
             let names = records
                 .iter()
                 .flat_map(|r| std::iter::once(r.kind.as_str()).chain(r.client_id.as_deref()))
@@ -140,6 +143,10 @@ macro_rules! shared_audit_methods {
                 }
                 None => events,
             };
+            if events.is_empty() {
+                // All of them were applied before (a replay after a crash).
+                return Ok(());
+            }
             let (mut id, mut prev) = audit_head(&mut tx).await?;
             let mut records = Vec::with_capacity(events.len());
             for e in events {

@@ -19,13 +19,43 @@ use std::{
 use rstest::rstest;
 use serde_json::{json, Value};
 
+use portcullis::{
+    audit::AuditFilter,
+    store::{Storage, Store},
+};
+use secrecy::SecretString;
+
 use crate::{
     helpers::{basic, fresh_database, Engine, ADMIN_TOKEN},
     journal::jti_of,
 };
 
+/// A server process, killed when dropped (a failing assertion must not
+/// leave it running, holding the test's output open).
+struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `portcullis serve` in `dir`; returns it and its address.
-fn start(dir: &Path, url: &str) -> (Child, String) {
+fn start(dir: &Path, url: &str) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("serve")
         .current_dir(dir)
@@ -61,39 +91,33 @@ fn start(dir: &Path, url: &str) -> (Child, String) {
             let addr = v["addr"].as_str().unwrap().to_owned();
             // Keep draining the log so the server never blocks on a full pipe.
             std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (child, addr);
+            return (Server(child), addr);
         }
     }
 }
 
-/// Every value of one text column.
-async fn column(url: &str, sql: &str) -> Vec<String> {
-    if url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-        pool.close().await;
-        rows
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-        pool.close().await;
-        rows
-    }
-}
-
-/// How many `token_issued` events carry each `jti`.
+/// How many `token_issued` events carry each `jti`, read through the store.
 async fn issued(url: &str) -> HashMap<String, usize> {
+    let store = Storage::connect(&SecretString::from(url.to_owned()), 2)
+        .await
+        .expect("connect to the database");
     let mut counts = HashMap::new();
-    for d in column(
-        url,
-        "SELECT details FROM audit_events WHERE kind = 'token_issued'",
-    )
-    .await
-    {
-        let v: Value = serde_json::from_str(&d).unwrap();
-        *counts
-            .entry(v["jti"].as_str().unwrap().to_owned())
-            .or_default() += 1;
+    let mut after_id = 0;
+    loop {
+        let filter = AuditFilter {
+            kind: Some("token_issued".to_owned()),
+            after_id,
+            limit: 1000,
+            ..AuditFilter::default()
+        };
+        let page = store.audit_events(&filter).await.expect("audit events");
+        let Some(last) = page.last() else { break };
+        after_id = last.id;
+        for e in &page {
+            *counts
+                .entry(e.details["jti"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
     }
     counts
 }

@@ -167,10 +167,7 @@ async fn a_full_journal_stops_issuance_until_applied_events_free_it(
         "{m}"
     );
 
-    let stored = issued_jtis(
-        &app.column("SELECT details FROM audit_events WHERE kind = 'token_issued' ORDER BY id")
-            .await,
-    );
+    let stored = issued_jtis(&app.audit_details("token_issued").await);
     assert_eq!(
         stored, received,
         "every token sent, and only those, in order"
@@ -247,10 +244,7 @@ async fn the_answer_waits_for_the_journal_and_the_trail_stays_in_order(
     let durable = app.state.oauth.audit.gauges();
     assert!(durable.writable);
     app.state.oauth.audit.flush().await;
-    let stored = issued_jtis(
-        &app.column("SELECT details FROM audit_events WHERE kind = 'token_issued'")
-            .await,
-    );
+    let stored = issued_jtis(&app.audit_details("token_issued").await);
     assert_eq!(stored.len(), 40, "no event twice");
     assert_eq!(stored.into_iter().collect::<HashSet<_>>(), received);
     let m = metrics(&app).await;

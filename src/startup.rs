@@ -43,9 +43,11 @@ impl Application {
     /// The admin tokens, KEKs and database URL are then dropped from the
     /// settings (see [`Settings::forget_secrets`]).
     pub async fn build(mut settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let store = Storage::connect(
+        let store = Storage::open(
             &settings.database.database_url,
             settings.database.database_max_connections,
+            settings.database.guard(),
+            clock.clone(),
         )
         .await
         .context("could not open the database")?;
@@ -201,7 +203,8 @@ fn token_server(
 ) -> anyhow::Result<TokenServer> {
     let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
     Ok(TokenServer {
-        audit: AuditSink::start(store.clone()),
+        // The audit writer retries on its own: it may wait longer per call.
+        audit: AuditSink::start(store.background()),
         verifier: SecretVerifier::new(settings.limits.argon2_permits()),
         clients: Arc::new(
             ClientCache::new()
@@ -217,6 +220,7 @@ fn token_server(
             settings.limits.token_quota_per_hour,
             settings.limits.token_quota_per_day,
         )),
+        replays: Arc::default(),
         metrics: Metrics::default(),
         policy,
         client_jwks: Arc::new(ClientJwks::new(settings, clock.clone())?),

@@ -16,6 +16,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         pool: state.oauth.store.pool_stats(),
         quota_usage: state.oauth.quotas.usage(now),
         client_labels: state.settings.limits.metrics_client_labels,
+        database: (
+            state.oauth.store.health().is_up(),
+            state.oauth.store.health().breaker_state(),
+        ),
     };
     match state.oauth.metrics.render(&scrape) {
         Ok(body) => HttpResponse::Ok()

@@ -137,6 +137,9 @@ impl TokenServer {
         caller: &Caller,
     ) {
         self.metrics.token_issued(grant_name);
+        if !self.store.health().is_up() {
+            self.metrics.token_issued_degraded();
+        }
         let event = AuditEvent::new("token_issued", format!("client:{}", client.id), caller.now)
             .request(caller.request_id.as_deref())
             .client(client.id.as_str())

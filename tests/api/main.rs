@@ -21,6 +21,8 @@ mod keys;
 mod layering;
 mod mtls;
 mod openapi;
+mod outage;
+mod pg_cluster;
 mod pki;
 mod policy;
 mod private_key_jwt;

@@ -268,7 +268,9 @@ async fn start_keys(
              or provision the KEK (PORTCULLIS_KEK or kek_file) in production"
         );
     }
-    Ok(KeyManager::start(store.clone(), ring, settings, clock.now()).await?)
+    // Key changes generate keys under the database lock (RSA takes long):
+    // the lifecycle runs with the background deadline.
+    Ok(KeyManager::start(store.background(), ring, settings, clock.now()).await?)
 }
 
 /// The CAs `tls_client_auth` certificates must chain to, when configured.

@@ -26,8 +26,8 @@ pub struct DatabaseSettings {
     #[serde(default = "defaults::database_max_connections")]
     pub database_max_connections: u32,
     /// Deadline of a database call on the request path, in milliseconds
-    /// (also the pool's wait for a connection). Background writers get at
-    /// least 5 s.
+    /// (also the pool's wait for a connection). Background work gets at
+    /// least 30 s.
     #[serde(default = "defaults::database_timeout_ms")]
     pub database_timeout_ms: u64,
     /// Consecutive failed database calls (deadlines, connection errors)
@@ -68,8 +68,9 @@ mod defaults {
     }
 }
 
-/// Background writers wait for the database at least this long per call.
-const BACKGROUND_DEADLINE: Duration = Duration::from_secs(5);
+/// Background work (the audit writer, key changes, which generate keys
+/// under the database lock) waits for the database at least this long per call.
+const BACKGROUND_DEADLINE: Duration = Duration::from_secs(30);
 
 impl DatabaseSettings {
     /// Reads `database_url` from `database_url_file`, when set. `explicit_url`

@@ -306,7 +306,7 @@ async fn beyond_the_outage_grace_known_clients_are_refused_too() {
     let pg = PgCluster::start();
     let app = app_on(
         &pg,
-        json!({ "outage_grace": 60, "database_breaker_threshold": 2 }),
+        json!({ "outage_grace": 60, "database_breaker_threshold": 2, "database_timeout_ms": 500 }),
     )
     .await;
     let (id, secret) = app.standard_client().await;
@@ -338,7 +338,7 @@ async fn with_no_outage_grace_the_server_fails_closed() {
     let pg = PgCluster::start();
     let app = app_on(
         &pg,
-        json!({ "outage_grace": 0, "database_breaker_threshold": 2 }),
+        json!({ "outage_grace": 0, "database_breaker_threshold": 2, "database_timeout_ms": 500 }),
     )
     .await;
     let (id, secret) = app.standard_client().await;

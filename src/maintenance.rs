@@ -91,7 +91,7 @@ async fn follow_client_changes(mut changes: mpsc::Receiver<ClientChange>, state:
                 {
                     Ok(0) => {}
                     Ok(n) => {
-                        tracing::info!(clients = n, "client cache reconciled with the database")
+                        tracing::info!(clients = n, "client cache reconciled with the database");
                     }
                     Err(e) => tracing::warn!(
                         error.cause_chain = ?e,

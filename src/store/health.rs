@@ -149,12 +149,12 @@ impl Breaker {
     pub fn admit(&mut self, now: DateTime<Utc>) -> Admission {
         match self.state {
             BreakerState::Closed => Admission::Pass,
-            BreakerState::HalfOpen => Admission::Reject,
             BreakerState::Open if now - self.opened_at >= self.open_for => {
                 self.state = BreakerState::HalfOpen;
                 Admission::Probe
             }
-            BreakerState::Open => Admission::Reject,
+            // Half-open: its one probe is in flight.
+            BreakerState::HalfOpen | BreakerState::Open => Admission::Reject,
         }
     }
 
@@ -184,7 +184,7 @@ impl Breaker {
 /// Whether the database answered: `Ok` and every error the database itself
 /// gave (a missing row, a constraint) count as contact; deadlines, lost
 /// connections and a server shutting down or starting up do not.
-fn reached(result: &Result<(), &StoreError>) -> bool {
+fn reached(result: Result<(), &StoreError>) -> bool {
     let Err(e) = result else { return true };
     match e {
         StoreError::Unavailable(_) => false,
@@ -312,7 +312,7 @@ impl DbHealth {
             )),
         };
         let outcome = result.as_ref().map(|_| ());
-        if reached(&outcome) {
+        if reached(outcome) {
             self.contact();
             result
         } else {
@@ -442,7 +442,7 @@ mod tests {
             clock.clone(),
         );
         let down = || async { Err::<(), _>(StoreError::Backend(sqlx::Error::PoolTimedOut)) };
-        let mut changes = health.subscribe();
+        let changes = health.subscribe();
         for _ in 0..2 {
             let e = health.guard(Duration::from_millis(50), down()).await;
             assert!(matches!(e, Err(StoreError::Unavailable(_))), "{e:?}");

@@ -191,7 +191,7 @@ fn find_bin() -> Option<PathBuf> {
             Some((version, e.path().join("bin")))
         })
         .collect();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
     on_path
         .into_iter()
         .chain(versioned.into_iter().map(|(_, p)| p))

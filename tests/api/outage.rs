@@ -203,6 +203,7 @@ async fn tokens_keep_flowing_through_a_database_outage_and_the_rest_fails_fast()
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let verifications = metric(&app, "portcullis_secret_verifications_total").await;
 
     // Act: stop PostgreSQL for at least ten seconds.
     tokio::task::block_in_place(|| pg.stop());
@@ -231,6 +232,11 @@ async fn tokens_keep_flowing_through_a_database_outage_and_the_rest_fails_fast()
         samples.extend(w.await.unwrap());
     }
     let needy = needy.await.unwrap();
+    assert_eq!(
+        metric(&app, "portcullis_secret_verifications_total").await,
+        verifications,
+        "remembered credentials survived the outage and the reconciliation"
+    );
 
     // Assert: known clients were served through the outage.
     let during: Vec<&Sample> = samples.iter().filter(|s| s.in_phase(OUTAGE)).collect();
@@ -314,9 +320,34 @@ async fn beyond_the_outage_grace_known_clients_are_refused_too() {
     .await;
     let (id, secret) = app.standard_client().await;
     app.access_token(&id, &secret).await;
+    let (rid, rsecret) = app.refresh_client(json!({})).await;
+    let token = app.access_token(&rid, &rsecret).await;
     tokio::task::block_in_place(|| pg.stop());
     wait_for_readiness(&app, "degraded", Duration::from_secs(15)).await;
     app.access_token(&id, &secret).await;
+    // What needs the database by nature fails fast meanwhile.
+    for (path, case) in [("/introspect", "introspection"), ("/revoke", "revocation")] {
+        let res = app
+            .http
+            .post(app.url(path))
+            .header("Authorization", crate::helpers::basic(&rid, &rsecret))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_unavailable(res, case).await;
+    }
+    let res = app
+        .admin(Method::POST, "/admin/keys/rotate", Some(json!({})))
+        .await;
+    assert_unavailable(res, "key rotation").await;
+    let res = app.admin(Method::GET, "/admin/clients", None).await;
+    assert_unavailable(res, "client list").await;
+    let kid = app.state.oauth.keys.current().kid().to_owned();
+    assert!(
+        app.jwks().await.find(&kid).is_some(),
+        "the signing key stays in memory and published"
+    );
 
     // Act: the clock passes the grace.
     app.clock.advance(chrono::Duration::seconds(61));

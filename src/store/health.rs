@@ -153,7 +153,8 @@ impl Breaker {
                 self.state = BreakerState::HalfOpen;
                 Admission::Probe
             }
-            // Half-open: its one probe is in flight.
+            // Half-open: its one probe is in flight. Should the probe be
+            // cancelled (its request dropped), the prober's next ping decides.
             BreakerState::HalfOpen | BreakerState::Open => Admission::Reject,
         }
     }

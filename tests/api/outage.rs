@@ -343,6 +343,8 @@ async fn beyond_the_outage_grace_known_clients_are_refused_too() {
     assert_unavailable(res, "key rotation").await;
     let res = app.admin(Method::GET, "/admin/clients", None).await;
     assert_unavailable(res, "client list").await;
+    let res = app.admin(Method::GET, "/admin/audit", None).await;
+    assert_unavailable(res, "audit trail").await;
     let kid = app.state.oauth.keys.current().kid().to_owned();
     assert!(
         app.jwks().await.find(&kid).is_some(),

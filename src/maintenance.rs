@@ -1,5 +1,6 @@
-//! Background work of a running server: client-change notices (PostgreSQL),
-//! key checks (rotation, retention,
+//! Background work of a running server: the database prober (a ping every
+//! second, which notices outages and recovery without traffic),
+//! client-change notices (PostgreSQL), key checks (rotation, retention,
 //! reloading other replicas' changes), purging expired token state, syncing
 //! token-quota counts across replicas, trimming rate-limiter memory,
 //! reloading the policy file when it changes, exporting the audit trail and
@@ -33,11 +34,19 @@ pub struct Background {
 const FAST: Duration = Duration::from_secs(2);
 /// How often audit events past their retention are removed.
 const AUDIT_RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// How often the database is pinged.
+const PROBE: Duration = Duration::from_secs(1);
 
 /// Starts the background tasks; the caller aborts them at shutdown.
 #[must_use]
 pub fn spawn(state: &Background) -> Vec<JoinHandle<()>> {
-    let mut tasks = vec![every(FAST, state.clone(), |s| fast_tick(s.oauth))];
+    let mut tasks = vec![
+        every(FAST, state.clone(), |s| fast_tick(s.oauth)),
+        every(PROBE, state.clone(), |s| async move {
+            // The outcome is recorded by the guard (breaker, last contact, up/down).
+            let _ = s.oauth.store.probe().await;
+        }),
+    ];
     if let Some(changes) = state.oauth.store.subscribe_client_changes() {
         tasks.push(tokio::spawn(follow_client_changes(
             changes,
@@ -53,7 +62,7 @@ pub fn spawn(state: &Background) -> Vec<JoinHandle<()>> {
         ));
     }
     let exporter = export::spawn(
-        state.oauth.store.clone(),
+        state.oauth.store.background(),
         &state.oauth.settings.audit.audit_export,
     );
     let written = exporter.as_ref().and_then(|e| e.written.clone());
@@ -74,7 +83,8 @@ pub fn spawn(state: &Background) -> Vec<JoinHandle<()>> {
 pub async fn audit_retention_tick(state: Arc<TokenServer>, up_to: i64) {
     let retention = state.settings.audit.audit_retention;
     let now = state.clock.now();
-    match retention::purge(&state.store, retention, up_to, retention::CHUNK, now).await {
+    let store = state.store.background();
+    match retention::purge(&store, retention, up_to, retention::CHUNK, now).await {
         Ok(p) => {
             if let Some(c) = p.checkpoint {
                 tracing::info!(
@@ -107,14 +117,32 @@ where
     })
 }
 
-/// Drops clients from the cache when any replica announces a change. Whenever
-/// the subscription is (re)established or lost, the whole cache is dropped,
-/// since notices may have been missed.
+/// Drops clients from the cache when any replica announces a change. While
+/// the subscription is lost, notices may be missed: the cache is marked
+/// stale (kept, and served within the outage grace while the database is
+/// unreachable); once it is (re)established, every stale entry is re-read.
 async fn follow_client_changes(mut changes: mpsc::Receiver<ClientChange>, state: Arc<TokenServer>) {
     while let Some(change) = changes.recv().await {
         match change {
             ClientChange::Changed(id) => state.clients.invalidate(&id),
-            ClientChange::Subscribed | ClientChange::Lost => state.clients.clear(),
+            ClientChange::Lost => state.clients.mark_stale(),
+            ClientChange::Subscribed => {
+                state.clients.mark_stale();
+                match state
+                    .clients
+                    .reconcile(&state.store, state.clock.now())
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(clients = n, "client cache reconciled with the database");
+                    }
+                    Err(e) => tracing::warn!(
+                        error.cause_chain = ?e,
+                        "client cache reconciliation stopped; stale entries are re-read on use"
+                    ),
+                }
+            }
         }
     }
 }
@@ -148,12 +176,33 @@ pub async fn key_tick(state: Background) {
 
 /// Sync quota counts, trim limiter memory, reload the policy if it changed.
 pub async fn fast_tick(state: Arc<TokenServer>) {
-    if let Err(e) = state.quotas.sync(&state.store, state.clock.now()).await {
-        tracing::error!(error.cause_chain = ?e, "token-quota sync failed; will retry");
+    match state.quotas.sync(&state.store, state.clock.now()).await {
+        Ok(()) => {}
+        // Counting goes on per process; the counts are added once it is back.
+        Err(e) if e.is_unavailable() => {
+            tracing::debug!(error.cause_chain = ?e, "token-quota sync deferred: database unavailable");
+        }
+        Err(e) => tracing::error!(error.cause_chain = ?e, "token-quota sync failed; will retry"),
     }
+    store_local_replays(&state).await;
     state.limits.retain_recent();
     if let Some(policy) = &state.policy {
         let policy = Arc::clone(policy);
         let _ = tokio::task::spawn_blocking(move || policy.reload_if_changed()).await;
+    }
+}
+
+/// Writes the assertion ids accepted during an outage to the database once
+/// it answers again, so other replicas refuse their replays too.
+async fn store_local_replays(state: &TokenServer) {
+    let now = state.clock.now();
+    for (client, jti, until) in state.replays.pending(now) {
+        match state.store.record_assertion_jti(&client, &jti, until).await {
+            Ok(_) => state.replays.stored(&client, &jti),
+            Err(e) => {
+                tracing::debug!(error.cause_chain = ?e, "assertion ids not stored yet; will retry");
+                return;
+            }
+        }
     }
 }

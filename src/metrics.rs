@@ -12,7 +12,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::keys::{manager::KeyStatus, KeyState};
+use crate::{
+    keys::{manager::KeyStatus, KeyState},
+    store::BreakerState,
+};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -32,6 +35,7 @@ pub struct Metrics {
     rate_limited: Family<Labels, Counter>,
     lockouts: Counter,
     secret_verifications: Counter,
+    tokens_issued_degraded: Counter,
     journal_syncs: Histogram,
     journal_synced_events: Counter,
 }
@@ -65,6 +69,7 @@ impl Default for Metrics {
             secret_verifications: Counter::default(),
             journal_syncs: sync_histogram(),
             journal_synced_events: Counter::default(),
+            tokens_issued_degraded: Counter::default(),
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct Scrape<'a> {
     pub client_labels: bool,
     /// The audit journal.
     pub audit_journal: JournalGauges,
+    /// Whether the database is reachable, and the circuit breaker's state.
+    pub database: (bool, BreakerState),
 }
 
 impl Metrics {
@@ -127,6 +134,11 @@ impl Metrics {
     /// An argon2 secret verification ran.
     pub fn secret_verified(&self) {
         self.secret_verifications.inc();
+    }
+
+    /// A token issued while the database was unavailable (from memory).
+    pub fn token_issued_degraded(&self) {
+        self.tokens_issued_degraded.inc();
     }
 
     /// One group commit of the audit journal: `events` made durable by one
@@ -220,6 +232,7 @@ impl Metrics {
              metrics_client_labels)",
             usage,
         );
+        self.register_database(&mut r, scrape.database);
         let mut out = String::new();
         encode(&mut out, &r)?;
         Ok(out)
@@ -257,6 +270,27 @@ impl Metrics {
                 "1 while the audit journal accepts events; 0 when full or unwritable (no token is issued)",
                 i64::from(journal.writable),
             );
+    }
+
+    /// Database availability: reachability, breaker, tokens issued from memory.
+    fn register_database(&self, r: &mut Registry, (up, breaker): (bool, BreakerState)) {
+        gauge(
+            r,
+            "database_up",
+            "Whether the database is reachable (1) or not (0, the circuit breaker is open)",
+            i64::from(up),
+        );
+        gauge(
+            r,
+            "database_breaker_state",
+            "Database circuit breaker: 0 closed, 1 half-open, 2 open",
+            breaker.as_gauge(),
+        );
+        r.register(
+            "tokens_issued_degraded",
+            "Access tokens issued from memory while the database was unavailable",
+            self.tokens_issued_degraded.clone(),
+        );
     }
 }
 

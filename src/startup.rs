@@ -47,9 +47,11 @@ impl Application {
             &settings.journal.audit_journal_dir,
             settings.journal.audit_journal_max_bytes,
         )?;
-        let store = Storage::connect(
+        let store = Storage::open(
             &settings.database.database_url,
             settings.database.database_max_connections,
+            settings.database.guard(),
+            clock.clone(),
         )
         .await
         .context("could not open the database")?;
@@ -216,7 +218,8 @@ fn token_server(
     let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
     let metrics = Metrics::default();
     Ok(TokenServer {
-        audit: AuditSink::start(store.clone(), journal, metrics.clone())
+        // The audit writer retries on its own: it may wait longer per call.
+        audit: AuditSink::start(store.background(), journal, metrics.clone())
             .context("could not start the audit journal writer")?,
         verifier: SecretVerifier::new(settings.limits.argon2_permits()),
         clients: Arc::new(
@@ -233,6 +236,7 @@ fn token_server(
             settings.limits.token_quota_per_hour,
             settings.limits.token_quota_per_day,
         )),
+        replays: Arc::default(),
         metrics,
         policy,
         client_jwks: Arc::new(ClientJwks::new(settings, clock.clone())?),
@@ -280,7 +284,9 @@ async fn start_keys(
              or provision the KEK (PORTCULLIS_KEK or kek_file) in production"
         );
     }
-    Ok(KeyManager::start(store.clone(), ring, settings, clock.now()).await?)
+    // Key changes generate keys under the database lock (RSA takes long):
+    // the lifecycle runs with the background deadline.
+    Ok(KeyManager::start(store.background(), ring, settings, clock.now()).await?)
 }
 
 /// The CAs `tls_client_auth` certificates must chain to, when configured.

@@ -9,6 +9,17 @@
 //!   leaves this process; later requests compare digests in constant time.
 //!   Failures are never remembered. Dropping the entry (rotation, disabling,
 //!   deletion) forgets every remembered credential of the client.
+//! - When change notices may have been missed (the `LISTEN` connection was
+//!   lost or re-established), every entry is marked stale
+//!   ([`ClientCache::mark_stale`]): it is re-read from the database before it
+//!   is trusted as fresh again, and [`ClientCache::reconcile`] re-reads all
+//!   of them once the subscription is back.
+//! - While the database is unreachable, nothing is dropped: a cached client
+//!   (fresh, stale or past its TTL) is served from memory — registration,
+//!   secret hashes, remembered credentials — as long as the last successful
+//!   database contact is within `outage_grace` ([`crate::store::DbHealth`]).
+//!   Beyond it, and for clients not in the cache, the lookup fails with
+//!   [`StoreError::Unavailable`] at once.
 
 use std::{
     collections::HashMap,
@@ -45,6 +56,8 @@ pub struct CachedClient {
     pub client: Client,
     secrets: Vec<ExpiringSecret>,
     loaded_at: DateTime<Utc>,
+    /// The cache's staleness epoch when the load began.
+    epoch: u64,
     verified: Mutex<Vec<Remembered>>,
 }
 
@@ -65,6 +78,8 @@ pub struct ClientCache {
     entries: Mutex<HashMap<ClientId, Arc<CachedClient>>>,
     /// Bumped by every invalidation, so a load that raced one is not cached.
     generation: AtomicU64,
+    /// Bumped when notices may have been missed: entries of older epochs are stale.
+    epoch: AtomicU64,
     key: hmac::Key,
 }
 
@@ -85,22 +100,66 @@ impl ClientCache {
         Ok(Self {
             entries: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
             key: hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()),
         })
     }
 
-    /// The client `id`, from memory when fresh, else from the store.
+    /// The client `id`, from memory when fresh, else from the store. While
+    /// the database is unreachable, from memory within the outage grace
+    /// (whatever the entry's age), else `Unavailable`.
     pub async fn get(
         &self,
         store: &Storage,
         id: &ClientId,
         now: DateTime<Utc>,
     ) -> Result<Option<Arc<CachedClient>>, StoreError> {
+        if !store.health().is_up() {
+            return self.during_outage(store, id, now);
+        }
         if let Some(hit) = self.fresh(id, now) {
             return Ok(Some(hit));
         }
+        match self.load(store, id, now).await {
+            Err(e) if e.is_unavailable() => self.during_outage(store, id, now),
+            other => other,
+        }
+    }
+
+    /// The cached entry while the database cannot be asked: within the
+    /// grace, any entry; otherwise none, and the caller answers 503.
+    fn during_outage(
+        &self,
+        store: &Storage,
+        id: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<CachedClient>>, StoreError> {
+        let cached = self.entries.lock().ok().and_then(|e| e.get(id).cloned());
+        match cached {
+            Some(entry) if store.health().grace_left(now).is_some() => Ok(Some(entry)),
+            _ => Err(StoreError::Unavailable(
+                "the database is unreachable and the client cannot be served from memory",
+            )),
+        }
+    }
+
+    /// Reads the client from the store and caches it (keeping remembered
+    /// credentials when its secrets did not change); forgets a client that
+    /// no longer exists.
+    async fn load(
+        &self,
+        store: &Storage,
+        id: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<CachedClient>>, StoreError> {
         let generation = self.generation.load(Ordering::Acquire);
+        let epoch = self.epoch.load(Ordering::Acquire);
         let Some(client) = store.find_client(id).await? else {
+            if let Ok(mut entries) = self.entries.lock() {
+                if self.generation.load(Ordering::Acquire) == generation {
+                    entries.remove(id);
+                }
+            }
             return Ok(None);
         };
         let secrets = store.client_secrets(id, now).await?;
@@ -120,12 +179,13 @@ impl ClientCache {
             client,
             secrets,
             loaded_at: now,
+            epoch,
             verified: Mutex::new(kept),
         });
         if let Ok(mut entries) = self.entries.lock() {
             // Cache only if no invalidation happened while loading.
             if self.generation.load(Ordering::Acquire) == generation {
-                if entries.len() >= CAPACITY {
+                if entries.len() >= CAPACITY && !entries.contains_key(id) {
                     if let Some(oldest) = entries
                         .iter()
                         .min_by_key(|(_, e)| e.loaded_at)
@@ -141,11 +201,61 @@ impl ClientCache {
     }
 
     fn fresh(&self, id: &ClientId, now: DateTime<Utc>) -> Option<Arc<CachedClient>> {
+        let epoch = self.epoch.load(Ordering::Acquire);
         let entries = self.entries.lock().ok()?;
         entries
             .get(id)
-            .filter(|e| now - e.loaded_at < Duration::seconds(CACHE_TTL) && now >= e.loaded_at)
+            .filter(|e| {
+                e.epoch == epoch
+                    && now - e.loaded_at < Duration::seconds(CACHE_TTL)
+                    && now >= e.loaded_at
+            })
             .cloned()
+    }
+
+    /// Marks every entry stale (change notices may have been missed): each
+    /// is re-read from the database before it is trusted as fresh, but kept
+    /// and served while the database is unreachable.
+    pub fn mark_stale(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Re-reads every stale entry from the store: changed clients are
+    /// replaced (their remembered credentials kept when their secrets did
+    /// not change), deleted ones dropped. Stops at the first unreachable-
+    /// database error, leaving the rest stale. Returns how many were re-read.
+    pub async fn reconcile(
+        &self,
+        store: &Storage,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let stale: Vec<ClientId> = self.entries.lock().map_or_else(
+            |_| Vec::new(),
+            |entries| {
+                entries
+                    .iter()
+                    .filter(|(_, e)| e.epoch < epoch)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            },
+        );
+        for id in &stale {
+            self.load(store, id, now).await?;
+        }
+        Ok(stale.len())
+    }
+
+    /// How many clients are cached.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+
+    /// Whether no client is cached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn digest(&self, id: &ClientId, secret: &SecretString) -> [u8; 32] {
@@ -202,14 +312,6 @@ impl ClientCache {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let (Ok(mut entries), Ok(id)) = (self.entries.lock(), ClientId::parse(id)) {
             entries.remove(&id);
-        }
-    }
-
-    /// Forgets everything (after missed change notices).
-    pub fn clear(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
         }
     }
 }

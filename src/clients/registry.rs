@@ -106,6 +106,8 @@ impl Registry {
         let meta = request
             .validate(&self.limits)
             .map_err(RegistryError::InvalidMetadata)?;
+        // Fail fast during an outage, before hashing a secret for nothing.
+        self.store.check_available()?;
         let id = meta.client_id.clone().unwrap_or_else(ClientId::generate);
         let client = apply(meta, id, None, now);
         let (secret, new) = if client.auth_method.uses_secret() {
@@ -326,6 +328,7 @@ impl Registry {
             )));
         }
         let id = client.id;
+        self.store.check_available()?;
         let (secret, new) = new_secret(&self.hasher, now).await?;
         let until = now + Duration::seconds(grace_secs);
         self.store.rotate_client_secret(&id, &new, until).await?;

@@ -11,6 +11,12 @@
 //! body not received within `request_timeout` is `408 invalid_request` on
 //! either API (the connection is closed). A 5xx body only says `server_error`; its cause chain is
 //! logged once, here. Descriptions never contain secrets.
+//!
+//! An unreachable database is never a 500: on either API it is
+//! `503 temporarily_unavailable` with `Retry-After` (the OAuth endpoints
+//! through [`OAuthError::Unavailable`], the admin API when an internal
+//! error's cause chain holds an unreachable-database store error), answered
+//! at once while the circuit breaker is open.
 
 use actix_web::{
     http::{header, StatusCode},
@@ -18,7 +24,11 @@ use actix_web::{
 };
 use serde::Serialize;
 
-use crate::{clients::RegistryError, oauth::OAuthError};
+use crate::{
+    clients::RegistryError,
+    oauth::{error::UNAVAILABLE_RETRY_AFTER, OAuthError},
+    store::StoreError,
+};
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -66,6 +76,9 @@ impl ResponseError for OAuthError {
         if let Self::Server(cause) = self {
             tracing::error!(error.cause_chain = ?cause, "token endpoint failed");
         }
+        if let Self::Unavailable(cause) = self {
+            tracing::warn!(error.cause_chain = ?cause, "database unavailable: request refused");
+        }
         let mut builder = error_builder(self.status_code());
         if matches!(
             self,
@@ -84,6 +97,9 @@ impl ResponseError for OAuthError {
         }
         if let Self::AuditUnavailable = self {
             builder.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if matches!(self, Self::Unavailable(_)) {
+            builder.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER.to_string()));
         }
         finish(builder, self.code(), &self.to_string())
     }
@@ -128,7 +144,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// An internal error caused by an unreachable database (answered 503).
+    fn database_unavailable(&self) -> bool {
+        matches!(self, Self::Internal(e) if StoreError::unavailable_in(e.as_ref()))
+    }
+
     fn code(&self) -> &'static str {
+        if self.database_unavailable() {
+            return "temporarily_unavailable";
+        }
         match self {
             Self::Unauthorized => "invalid_token",
             Self::NotFound(_) => "not_found",
@@ -158,6 +182,9 @@ impl From<RegistryError> for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
+        if self.database_unavailable() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -172,10 +199,25 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Internal(cause) = self {
-            tracing::error!(error.cause_chain = ?cause, "admin request failed");
+        let unavailable = self.database_unavailable();
+        match self {
+            Self::Internal(cause) if unavailable => {
+                tracing::warn!(error.cause_chain = ?cause, "database unavailable: admin request refused");
+            }
+            Self::Internal(cause) => {
+                tracing::error!(error.cause_chain = ?cause, "admin request failed");
+            }
+            _ => {}
         }
         let mut builder = error_builder(self.status_code());
+        if unavailable {
+            builder.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER.to_string()));
+            return finish(
+                builder,
+                self.code(),
+                "the database is temporarily unavailable; retry later",
+            );
+        }
         if let Self::RateLimited(limited) = self {
             builder.insert_header((header::RETRY_AFTER, limited.retry_after.to_string()));
         }

@@ -1,12 +1,18 @@
-//! `/healthz` (the process answers) and `/readyz` (the database answers, a
-//! signing key is loaded, and the server is not draining for shutdown).
+//! `/healthz` (the process answers) and `/readyz` (the database answers —
+//! or the server is serving from memory within `outage_grace` — a signing
+//! key is loaded, and the server is not draining for shutdown).
+//!
+//! During a database outage `/readyz` stays 200 with status `degraded` while
+//! cached clients are still served: every replica shares the one database,
+//! so taking them all out of a load balancer would only turn a partial
+//! outage into a total one. Beyond the grace it answers 503.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::{http::state::AppState, store::Store};
+use crate::http::state::AppState;
 
 /// Liveness.
 pub async fn healthz() -> HttpResponse {
@@ -15,27 +21,34 @@ pub async fn healthz() -> HttpResponse {
         .json(json!({ "status": "ok" }))
 }
 
-/// Readiness: 200 when the database answers within two seconds, else 503;
-/// 503 with status `draining` once shutdown has begun (SIGTERM), so load
+/// Readiness, from memory (the background prober pings the database every
+/// second): `ready` (200) when the database is reachable; `degraded` (200)
+/// when it is not but cached clients are served within `outage_grace`, with
+/// the seconds of grace left; `unavailable` (503) beyond the grace; 503
+/// with status `draining` once shutdown has begun (SIGTERM), so load
 /// balancers stop sending traffic before the listeners close.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = matches!(
-        tokio::time::timeout(Duration::from_secs(2), state.oauth.store.ping()).await,
-        Ok(Ok(()))
-    );
+    let health = state.oauth.store.health();
+    let database = health.is_up();
+    let grace_left = health.grace_left(state.clock.now());
     let draining = state.draining.load(Ordering::Relaxed);
     let kid = state.oauth.keys.current().kid().to_owned();
-    let status = match (draining, database) {
-        (true, _) => "draining",
-        (false, true) => "ready",
-        (false, false) => "unavailable",
+    let (status, ready) = match (draining, database, grace_left) {
+        (true, _, _) => ("draining", false),
+        (false, true, _) => ("ready", true),
+        (false, false, Some(_)) => ("degraded", true),
+        (false, false, None) => ("unavailable", false),
     };
-    let body = json!({
+    let mut body = json!({
         "status": status,
         "database": if database { "ok" } else { "unreachable" },
         "signing_key": kid,
     });
-    let mut response = if database && !draining {
+    if !database {
+        body["database_breaker"] = json!(health.breaker_state().as_str());
+        body["outage_grace_remaining"] = json!(grace_left.map_or(0, |d| d.num_seconds()));
+    }
+    let mut response = if ready {
         HttpResponse::Ok()
     } else {
         HttpResponse::ServiceUnavailable()

@@ -17,6 +17,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         quota_usage: state.oauth.quotas.usage(now),
         client_labels: state.settings.limits.metrics_client_labels,
         audit_journal: state.oauth.audit.gauges(),
+        database: (
+            state.oauth.store.health().is_up(),
+            state.oauth.store.health().breaker_state(),
+        ),
     };
     match state.oauth.metrics.render(&scrape) {
         Ok(body) => HttpResponse::Ok()

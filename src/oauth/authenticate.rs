@@ -84,9 +84,10 @@ impl TokenServer {
         now: DateTime<Utc>,
     ) -> Result<Client, OAuthError> {
         let entry = self.lookup(&creds.client_id, now).await?;
-        let locked = entry
-            .as_ref()
-            .is_some_and(|e| e.client.locked_until.is_some_and(|t| t > now));
+        let locked = entry.as_ref().is_some_and(|e| {
+            e.client.locked_until.is_some_and(|t| t > now)
+                || self.lockout.locally_locked(e.client.id.as_str(), now)
+        });
         // A credential verified before skips argon2; anything else pays for it,
         // including unknown and locked clients, so timing tells nothing.
         let remembered = !locked
@@ -177,21 +178,28 @@ impl TokenServer {
     }
 
     /// Locks `client` until `until` after too many failures, and audits it.
+    /// While the database is unreachable the lock holds in this process only
+    /// (and the cached client is kept, so the other clients' service goes on).
     async fn lock(
         &self,
         client: &Client,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), OAuthError> {
-        self.store
-            .set_client_lock(&client.id, Some(until))
-            .await
-            .map_err(OAuthError::server)?;
-        self.clients.invalidate(client.id.as_str());
-        self.store
-            .notify_client_changed(&client.id)
-            .await
-            .map_err(OAuthError::server)?;
+        match self.store.set_client_lock(&client.id, Some(until)).await {
+            Ok(()) => {
+                self.clients.invalidate(client.id.as_str());
+                // Other replicas see the stored lock at the latest when their cache entry ages out.
+                if let Err(e) = self.store.notify_client_changed(&client.id).await {
+                    tracing::warn!(error.cause_chain = ?e, "could not announce the lockout to other replicas");
+                }
+            }
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error.cause_chain = ?e, "database unavailable: lockout kept in this process only");
+                self.lockout.lock_locally(client.id.as_str(), until, now);
+            }
+            Err(e) => return Err(OAuthError::server(e)),
+        }
         self.metrics.lockout();
         tracing::warn!(locked_until = %until, "client locked after repeated failed authentication");
         let event = AuditEvent::new("client_locked", "system", now)

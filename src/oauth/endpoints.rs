@@ -156,6 +156,9 @@ impl TokenServer {
             return Err(OAuthError::AuditUnavailable);
         }
         self.metrics.token_issued(grant_name);
+        if !self.store.health().is_up() {
+            self.metrics.token_issued_degraded();
+        }
         Ok(())
     }
 

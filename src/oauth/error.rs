@@ -1,6 +1,15 @@
 //! [`OAuthError`]: the RFC 6749 §5.2 error vocabulary (plus RFC 8707's
 //! `invalid_target`). `code()` is the exact wire string; `Display` is the
 //! `error_description`, which never contains a secret.
+//!
+//! A database that cannot be reached is [`OAuthError::Unavailable`]
+//! (`503 temporarily_unavailable` with `Retry-After`), never a 500:
+//! [`OAuthError::server`] recognises it in any cause chain.
+
+use crate::store::StoreError;
+
+/// Seconds a client is asked to wait (`Retry-After`) while the database is unavailable.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 /// An error answered by the token endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +66,10 @@ pub enum OAuthError {
     /// unwritable): fail closed (503 with `Retry-After`).
     #[error("the audit trail cannot record this request; no tokens are issued until it can")]
     AuditUnavailable,
+    /// The database cannot be reached and the request needs it (503 with
+    /// `Retry-After`); the cause is logged, not sent.
+    #[error("the service is temporarily unavailable; retry later")]
+    Unavailable(#[source] anyhow::Error),
     /// Something failed on the server; the cause is logged, not sent.
     #[error("the server could not complete the request")]
     Server(#[source] anyhow::Error),
@@ -76,7 +89,9 @@ impl OAuthError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::RateLimited(_) => "rate_limited",
             Self::AccessDenied(_) => "access_denied",
-            Self::PolicyUnavailable | Self::AuditUnavailable => "temporarily_unavailable",
+            Self::PolicyUnavailable | Self::AuditUnavailable | Self::Unavailable(_) => {
+                "temporarily_unavailable"
+            }
             Self::Server(_) => "server_error",
         }
     }
@@ -89,7 +104,7 @@ impl OAuthError {
             Self::BodyTooLarge(_) => 413,
             Self::Forbidden(_) => 403,
             Self::RateLimited(_) => 429,
-            Self::PolicyUnavailable | Self::AuditUnavailable => 503,
+            Self::PolicyUnavailable | Self::AuditUnavailable | Self::Unavailable(_) => 503,
             Self::Server(_) => 500,
             _ => 400,
         }
@@ -105,8 +120,15 @@ impl OAuthError {
         }
     }
 
-    /// A server-side failure; the cause is logged, never sent.
+    /// A server-side failure; the cause is logged, never sent. An
+    /// unreachable database anywhere in its cause chain makes it
+    /// [`OAuthError::Unavailable`].
     pub fn server(e: impl Into<anyhow::Error>) -> Self {
-        Self::Server(e.into())
+        let e = e.into();
+        if StoreError::unavailable_in(e.as_ref()) {
+            Self::Unavailable(e)
+        } else {
+            Self::Server(e)
+        }
     }
 }

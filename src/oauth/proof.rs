@@ -104,11 +104,7 @@ impl TokenServer {
                 "the client_assertion's exp is out of range".into(),
             ));
         };
-        let first_use = self
-            .store
-            .record_assertion_jti(&client.id, &accepted.jti, until)
-            .await
-            .map_err(OAuthError::server)?;
+        let first_use = self.record_jti(client, &accepted.jti, until, now).await?;
         if !first_use {
             tracing::warn!(jti = %accepted.jti, "client assertion replayed");
             return Err(refused(
@@ -117,6 +113,32 @@ impl TokenServer {
             ));
         }
         Ok(())
+    }
+
+    /// Records an assertion's `jti` until `until`: in the database (shared
+    /// by every replica), or — while it is unreachable — in this process's
+    /// bounded replay set. False for a replay.
+    async fn record_jti(
+        &self,
+        client: &Client,
+        jti: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, OAuthError> {
+        match self
+            .store
+            .record_assertion_jti(&client.id, jti, until)
+            .await
+        {
+            Ok(first) => Ok(first && !self.replays.seen(&client.id, jti, now)),
+            Err(e) if e.is_unavailable() => {
+                tracing::debug!("database unavailable: assertion id kept in this process");
+                self.replays
+                    .record(&client.id, jti, until, now)
+                    .map_err(|full| OAuthError::Unavailable(full.into()))
+            }
+            Err(e) => Err(OAuthError::server(e)),
+        }
     }
 
     /// RFC 8705 §2: a certificate in its validity period that chains to the

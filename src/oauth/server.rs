@@ -25,7 +25,7 @@ use crate::{
     keys::KeySet,
     metrics::Metrics,
     policy::Policy,
-    protect::{lockout::Lockout, quota::Quotas, rate_limit::RateLimits},
+    protect::{lockout::Lockout, quota::Quotas, rate_limit::RateLimits, replay::LocalReplays},
     store::Storage,
 };
 use chrono::{DateTime, Utc};
@@ -48,6 +48,8 @@ pub struct TokenServer {
     pub lockout: Arc<Lockout>,
     /// Token quotas.
     pub quotas: Arc<Quotas>,
+    /// Assertion ids accepted while the database was unavailable.
+    pub replays: Arc<LocalReplays>,
     /// Clients' public keys (inline or fetched from their `jwks_uri`).
     pub client_jwks: Arc<ClientJwks>,
     /// CAs that `tls_client_auth` certificates must chain to, when configured.

@@ -4,6 +4,9 @@
 //! the client (so every replica honours it). A locked client is answered
 //! exactly like a wrong secret, after the same argon2 work, so a lock reveals
 //! neither the lock nor the client's existence.
+//!
+//! While the database is unreachable a lock cannot be stored: it is then
+//! kept here, in this process only, until it ends ([`Lockout::lock_locally`]).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -18,6 +21,8 @@ pub struct Lockout {
     window: Duration,
     duration: Duration,
     failures: Mutex<HashMap<String, VecDeque<DateTime<Utc>>>>,
+    /// Locks that could not be stored (database unavailable), until when.
+    local_locks: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 impl Lockout {
@@ -29,6 +34,7 @@ impl Lockout {
             window,
             duration,
             failures: Mutex::new(HashMap::new()),
+            local_locks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -51,6 +57,23 @@ impl Lockout {
             return Some(now + self.duration);
         }
         None
+    }
+
+    /// Locks `client_id` in this process until `until` (the database could
+    /// not store the lock). Ended locks are forgotten on the way.
+    pub fn lock_locally(&self, client_id: &str, until: DateTime<Utc>, now: DateTime<Utc>) {
+        if let Ok(mut locks) = self.local_locks.lock() {
+            locks.retain(|_, t| *t > now);
+            locks.insert(client_id.to_owned(), until);
+        }
+    }
+
+    /// Whether `client_id` is locked in this process at `now`.
+    #[must_use]
+    pub fn locally_locked(&self, client_id: &str, now: DateTime<Utc>) -> bool {
+        self.local_locks
+            .lock()
+            .is_ok_and(|locks| locks.get(client_id).is_some_and(|t| *t > now))
     }
 
     /// Forgets the failures of `client_id` (after a success or an unlock).
@@ -86,5 +109,15 @@ mod tests {
             Lockout::new(0, Duration::seconds(1), Duration::seconds(1)).record_failure("x", t(0)),
             None
         );
+    }
+
+    #[test]
+    fn a_local_lock_holds_until_it_ends() {
+        let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let lockout = Lockout::new(3, Duration::seconds(60), Duration::seconds(600));
+        lockout.lock_locally("a", t(600), t(0));
+        assert!(lockout.locally_locked("a", t(599)));
+        assert!(!lockout.locally_locked("a", t(600)), "ended");
+        assert!(!lockout.locally_locked("b", t(1)), "per client");
     }
 }

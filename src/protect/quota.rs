@@ -4,6 +4,12 @@
 //! Counting never touches the database on the token path: each process counts
 //! locally and, every sync, adds its counts to the shared totals and reads
 //! them back, so replicas agree within one sync interval.
+//!
+//! While the database is unreachable, quotas are per process: each replica
+//! goes on counting from the last totals it read, counts not yet added are
+//! kept, and they are added to the shared totals once the database is back.
+//! A quota may then be exceeded by up to (replicas − 1) × its share for the
+//! outage; a valid request is never refused because the database is down.
 
 use std::{collections::HashMap, sync::Mutex};
 
@@ -143,6 +149,21 @@ impl Quotas {
         Ok(())
     }
 
+    /// Puts back counts a failed sync did not add, so the next sync adds them.
+    fn restore(&self, increments: &[UsageCount]) {
+        let Ok(mut counters) = self.counters.lock() else {
+            return;
+        };
+        for i in increments {
+            if let Some(c) = counters.get_mut(&(i.client_id.clone(), i.period)) {
+                if c.window == Some(i.window_start) {
+                    c.synced = c.synced.saturating_sub(i.issued);
+                    c.pending += i.issued;
+                }
+            }
+        }
+    }
+
     /// Tokens counted in the current windows: (client, period, issued).
     #[must_use]
     pub fn usage(&self, now: DateTime<Utc>) -> Vec<(String, &'static str, u64)> {
@@ -180,7 +201,13 @@ impl Quotas {
         if increments.is_empty() {
             return Ok(());
         }
-        let totals = store.add_token_usage(&increments, now).await?;
+        let totals = match store.add_token_usage(&increments, now).await {
+            Ok(totals) => totals,
+            Err(e) => {
+                self.restore(&increments);
+                return Err(e);
+            }
+        };
         if let Ok(mut counters) = self.counters.lock() {
             for t in totals {
                 if let Some(c) = counters.get_mut(&(t.client_id, t.period)) {

@@ -108,7 +108,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Bytes of a hex string (either case); `None` if it is not hex.
 #[must_use]
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -6,7 +6,10 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use super::{Storage, StoreError};
+use super::{
+    storage::{delegate, Engine},
+    Storage, StoreError,
+};
 use crate::audit::checkpoint::Checkpoint;
 
 /// One retention cut: which events may go, and how many at most.
@@ -49,21 +52,12 @@ impl AuditStore for Storage {
         &self,
         cut: &AuditCut,
     ) -> Result<Option<(Checkpoint, i64)>, StoreError> {
-        match self {
-            Self::Postgres(s) => s.cut_audit_events(cut).await,
-            Self::Sqlite(s) => s.cut_audit_events(cut).await,
-        }
+        delegate!(self, cut_audit_events(cut))
     }
     async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        match self {
-            Self::Postgres(s) => s.audit_checkpoints().await,
-            Self::Sqlite(s) => s.audit_checkpoints().await,
-        }
+        delegate!(self, audit_checkpoints())
     }
     async fn audit_head(&self) -> Result<(i64, String), StoreError> {
-        match self {
-            Self::Postgres(s) => s.audit_head().await,
-            Self::Sqlite(s) => s.audit_head().await,
-        }
+        delegate!(self, audit_head())
     }
 }

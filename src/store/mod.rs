@@ -11,6 +11,7 @@
 mod audit_codec;
 mod audit_store;
 mod client_columns;
+pub mod health;
 mod postgres;
 mod postgres_notify;
 mod rows;
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 pub use audit_store::{AuditCut, AuditStore};
+pub use health::{BreakerState, DbHealth, GuardSettings};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use storage::Storage;
@@ -67,6 +69,38 @@ pub enum StoreError {
     /// Migrations could not be applied.
     #[error("database migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The database cannot be reached now: the call missed its deadline,
+    /// the connection failed, or the circuit breaker is open and the call
+    /// was not tried (see [`health`]). Retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+impl StoreError {
+    /// Whether this means the database could not be reached (as opposed to
+    /// an answer such as `NotFound`): `Unavailable`, or a connection failure.
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Backend(e) => health::is_connection_error(e),
+            _ => false,
+        }
+    }
+
+    /// The first unreachable-database [`StoreError`] in an error's cause
+    /// chain, if any (for the HTTP layer, which answers it with 503).
+    #[must_use]
+    pub fn unavailable_in(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if e.downcast_ref::<Self>().is_some_and(Self::is_unavailable) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -44,12 +44,17 @@ impl PgStore {
         (self.pool.size(), self.pool.num_idle())
     }
 
-    /// Connects (`postgres://…`, `sslmode` and `sslrootcert` honoured) and migrates.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    /// Connects (`postgres://…`, `sslmode` and `sslrootcert` honoured) and
+    /// migrates; a connection is waited for at most `acquire_timeout`.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("portcullis");
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;

@@ -42,12 +42,12 @@ async fn listen(pool: &PgPool, tx: &mpsc::Sender<ClientChange>) {
                     Ok(None) => {
                         tracing::warn!(
                             error.cause_chain = "the connection closed",
-                            "client-change subscription lost; cache dropped"
+                            "client-change subscription lost; client cache marked stale"
                         );
                         ClientChange::Lost
                     }
                     Err(e) => {
-                        tracing::warn!(error.cause_chain = ?e, "client-change subscription lost; cache dropped");
+                        tracing::warn!(error.cause_chain = ?e, "client-change subscription lost; client cache marked stale");
                         ClientChange::Lost
                     }
                 };

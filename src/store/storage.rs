@@ -1,4 +1,9 @@
 //! [`Storage`]: the engine picked at start, which handlers and services hold.
+//! Every call runs through the database health guard ([`DbHealth`]): a
+//! deadline per call and a circuit breaker, so an unreachable database fails
+//! calls fast with [`StoreError::Unavailable`].
+
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -6,11 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 
 use super::{
+    health::{DbHealth, GuardSettings},
     ClientChange, ExpiringSecret, NewSecret, PgStore, SqliteStore, Store, StoreError, UsageCount,
 };
 use crate::{
     audit::{chain::AuditRecord, AuditEvent, AuditFilter},
     clients::{Client, ClientId},
+    clock::Clock,
     keys::{
         consumers::{ConsumerLimits, Sighting},
         lifecycle::KeyChange,
@@ -19,57 +26,139 @@ use crate::{
     token::refresh::{NewRefreshToken, RefreshFamily, RefreshRecord, RefreshTokenHash, Rotation},
 };
 
-/// The configured engine. Handlers and services hold this, not a generic.
+/// SQLite waits this long for its write lock; a deadline shorter than that
+/// would turn a busy moment of the local file into an "outage".
+const SQLITE_BUSY: Duration = Duration::from_secs(5);
+
+/// The configured engine behind the health guard. Handlers and services
+/// hold this, not a generic; clones share the engine's pool and the guard.
 #[derive(Clone, Debug)]
-pub enum Storage {
-    /// PostgreSQL.
+pub struct Storage {
+    pub(super) engine: Engine,
+    pub(super) health: Arc<DbHealth>,
+    pub(super) deadline: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Engine {
     Postgres(PgStore),
-    /// SQLite.
     Sqlite(SqliteStore),
 }
 
 impl Storage {
-    /// Connects to the engine named by the URL scheme and applies its migrations.
+    /// Connects to the engine named by the URL scheme and applies its
+    /// migrations, with the guard of one-off commands
+    /// ([`GuardSettings::command`]: generous deadlines).
     pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
+        Self::open(
+            url,
+            max_connections,
+            GuardSettings::command(),
+            Clock::System,
+        )
+        .await
+    }
+
+    /// Connects (the pool waits for a connection no longer than the
+    /// request deadline), applies the migrations, and guards every call
+    /// with `guard`; the last contact is read on `clock`. On SQLite the
+    /// deadlines are at least its 5 s busy timeout.
+    pub async fn open(
+        url: &SecretString,
+        max_connections: u32,
+        mut guard: GuardSettings,
+        clock: Clock,
+    ) -> Result<Self, StoreError> {
         let url = url.expose_secret();
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(
-                SqliteStore::connect(url, max_connections).await?,
-            ))
+        let engine = if url.starts_with("sqlite:") {
+            guard.request_deadline = guard.request_deadline.max(SQLITE_BUSY);
+            guard.background_deadline = guard.background_deadline.max(SQLITE_BUSY);
+            Engine::Sqlite(SqliteStore::connect(url, max_connections).await?)
         } else {
-            Ok(Self::Postgres(
-                PgStore::connect(url, max_connections).await?,
-            ))
+            Engine::Postgres(PgStore::connect(url, max_connections, guard.request_deadline).await?)
+        };
+        Ok(Self {
+            engine,
+            deadline: guard.request_deadline,
+            health: Arc::new(DbHealth::new(guard, clock)),
+        })
+    }
+
+    /// The same storage for background writers (audit trail, purges, key
+    /// checks, quota sync): the longer background deadline, the same breaker.
+    #[must_use]
+    pub fn background(&self) -> Self {
+        Self {
+            deadline: self.health.settings().background_deadline,
+            ..self.clone()
         }
+    }
+
+    /// The database's reachability (breaker, last contact, up/down).
+    #[must_use]
+    pub fn health(&self) -> &DbHealth {
+        &self.health
+    }
+
+    /// `Unavailable` at once while the database is known to be unreachable:
+    /// for callers about to do costly work (hashing a new secret) before a write.
+    pub fn check_available(&self) -> Result<(), StoreError> {
+        if self.health.is_up() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable("the database is unreachable"))
+        }
+    }
+
+    /// Pings the database whatever the breaker says, within the request
+    /// deadline, and records the outcome: the background prober's call,
+    /// which notices recovery (and outages) without traffic.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let deadline = self.health.settings().request_deadline;
+        self.health
+            .run(deadline, async {
+                match &self.engine {
+                    Engine::Postgres(s) => s.ping().await,
+                    Engine::Sqlite(s) => s.ping().await,
+                }
+            })
+            .await
     }
 
     /// Pool connections: open, and idle among them.
     #[must_use]
     pub fn pool_stats(&self) -> (u32, usize) {
-        match self {
-            Self::Postgres(s) => s.pool_stats(),
-            Self::Sqlite(s) => s.pool_stats(),
+        match &self.engine {
+            Engine::Postgres(s) => s.pool_stats(),
+            Engine::Sqlite(s) => s.pool_stats(),
         }
     }
 
     /// The engine's name, for logs.
     #[must_use]
     pub fn engine(&self) -> &'static str {
-        match self {
-            Self::Postgres(_) => "postgres",
-            Self::Sqlite(_) => "sqlite",
+        match self.engine {
+            Engine::Postgres(_) => "postgres",
+            Engine::Sqlite(_) => "sqlite",
         }
     }
 }
 
+/// Runs the engine's method through the guard.
 macro_rules! delegate {
     ($self:ident, $method:ident($($arg:expr),*)) => {
-        match $self {
-            Self::Postgres(s) => s.$method($($arg),*).await,
-            Self::Sqlite(s) => s.$method($($arg),*).await,
-        }
+        $self
+            .health
+            .guard($self.deadline, async {
+                match &$self.engine {
+                    Engine::Postgres(s) => s.$method($($arg),*).await,
+                    Engine::Sqlite(s) => s.$method($($arg),*).await,
+                }
+            })
+            .await
     };
 }
+pub(super) use delegate;
 
 impl Store for Storage {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -96,9 +185,9 @@ impl Store for Storage {
         delegate!(self, notify_client_changed(id))
     }
     fn subscribe_client_changes(&self) -> Option<mpsc::Receiver<ClientChange>> {
-        match self {
-            Self::Postgres(s) => s.subscribe_client_changes(),
-            Self::Sqlite(s) => s.subscribe_client_changes(),
+        match &self.engine {
+            Engine::Postgres(s) => s.subscribe_client_changes(),
+            Engine::Sqlite(s) => s.subscribe_client_changes(),
         }
     }
     async fn list_clients(

@@ -63,6 +63,10 @@ pub fn test_settings(database_url: &str, dir: &TempDir, overrides: Value) -> Set
         "listen": "127.0.0.1:0",
         "database_url": database_url,
         "database_max_connections": 4,
+        // Every test's server shares two loaded cores: opening a connection
+        // may take longer than the production deadline (500 ms). The outage
+        // tests set their own.
+        "database_timeout_ms": 5000,
         "admin_tokens": [ADMIN_TOKEN],
         "kek_file": dir.path().join("kek"),
         "kek_generate": true,

@@ -27,6 +27,8 @@ mod keys;
 mod layering;
 mod mtls;
 mod openapi;
+mod outage;
+mod pg_cluster;
 mod pki;
 mod policy;
 mod private_key_jwt;

@@ -6,7 +6,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{auth::AdminPrincipal, page};
-use crate::{audit::AuditFilter, http::errors::ApiError, http::state::AppState, store::Store};
+use crate::{
+    audit::AuditFilter,
+    http::errors::ApiError,
+    http::state::AppState,
+    store::{Store, StoreError},
+};
+
+/// How long the listing waits for this process's queued events to be written.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Query of `GET /admin/audit`.
 #[derive(Deserialize)]
@@ -70,11 +78,21 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {e}")))?;
     let (filter, limit) = q.filter()?;
+    // During an outage, answer 503 at once rather than wait for the flush.
+    let store = state.oauth.store.background();
+    store
+        .check_available()
+        .map_err(|e| ApiError::Internal(e.into()))?;
     // Events recorded by this process so far are visible in the answer.
-    state.oauth.audit.flush().await;
-    let events = state
-        .oauth
-        .store
+    if tokio::time::timeout(FLUSH_WAIT, state.oauth.audit.flush())
+        .await
+        .is_err()
+    {
+        let late = StoreError::Unavailable("the audit trail could not be written in time");
+        return Err(ApiError::Internal(late.into()));
+    }
+    // A large trail may take a while to filter: the background deadline.
+    let events = store
         .audit_events(&filter)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;

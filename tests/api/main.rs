@@ -33,3 +33,4 @@ mod security_b;
 mod security_c;
 mod store;
 mod token;
+mod verify_crate;

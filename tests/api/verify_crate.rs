@@ -96,7 +96,8 @@ async fn server_tokens_are_accepted_and_foreign_or_forged_ones_refused(
         segments.next().unwrap(),
         segments.next().unwrap(),
     );
-    let header_json: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    let header_json: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
     let mut none = header_json.clone();
     none["alg"] = json!("none");
     let none = URL_SAFE_NO_PAD.encode(none.to_string());
@@ -108,10 +109,18 @@ async fn server_tokens_are_accepted_and_foreign_or_forged_ones_refused(
     let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap();
     sig[10] ^= 1;
     let tampered = format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(sig));
-    assert_refused(bearer(&v, &tampered).await, "signature", "tampered signature");
-    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_refused(
+        bearer(&v, &tampered).await,
+        "signature",
+        "tampered signature",
+    );
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     claims["scope"] = json!("read write admin");
-    let forged = format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let forged = format!(
+        "{header}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
     assert_refused(bearer(&v, &forged).await, "signature", "tampered claims");
 }
 
@@ -168,19 +177,32 @@ async fn certificate_bound_tokens_pass_only_with_their_certificate(
     let parts = RequestParts::new("GET", URI).authorization(&auth);
 
     // Act / Assert
-    let ok = v.verify(&parts.clone().peer_certificate(&cert.der)).await.unwrap();
+    let ok = v
+        .verify(&parts.clone().peer_certificate(&cert.der))
+        .await
+        .unwrap();
     assert_eq!(
         ok.claims().cnf.as_ref().unwrap().x5t_s256.as_deref(),
         Some(cert.thumbprint().as_str())
     );
     assert_refused(
-        v.verify(&parts.clone().peer_certificate(&sibling.der)).await,
+        v.verify(&parts.clone().peer_certificate(&sibling.der))
+            .await,
         "another client certificate",
         "sibling certificate",
     );
-    assert_refused(v.verify(&parts).await, "none was presented", "plain Bearer without a certificate");
+    assert_refused(
+        v.verify(&parts).await,
+        "none was presented",
+        "plain Bearer without a certificate",
+    );
     let xfcc = cert.xfcc();
-    assert!(v.verify(&parts.clone().forwarded_client_cert(&xfcc)).await.is_ok(), "from a trusted proxy");
+    assert!(
+        v.verify(&parts.clone().forwarded_client_cert(&xfcc))
+            .await
+            .is_ok(),
+        "from a trusted proxy"
+    );
 }
 
 #[rstest]
@@ -192,13 +214,25 @@ async fn a_key_rotated_at_the_server_is_picked_up_without_a_restart(
     let app = TestApp::spawn(engine).await;
     let (id, secret) = app.standard_client().await;
     let v = verifier_for(&app, |c| c.jwks.refetch_interval = 0);
-    bearer(&v, &app.access_token(&id, &secret).await).await.unwrap();
-    let before: Vec<String> = app.jwks().await.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+    bearer(&v, &app.access_token(&id, &secret).await)
+        .await
+        .unwrap();
+    let before: Vec<String> = app
+        .jwks()
+        .await
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect();
 
     // Act: two immediate rotations make a key the verifier has never seen the signing one.
     for _ in 0..2 {
         let res = app
-            .admin(Method::POST, "/admin/keys/rotate", Some(json!({"compromised": true})))
+            .admin(
+                Method::POST,
+                "/admin/keys/rotate",
+                Some(json!({"compromised": true})),
+            )
             .await;
         assert_eq!(res.status(), StatusCode::OK);
     }
@@ -212,10 +246,17 @@ async fn a_key_rotated_at_the_server_is_picked_up_without_a_restart(
     )
     .unwrap();
     let kid = header["kid"].as_str().unwrap();
-    assert!(!before.iter().any(|k| k == kid), "the new key was not published before");
+    assert!(
+        !before.iter().any(|k| k == kid),
+        "the new key was not published before"
+    );
     let fetches = v.key_cache_stats().fetches;
     bearer(&v, &token).await.unwrap();
-    assert_eq!(v.key_cache_stats().fetches, fetches + 1, "refetched on the unknown kid");
+    assert_eq!(
+        v.key_cache_stats().fetches,
+        fetches + 1,
+        "refetched on the unknown kid"
+    );
 }
 
 #[rstest]
@@ -247,5 +288,8 @@ async fn a_revoked_token_is_refused_where_introspection_is_asked(
     let err = v.verify_with(&parts, &live).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::InvalidToken, "{err}");
     assert!(err.description().contains("not active"), "{err}");
-    assert!(v.verify(&parts).await.is_ok(), "without introspection the signature still holds");
+    assert!(
+        v.verify(&parts).await.is_ok(),
+        "without introspection the signature still holds"
+    );
 }

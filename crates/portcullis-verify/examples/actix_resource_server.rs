@@ -23,7 +23,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Err(e) = verifier.warm_up().await {
         eprintln!("keys not fetched yet ({e}); the first request will try again");
     }
-    let metadata = ProtectedResourceMetadata::for_verifier(&verifier).scopes(["read"]).to_json();
+    let metadata = ProtectedResourceMetadata::for_verifier(&verifier)
+        .scopes(["read"])
+        .to_json();
     let listen = env("LISTEN", "127.0.0.1:3000");
     println!("listening on http://{listen}");
     HttpServer::new(move || {
@@ -33,12 +35,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "/.well-known/oauth-protected-resource",
                 web::get().to(move || {
                     let body = metadata.clone();
-                    async move { HttpResponse::Ok().content_type("application/json").body(body) }
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(body)
+                    }
                 }),
             )
             .service(
                 web::scope("/orders")
-                    .wrap(Verify::with_requirements(verifier.clone(), Requirements::new().scope("read")))
+                    .wrap(Verify::with_requirements(
+                        verifier.clone(),
+                        Requirements::new().scope("read"),
+                    ))
                     .route("", web::get().to(list_orders)),
             )
     })

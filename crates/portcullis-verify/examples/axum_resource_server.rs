@@ -15,8 +15,8 @@ use axum::{
     Extension, Json, Router,
 };
 use portcullis_verify::{
-    tower::VerifyLayer, IntrospectionConfig, ProtectedResourceMetadata, Requirements, VerifiedToken, Verifier,
-    VerifierConfig,
+    tower::VerifyLayer, IntrospectionConfig, ProtectedResourceMetadata, Requirements,
+    VerifiedToken, Verifier, VerifierConfig,
 };
 
 #[tokio::main]
@@ -27,7 +27,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env("AUDIENCE", "https://api.example.com"),
     );
     config.realm = Some("orders".into());
-    if let (Ok(id), Ok(secret)) = (std::env::var("RS_CLIENT_ID"), std::env::var("RS_CLIENT_SECRET")) {
+    if let (Ok(id), Ok(secret)) = (
+        std::env::var("RS_CLIENT_ID"),
+        std::env::var("RS_CLIENT_SECRET"),
+    ) {
         config.introspection = Some(IntrospectionConfig::new(id, secret));
     }
     let verifier = Verifier::new(config)?;
@@ -36,15 +39,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let metadata = ProtectedResourceMetadata::for_verifier(&verifier).scopes(["read", "write"]);
 
-    let read = Router::new()
-        .route("/orders", get(list_orders))
-        .layer(VerifyLayer::with_requirements(verifier.clone(), Requirements::new().scope("read")));
-    let write = Router::new().route("/orders/cancel", post(cancel)).layer(VerifyLayer::with_requirements(
-        verifier,
-        Requirements::new().scope("write").introspected(),
-    ));
+    let read =
+        Router::new()
+            .route("/orders", get(list_orders))
+            .layer(VerifyLayer::with_requirements(
+                verifier.clone(),
+                Requirements::new().scope("read"),
+            ));
+    let write =
+        Router::new()
+            .route("/orders/cancel", post(cancel))
+            .layer(VerifyLayer::with_requirements(
+                verifier,
+                Requirements::new().scope("write").introspected(),
+            ));
     let app = Router::new()
-        .route("/.well-known/oauth-protected-resource", get(move || async move { Json(metadata) }))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(move || async move { Json(metadata) }),
+        )
         .merge(read)
         .merge(write);
     let listener = tokio::net::TcpListener::bind(env("LISTEN", "127.0.0.1:3000")).await?;
@@ -58,5 +71,9 @@ async fn list_orders(Extension(token): Extension<VerifiedToken>) -> String {
 }
 
 async fn cancel(Extension(token): Extension<VerifiedToken>) -> String {
-    format!("cancelled for {} (token {} still active)\n", token.claims().client_id, token.claims().jti)
+    format!(
+        "cancelled for {} (token {} still active)\n",
+        token.claims().client_id,
+        token.claims().jti
+    )
 }

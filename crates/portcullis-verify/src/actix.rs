@@ -44,7 +44,10 @@ impl Verify {
     /// Verification with a scope's `requirements` on top.
     #[must_use]
     pub fn with_requirements(verifier: Verifier, requirements: Requirements) -> Self {
-        Self { verifier, requirements: Arc::new(requirements) }
+        Self {
+            verifier,
+            requirements: Arc::new(requirements),
+        }
     }
 }
 
@@ -94,7 +97,10 @@ where
             match verify(&verifier, &requirements, &req).await {
                 Ok(token) => {
                     req.extensions_mut().insert(token);
-                    service.call(req).await.map(ServiceResponse::map_into_left_body)
+                    service
+                        .call(req)
+                        .await
+                        .map(ServiceResponse::map_into_left_body)
                 }
                 Err(err) => {
                     let response = error_response(&verifier, &err);
@@ -105,13 +111,29 @@ where
     }
 }
 
-async fn verify(verifier: &Verifier, requirements: &Requirements, req: &ServiceRequest) -> Result<VerifiedToken, VerifyError> {
+async fn verify(
+    verifier: &Verifier,
+    requirements: &Requirements,
+    req: &ServiceRequest,
+) -> Result<VerifiedToken, VerifyError> {
     let cfg = verifier.config();
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri = match (&cfg.public_origin, req.headers().get(header::HOST).and_then(|h| h.to_str().ok())) {
+    let uri = match (
+        &cfg.public_origin,
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok()),
+    ) {
         (Some(origin), _) => format!("{}{path}", origin.trim_end_matches('/')),
         (None, Some(host)) => {
-            format!("{}://{host}{path}", if req.app_config().secure() { "https" } else { "http" })
+            format!(
+                "{}://{host}{path}",
+                if req.app_config().secure() {
+                    "https"
+                } else {
+                    "http"
+                }
+            )
         }
         (None, None) => path.to_owned(),
     };
@@ -127,7 +149,11 @@ async fn verify(verifier: &Verifier, requirements: &Requirements, req: &ServiceR
         parts = parts.peer_certificate(der);
     }
     if cfg.trust_forwarded_client_cert {
-        if let Some(xfcc) = req.headers().get("x-forwarded-client-cert").and_then(|v| v.to_str().ok()) {
+        if let Some(xfcc) = req
+            .headers()
+            .get("x-forwarded-client-cert")
+            .and_then(|v| v.to_str().ok())
+        {
             parts = parts.forwarded_client_cert(xfcc);
         }
     }
@@ -136,7 +162,9 @@ async fn verify(verifier: &Verifier, requirements: &Requirements, req: &ServiceR
 
 fn error_response(verifier: &Verifier, err: &VerifyError) -> HttpResponse {
     let answer = verifier.error_response(err);
-    let mut response = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::UNAUTHORIZED));
+    let mut response = HttpResponse::build(
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::UNAUTHORIZED),
+    );
     for (name, value) in answer.headers {
         response.append_header((name, value));
     }

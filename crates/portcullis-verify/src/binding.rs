@@ -64,14 +64,20 @@ fn forwarded_thumbprints(header: &str) -> Result<Vec<String>, &'static str> {
     let element = elements.last().copied().unwrap_or_default();
     let mut out = Vec::new();
     for pair in split_unquoted(element, ';').ok_or(MALFORMED)? {
-        let Some((key, value)) = pair.trim().split_once('=') else { continue };
+        let Some((key, value)) = pair.trim().split_once('=') else {
+            continue;
+        };
         let value = unquote(value.trim()).ok_or(MALFORMED)?;
         if key.trim().eq_ignore_ascii_case("Hash") {
             let bytes = hex(&value).ok_or(MALFORMED)?;
             out.push(URL_SAFE_NO_PAD.encode(bytes));
         } else if key.trim().eq_ignore_ascii_case("Cert") {
-            let pem = percent_decode_str(&value).decode_utf8().map_err(|_| MALFORMED)?;
-            out.push(certificate_thumbprint(&first_pem_certificate(&pem).ok_or(MALFORMED)?));
+            let pem = percent_decode_str(&value)
+                .decode_utf8()
+                .map_err(|_| MALFORMED)?;
+            out.push(certificate_thumbprint(
+                &first_pem_certificate(&pem).ok_or(MALFORMED)?,
+            ));
         }
     }
     Ok(out)
@@ -132,11 +138,15 @@ fn first_pem_certificate(pem: &str) -> Option<Vec<u8>> {
     const END: &str = "-----END CERTIFICATE-----";
     let start = pem.find(BEGIN)? + BEGIN.len();
     let end = start + pem[start..].find(END)?;
-    let b64: String = pem[start..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let b64: String = pem[start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     STANDARD.decode(b64).ok()
 }
 
 #[cfg(test)]
+#[allow(clippy::format_collect)] // hex of a test digest
 mod tests {
     use super::*;
 
@@ -165,7 +175,10 @@ mod tests {
         let x5t = certificate_thumbprint(&der);
         assert!(certificate_matches(&x5t, Some(&der), None).is_ok());
         assert!(certificate_matches(&x5t, Some(&other), None).is_err());
-        assert!(certificate_matches(&x5t, None, None).is_err(), "no certificate");
+        assert!(
+            certificate_matches(&x5t, None, None).is_err(),
+            "no certificate"
+        );
     }
 
     #[test]
@@ -174,7 +187,10 @@ mod tests {
         let x5t = certificate_thumbprint(&der);
         assert!(certificate_matches(&x5t, None, Some(&xfcc(&der, &pem))).is_ok());
         let chained = format!("{},{}", xfcc(&other, &other_pem), xfcc(&der, &pem));
-        assert!(certificate_matches(&x5t, None, Some(&chained)).is_ok(), "last element wins");
+        assert!(
+            certificate_matches(&x5t, None, Some(&chained)).is_ok(),
+            "last element wins"
+        );
         let reversed = format!("{},{}", xfcc(&der, &pem), xfcc(&other, &other_pem));
         assert!(certificate_matches(&x5t, None, Some(&reversed)).is_err());
         // Hash of one certificate with Cert of another: refused.
@@ -182,7 +198,12 @@ mod tests {
         assert!(certificate_matches(&x5t, None, Some(&mixed)).is_err());
         let hash_only = xfcc(&der, &pem).split(";Cert").next().unwrap().to_owned();
         assert!(certificate_matches(&x5t, None, Some(&hash_only)).is_ok());
-        for bad in ["Hash=zz", "Subject=\"unterminated", "By=x;Subject=\"CN=x\"", "Cert=\"%2D%2D\""] {
+        for bad in [
+            "Hash=zz",
+            "Subject=\"unterminated",
+            "By=x;Subject=\"CN=x\"",
+            "Cert=\"%2D%2D\"",
+        ] {
             assert!(certificate_matches(&x5t, None, Some(bad)).is_err(), "{bad}");
         }
     }

@@ -44,7 +44,11 @@ pub struct AccessTokenClaims {
 impl AccessTokenClaims {
     /// The granted scopes, one by one.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty())
+        self.scope
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
     }
 
     /// Whether `scope` was granted.
@@ -164,10 +168,19 @@ mod tests {
         assert!(c.aud.contains("https://api") && !c.aud.contains("https://b"));
         assert_eq!(c.scopes().collect::<Vec<_>>(), ["read", "write"]);
         assert!(c.has_scope("write") && !c.has_scope("admin") && !c.has_scope(""));
-        let chain: Vec<_> = c.act.as_ref().unwrap().chain().map(|a| a.sub.as_str()).collect();
+        let chain: Vec<_> = c
+            .act
+            .as_ref()
+            .unwrap()
+            .chain()
+            .map(|a| a.sub.as_str())
+            .collect();
         assert_eq!(chain, ["gateway", "edge"]);
         let cnf = c.cnf.unwrap();
-        assert_eq!((cnf.x5t_s256.as_deref(), cnf.jkt.as_deref()), (Some("abc"), Some("def")));
+        assert_eq!(
+            (cnf.x5t_s256.as_deref(), cnf.jkt.as_deref()),
+            (Some("abc"), Some("def"))
+        );
     }
 
     #[test]
@@ -177,7 +190,12 @@ mod tests {
             v.as_object_mut().unwrap().remove(key);
             assert!(claims(v).is_err(), "without {key}");
         }
-        for (key, bad) in [("aud", json!(5)), ("aud", json!([1])), ("exp", json!("20")), ("scope", json!(["a"]))] {
+        for (key, bad) in [
+            ("aud", json!(5)),
+            ("aud", json!([1])),
+            ("exp", json!("20")),
+            ("scope", json!(["a"])),
+        ] {
             let mut v = base();
             v[key] = bad.clone();
             assert!(claims(v).is_err(), "{key} = {bad}");

@@ -48,7 +48,12 @@ impl VerifierConfig {
         Self {
             issuer: issuer.into(),
             audience: audience.into(),
-            algorithms: vec![Algorithm::Es256, Algorithm::EdDsa, Algorithm::Rs256, Algorithm::Ps256],
+            algorithms: vec![
+                Algorithm::Es256,
+                Algorithm::EdDsa,
+                Algorithm::Rs256,
+                Algorithm::Ps256,
+            ],
             leeway: 60,
             required_scopes: Vec::new(),
             realm: None,
@@ -150,7 +155,10 @@ pub struct NonceConfig {
 
 impl Default for NonceConfig {
     fn default() -> Self {
-        Self { window: 60, secret: None }
+        Self {
+            window: 60,
+            secret: None,
+        }
     }
 }
 

@@ -119,14 +119,20 @@ impl DpopChecker {
     /// Checks `input.proof` (RFC 9449 §4.3) and records its `jti`.
     pub fn check(&self, input: &ProofInput<'_>) -> Result<(), VerifyError> {
         let bad = VerifyError::invalid_dpop_proof;
-        let jws = Compact::split(input.proof).map_err(|_| bad("the DPoP proof is not a compact JWS"))?;
+        let jws =
+            Compact::split(input.proof).map_err(|_| bad("the DPoP proof is not a compact JWS"))?;
         let header_bytes = jws.header_bytes().map_err(bad)?;
         let header = Header::parse(&header_bytes).map_err(bad)?;
         if !header.typ_is("dpop+jwt") {
             return Err(bad("the DPoP proof's typ is not dpop+jwt"));
         }
-        let alg = header.algorithm(&self.cfg.algorithms).map_err(|_| bad("the DPoP proof's alg is not allowed"))?;
-        let jwk = header.jwk.as_ref().ok_or_else(|| bad("the DPoP proof has no jwk header"))?;
+        let alg = header
+            .algorithm(&self.cfg.algorithms)
+            .map_err(|_| bad("the DPoP proof's alg is not allowed"))?;
+        let jwk = header
+            .jwk
+            .as_ref()
+            .ok_or_else(|| bad("the DPoP proof has no jwk header"))?;
         if jwk.has_private_parts() {
             return Err(bad("the DPoP proof's jwk holds a private key"));
         }
@@ -137,7 +143,9 @@ impl DpopChecker {
         let claims: ProofClaims = serde_json::from_slice(&jws.payload_bytes().map_err(bad)?)
             .map_err(|_| bad("the DPoP proof lacks jti, htm, htu or iat"))?;
         if claims.htm != input.method {
-            return Err(bad("the DPoP proof's htm does not match the request method"));
+            return Err(bad(
+                "the DPoP proof's htm does not match the request method",
+            ));
         }
         if normalize_htu(&claims.htu).as_deref() != Some(input.htu) {
             return Err(bad("the DPoP proof's htu does not match the request URI"));
@@ -151,10 +159,17 @@ impl DpopChecker {
         }
         if jwk.thumbprint().map_err(bad)? != input.jkt {
             // The token is bound to another key: the token, not the proof, is the problem.
-            return Err(VerifyError::invalid_token("the access token is bound to another DPoP key").in_dpop());
+            return Err(VerifyError::invalid_token(
+                "the access token is bound to another DPoP key",
+            )
+            .in_dpop());
         }
         if let Some(nonces) = &self.nonces {
-            if !claims.nonce.as_deref().is_some_and(|n| nonces.is_valid(n, now)) {
+            if !claims
+                .nonce
+                .as_deref()
+                .is_some_and(|n| nonces.is_valid(n, now))
+            {
                 return Err(VerifyError::use_dpop_nonce(nonces.issue(now)));
             }
         }
@@ -163,7 +178,12 @@ impl DpopChecker {
         }
         // A proof is usable until its iat leaves the window; remember it that long.
         let until = claims.iat + self.cfg.max_age + 2 * input.leeway + 1;
-        match self.replay.insert_new(key(&[input.jkt.as_bytes(), claims.jti.as_bytes()]), (), until, now) {
+        match self.replay.insert_new(
+            key(&[input.jkt.as_bytes(), claims.jti.as_bytes()]),
+            (),
+            until,
+            now,
+        ) {
             Ok(true) => Ok(()),
             Ok(false) => Err(bad("the DPoP proof was already used")),
             Err(()) => Err(VerifyError::unavailable("too many recent DPoP proofs")),
@@ -186,7 +206,10 @@ impl Nonces {
             let _ = ring::rand::SystemRandom::new().fill(&mut s);
             s
         });
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, &secret), window: cfg.window.max(1) }
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            window: cfg.window.max(1),
+        }
     }
 
     fn encode(&self, window: i64) -> String {
@@ -200,8 +223,12 @@ impl Nonces {
 
     fn is_valid(&self, nonce: &str, now: i64) -> bool {
         let current = now.div_euclid(self.window);
-        let Ok(bytes) = URL_SAFE_NO_PAD.decode(nonce) else { return false };
-        let (Some(window), Some(tag)) = (bytes.get(..8), bytes.get(8..)) else { return false };
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(nonce) else {
+            return false;
+        };
+        let (Some(window), Some(tag)) = (bytes.get(..8), bytes.get(8..)) else {
+            return false;
+        };
         let window = i64::from_be_bytes(window.try_into().unwrap_or_default());
         (window == current || window == current - 1)
             && hmac::verify(&self.key, &window.to_be_bytes(), tag).is_ok()
@@ -215,19 +242,34 @@ mod tests {
     #[test]
     fn htu_ignores_query_fragment_case_default_port_and_dot_segments() {
         let same = [
-            ("https://api.example.com/r", "https://api.example.com/r?q=1#x"),
+            (
+                "https://api.example.com/r",
+                "https://api.example.com/r?q=1#x",
+            ),
             ("https://api.example.com/r", "HTTPS://API.EXAMPLE.COM:443/r"),
             ("http://api.example.com/", "http://api.example.com:80"),
-            ("https://api.example.com/a/b", "https://api.example.com/a/./c/../b"),
-            ("https://api.example.com/%7Ea", "https://api.example.com/%7ea"),
-            ("https://api.example.com/r", "https://user:pw@api.example.com/r"),
+            (
+                "https://api.example.com/a/b",
+                "https://api.example.com/a/./c/../b",
+            ),
+            (
+                "https://api.example.com/%7Ea",
+                "https://api.example.com/%7ea",
+            ),
+            (
+                "https://api.example.com/r",
+                "https://user:pw@api.example.com/r",
+            ),
         ];
         for (a, b) in same {
             assert_eq!(normalize_htu(a), normalize_htu(b), "{a} vs {b}");
         }
         let different = [
             ("https://api.example.com/r", "http://api.example.com/r"),
-            ("https://api.example.com/r", "https://api.example.com:8443/r"),
+            (
+                "https://api.example.com/r",
+                "https://api.example.com:8443/r",
+            ),
             ("https://api.example.com/r", "https://api.example.com/R"),
             ("https://api.example.com/r", "https://api.example.org/r"),
         ];
@@ -250,11 +292,17 @@ mod tests {
 
     #[test]
     fn nonces_are_good_for_their_window_and_the_next_and_cannot_be_made_up() {
-        let nonces = Nonces::new(&NonceConfig { window: 60, secret: Some(vec![7; 32]) });
+        let nonces = Nonces::new(&NonceConfig {
+            window: 60,
+            secret: Some(vec![7; 32]),
+        });
         let n = nonces.issue(1_000);
         assert!(nonces.is_valid(&n, 1_000) && nonces.is_valid(&n, 1_079));
         assert!(!nonces.is_valid(&n, 1_080 + 60), "two windows later");
-        let other = Nonces::new(&NonceConfig { window: 60, secret: Some(vec![8; 32]) });
+        let other = Nonces::new(&NonceConfig {
+            window: 60,
+            secret: Some(vec![8; 32]),
+        });
         assert!(!nonces.is_valid(&other.issue(1_000), 1_000), "another key");
         assert!(!nonces.is_valid("", 1_000));
     }

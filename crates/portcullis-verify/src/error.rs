@@ -70,7 +70,11 @@ impl VerifyError {
         Self::new(ErrorKind::InvalidDpopProof, why).in_dpop()
     }
     pub(crate) fn use_dpop_nonce(nonce: String) -> Self {
-        let mut e = Self::new(ErrorKind::UseDpopNonce, "a DPoP nonce from the resource server is required").in_dpop();
+        let mut e = Self::new(
+            ErrorKind::UseDpopNonce,
+            "a DPoP nonce from the resource server is required",
+        )
+        .in_dpop();
         e.nonce = Some(nonce);
         e
     }
@@ -156,13 +160,25 @@ pub(crate) fn render(err: &VerifyError, s: &ChallengeSettings<'_>) -> ErrorRespo
             .dpop_algs
             .as_deref()
             .map(|algs| challenge("DPoP", Some(algs), err, err.dpop || s.dpop_only, s));
-        let ordered = if err.dpop { [dpop, bearer] } else { [bearer, dpop] };
-        headers.extend(ordered.into_iter().flatten().map(|c| ("WWW-Authenticate", c)));
+        let ordered = if err.dpop {
+            [dpop, bearer]
+        } else {
+            [bearer, dpop]
+        };
+        headers.extend(
+            ordered
+                .into_iter()
+                .flatten()
+                .map(|c| ("WWW-Authenticate", c)),
+        );
         if let Some(nonce) = &err.nonce {
             headers.push(("DPoP-Nonce", nonce.clone()));
         }
     }
-    ErrorResponse { status: err.status(), headers }
+    ErrorResponse {
+        status: err.status(),
+        headers,
+    }
 }
 
 fn challenge(
@@ -224,7 +240,11 @@ mod tests {
     }
 
     fn www(r: &ErrorResponse) -> Vec<&str> {
-        r.headers.iter().filter(|(n, _)| *n == "WWW-Authenticate").map(|(_, v)| v.as_str()).collect()
+        r.headers
+            .iter()
+            .filter(|(n, _)| *n == "WWW-Authenticate")
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     #[test]
@@ -232,13 +252,21 @@ mod tests {
         let r = render(&VerifyError::missing(), &settings(false));
         assert_eq!((r.status, www(&r)), (401, vec![r#"Bearer realm="api""#]));
 
-        let r = render(&VerifyError::invalid_token("the token \"x\" expired"), &settings(false));
+        let r = render(
+            &VerifyError::invalid_token("the token \"x\" expired"),
+            &settings(false),
+        );
         assert_eq!(
             www(&r),
-            [r#"Bearer realm="api", error="invalid_token", error_description="the token \"x\" expired""#]
+            [
+                r#"Bearer realm="api", error="invalid_token", error_description="the token \"x\" expired""#
+            ]
         );
 
-        let r = render(&VerifyError::insufficient_scope("read write".into()), &settings(false));
+        let r = render(
+            &VerifyError::insufficient_scope("read write".into()),
+            &settings(false),
+        );
         assert_eq!(r.status, 403);
         assert!(www(&r)[0].ends_with(r#"error="insufficient_scope", error_description="the access token lacks a required scope", scope="read write""#));
 
@@ -258,7 +286,8 @@ mod tests {
             ]
         );
         let r = render(&VerifyError::use_dpop_nonce("n-1".into()), &settings(true));
-        assert!(www(&r)[0].starts_with(r#"DPoP realm="api", algs="ES256 EdDSA", error="use_dpop_nonce""#));
+        assert!(www(&r)[0]
+            .starts_with(r#"DPoP realm="api", algs="ES256 EdDSA", error="use_dpop_nonce""#));
         assert!(r.headers.contains(&("DPoP-Nonce", "n-1".to_owned())));
 
         let mut only = settings(true);
@@ -267,6 +296,7 @@ mod tests {
         let r = render(&VerifyError::invalid_token("expired"), &only);
         assert_eq!(www(&r).len(), 1);
         assert!(www(&r)[0].starts_with("DPoP ") && www(&r)[0].contains("error=\"invalid_token\""));
-        assert!(www(&r)[0].ends_with(r#"resource_metadata="https://api/.well-known/oauth-protected-resource""#));
+        assert!(www(&r)[0]
+            .ends_with(r#"resource_metadata="https://api/.well-known/oauth-protected-resource""#));
     }
 }

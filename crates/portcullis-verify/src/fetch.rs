@@ -78,7 +78,12 @@ pub(crate) struct Discovery {
 
 impl Discovery {
     pub fn new(issuer: String, http: reqwest::Client, max_bytes: usize) -> Self {
-        Self { issuer, http, max_bytes, cell: OnceCell::new() }
+        Self {
+            issuer,
+            http,
+            max_bytes,
+            cell: OnceCell::new(),
+        }
     }
 
     /// The metadata; a failure is retried on the next call.
@@ -86,7 +91,9 @@ impl Discovery {
         self.cell
             .get_or_try_init(|| self.fetch())
             .await
-            .map_err(|e| VerifyError::unavailable(format!("the issuer's metadata is unavailable: {e}")))
+            .map_err(|e| {
+                VerifyError::unavailable(format!("the issuer's metadata is unavailable: {e}"))
+            })
     }
 
     /// RFC 8414 §3.1: the well-known path goes between the host and the
@@ -116,17 +123,25 @@ impl Discovery {
     }
 
     async fn fetch_one(&self, url: &str) -> Result<Metadata, FetchError> {
-        let res = self.http.get(url).header(header::ACCEPT, "application/json").send().await?;
+        let res = self
+            .http
+            .get(url)
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await?;
         if !res.status().is_success() {
             return Err(FetchError::Status(res.status().as_u16()));
         }
         let body = read_bounded(res, self.max_bytes).await?;
-        let doc: MetadataDoc =
-            serde_json::from_slice(&body).map_err(|_| FetchError::Invalid("metadata is not JSON"))?;
+        let doc: MetadataDoc = serde_json::from_slice(&body)
+            .map_err(|_| FetchError::Invalid("metadata is not JSON"))?;
         // RFC 8414 §3.3: the document must name exactly the issuer we trust.
         if doc.issuer != self.issuer {
             return Err(FetchError::Invalid("the metadata names another issuer"));
         }
-        Ok(Metadata { jwks_uri: doc.jwks_uri, introspection_endpoint: doc.introspection_endpoint })
+        Ok(Metadata {
+            jwks_uri: doc.jwks_uri,
+            introspection_endpoint: doc.introspection_endpoint,
+        })
     }
 }

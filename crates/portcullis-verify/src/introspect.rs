@@ -37,9 +37,19 @@ impl Introspector {
         let enc = |s: &str| byte_serialize(s.as_bytes()).collect::<String>();
         let authorization = format!(
             "Basic {}",
-            STANDARD.encode(format!("{}:{}", enc(&cfg.client_id), enc(&cfg.client_secret)))
+            STANDARD.encode(format!(
+                "{}:{}",
+                enc(&cfg.client_id),
+                enc(&cfg.client_secret)
+            ))
         );
-        Self { cache: TtlCache::new(cfg.max_entries), cfg, http, discovery, authorization }
+        Self {
+            cache: TtlCache::new(cfg.max_entries),
+            cfg,
+            http,
+            discovery,
+            authorization,
+        }
     }
 
     pub fn always(&self) -> bool {
@@ -49,14 +59,18 @@ impl Introspector {
     /// Refuses the token unless the issuer says it is active; `exp` bounds caching.
     pub async fn check(&self, token: &str, exp: i64, now: i64) -> Result<(), VerifyError> {
         let k = key(&[token.as_bytes()]);
-        let active = match self.cache.get(&k, now) {
-            Some(active) => active,
-            None => {
-                let active = self.ask(token).await?;
-                let ttl = if active { self.cfg.positive_ttl } else { self.cfg.negative_ttl };
-                self.cache.put(k, active, (now + ttl).min(exp.max(now + 1)), now);
-                active
-            }
+        let active = if let Some(active) = self.cache.get(&k, now) {
+            active
+        } else {
+            let active = self.ask(token).await?;
+            let ttl = if active {
+                self.cfg.positive_ttl
+            } else {
+                self.cfg.negative_ttl
+            };
+            self.cache
+                .put(k, active, (now + ttl).min(exp.max(now + 1)), now);
+            active
         };
         if active {
             Ok(())
@@ -66,7 +80,8 @@ impl Introspector {
     }
 
     async fn ask(&self, token: &str) -> Result<bool, VerifyError> {
-        let unavailable = |why: &str| VerifyError::unavailable(format!("token introspection failed: {why}"));
+        let unavailable =
+            |why: &str| VerifyError::unavailable(format!("token introspection failed: {why}"));
         let endpoint = match &self.cfg.endpoint {
             Some(e) => e.clone(),
             None => self
@@ -96,8 +111,8 @@ impl Introspector {
         let body = read_bounded(res, MAX_ANSWER)
             .await
             .map_err(|_| unavailable("the answer could not be read"))?;
-        let answer: Answer =
-            serde_json::from_slice(&body).map_err(|_| unavailable("the answer has no boolean active"))?;
+        let answer: Answer = serde_json::from_slice(&body)
+            .map_err(|_| unavailable("the answer has no boolean active"))?;
         Ok(answer.active)
     }
 }

@@ -30,7 +30,13 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// Every algorithm this crate can verify.
-    pub const ALL: [Self; 5] = [Self::Es256, Self::Es384, Self::EdDsa, Self::Rs256, Self::Ps256];
+    pub const ALL: [Self; 5] = [
+        Self::Es256,
+        Self::Es384,
+        Self::EdDsa,
+        Self::Rs256,
+        Self::Ps256,
+    ];
 
     /// The `alg` value on the wire.
     #[must_use]
@@ -134,7 +140,10 @@ impl RawJwk {
             Some(a) => Some(Algorithm::parse(a).ok_or("the JWK names an unsupported alg")?),
         };
         let point = |len: usize| -> Result<Vec<u8>, &'static str> {
-            let (x, y) = (b64(self.x.as_ref(), "bad x")?, b64(self.y.as_ref(), "bad y")?);
+            let (x, y) = (
+                b64(self.x.as_ref(), "bad x")?,
+                b64(self.y.as_ref(), "bad y")?,
+            );
             if x.len() != len || y.len() != len {
                 return Err("EC coordinates of the wrong length");
             }
@@ -184,8 +193,16 @@ impl RawJwk {
                 m(&self.x)?,
                 m(&self.y)?
             ),
-            "OKP" => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, m(&self.crv)?, m(&self.x)?),
-            "RSA" => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, m(&self.e)?, m(&self.n)?),
+            "OKP" => format!(
+                r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+                m(&self.crv)?,
+                m(&self.x)?
+            ),
+            "RSA" => format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                m(&self.e)?,
+                m(&self.n)?
+            ),
             _ => return Err("unsupported kty"),
         };
         if canonical.contains('\\') || canonical.matches('"').count() % 2 != 0 {
@@ -219,7 +236,9 @@ impl PublicKey {
             return false;
         }
         match &self.kind {
-            Kind::P256(k) | Kind::P384(k) | Kind::Ed25519(k) => k.verify(message, signature).is_ok(),
+            Kind::P256(k) | Kind::P384(k) | Kind::Ed25519(k) => {
+                k.verify(message, signature).is_ok()
+            }
             Kind::Rsa(k) => {
                 let params = if alg == Algorithm::Rs256 {
                     &RSA_PKCS1_2048_8192_SHA256
@@ -242,7 +261,8 @@ impl PublicKey {
 pub fn jwk_thumbprint(jwk_json: &str) -> Result<String, crate::VerifyError> {
     let jwk: RawJwk = serde_json::from_str(jwk_json)
         .map_err(|_| crate::VerifyError::invalid_request("the JWK is not valid JSON"))?;
-    jwk.thumbprint().map_err(crate::VerifyError::invalid_request)
+    jwk.thumbprint()
+        .map_err(crate::VerifyError::invalid_request)
 }
 
 #[cfg(test)]
@@ -267,13 +287,17 @@ mod tests {
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
         assert!(key.to_public_key().unwrap().accepts(Algorithm::Rs256));
-        assert!(!key.to_public_key().unwrap().accepts(Algorithm::Ps256), "JWK alg pins it");
+        assert!(
+            !key.to_public_key().unwrap().accepts(Algorithm::Ps256),
+            "JWK alg pins it"
+        );
     }
 
     #[test]
     fn rfc_8037_ed25519_thumbprint() {
         // RFC 8037 Appendix A.3.
-        let key = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        let key =
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
         assert_eq!(
             jwk_thumbprint(key).unwrap(),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
@@ -285,14 +309,38 @@ mod tests {
         let x = URL_SAFE_NO_PAD.encode([1u8; 32]);
         let cases = [
             (serde_json::json!({"kty": "oct", "k": "AAAA"}), "symmetric"),
-            (serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": x, "d": x}), "private"),
-            (serde_json::json!({"kty": "EC", "crv": "P-256", "x": x}), "no y"),
-            (serde_json::json!({"kty": "EC", "crv": "P-521", "x": x, "y": x}), "curve"),
-            (serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AQ", "y": "AQ"}), "length"),
-            (serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": x, "alg": "RS256"}), "alg vs kty"),
-            (serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": x, "use": "enc"}), "use"),
-            (serde_json::json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}), "small RSA"),
-            (serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "alg": "none"}), "alg none"),
+            (
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": x, "d": x}),
+                "private",
+            ),
+            (
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": x}),
+                "no y",
+            ),
+            (
+                serde_json::json!({"kty": "EC", "crv": "P-521", "x": x, "y": x}),
+                "curve",
+            ),
+            (
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AQ", "y": "AQ"}),
+                "length",
+            ),
+            (
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": x, "alg": "RS256"}),
+                "alg vs kty",
+            ),
+            (
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": x, "use": "enc"}),
+                "use",
+            ),
+            (
+                serde_json::json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
+                "small RSA",
+            ),
+            (
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "alg": "none"}),
+                "alg none",
+            ),
         ];
         for (v, why) in cases {
             assert!(jwk(v).to_public_key().is_err(), "{why}");

@@ -149,7 +149,10 @@ mod tests {
             assert_eq!(Header::parse(&bytes).unwrap().typ_is("at+jwt"), ok, "{typ}");
         }
         let bytes = header(r#"{"alg":"ES256"}"#);
-        assert!(!Header::parse(&bytes).unwrap().typ_is("at+jwt"), "missing typ");
+        assert!(
+            !Header::parse(&bytes).unwrap().typ_is("at+jwt"),
+            "missing typ"
+        );
     }
 
     #[test]

@@ -70,7 +70,12 @@ struct Jwks {
 }
 
 impl KeyCache {
-    pub fn new(cfg: JwksConfig, http: reqwest::Client, discovery: Arc<Discovery>, clock: Clock) -> Self {
+    pub fn new(
+        cfg: JwksConfig,
+        http: reqwest::Client,
+        discovery: Arc<Discovery>,
+        clock: Clock,
+    ) -> Self {
         Self {
             cfg,
             http,
@@ -92,7 +97,11 @@ impl KeyCache {
             fetches: self.fetches.load(Ordering::Relaxed),
             not_modified: self.not_modified.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
-            keys: self.current.load().as_ref().map_or(0, |s| s.keys.len() + s.unnamed.len()),
+            keys: self
+                .current
+                .load()
+                .as_ref()
+                .map_or(0, |s| s.keys.len() + s.unnamed.len()),
         }
     }
 
@@ -136,8 +145,12 @@ impl KeyCache {
         if now.saturating_sub(last) < self.cfg.refetch_interval {
             return match prev {
                 Some(p) if seen.is_none() && now < p.expires_at + self.cfg.max_stale => Ok(p),
-                Some(_) if seen.is_some() => Err(VerifyError::invalid_token("the token's signing key is unknown")),
-                _ => Err(VerifyError::unavailable("the issuer's keys are unavailable")),
+                Some(_) if seen.is_some() => Err(VerifyError::invalid_token(
+                    "the token's signing key is unknown",
+                )),
+                _ => Err(VerifyError::unavailable(
+                    "the issuer's keys are unavailable",
+                )),
             };
         }
         self.last_attempt.store(now, Ordering::Relaxed);
@@ -151,7 +164,9 @@ impl KeyCache {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 match prev {
                     Some(p) if now < p.expires_at + self.cfg.max_stale => Ok(p),
-                    _ => Err(VerifyError::unavailable(format!("the issuer's keys are unavailable: {e}"))),
+                    _ => Err(VerifyError::unavailable(format!(
+                        "the issuer's keys are unavailable: {e}"
+                    ))),
                 }
             }
         }
@@ -169,7 +184,10 @@ impl KeyCache {
                 .clone()
                 .ok_or(FetchError::Invalid("the metadata has no jwks_uri"))?,
         };
-        let mut req = self.http.get(&uri).header(header::ACCEPT, "application/json");
+        let mut req = self
+            .http
+            .get(&uri)
+            .header(header::ACCEPT, "application/json");
         if let Some(etag) = prev.and_then(|p| p.etag.as_deref()) {
             req = req.header(header::IF_NONE_MATCH, etag);
         }
@@ -177,13 +195,23 @@ impl KeyCache {
         let ttl = max_age(&res)
             .unwrap_or(self.cfg.default_ttl)
             .clamp(self.cfg.min_ttl, self.cfg.max_ttl.max(self.cfg.min_ttl));
-        let etag = res.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let etag = res
+            .headers()
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        // ttl is at most max_ttl (a day by default): exact as f64.
+        #[allow(clippy::cast_precision_loss)]
         let refresh_at = now + ((ttl as f64) * self.cfg.refresh_ahead.clamp(0.0, 1.0)) as i64;
         let (keys, unnamed, etag) = match (res.status(), prev) {
             (StatusCode::NOT_MODIFIED, Some(p)) => {
                 self.not_modified.fetch_add(1, Ordering::Relaxed);
-                (Arc::clone(&p.keys), Arc::clone(&p.unnamed), etag.or_else(|| p.etag.clone()))
+                (
+                    Arc::clone(&p.keys),
+                    Arc::clone(&p.unnamed),
+                    etag.or_else(|| p.etag.clone()),
+                )
             }
             (StatusCode::OK, _) => {
                 let body = read_bounded(res, self.cfg.max_bytes).await?;
@@ -193,17 +221,32 @@ impl KeyCache {
             }
             (status, _) => return Err(FetchError::Status(status.as_u16())),
         };
-        Ok(Snapshot { keys, unnamed, etag, generation, refresh_at, expires_at: now + ttl })
+        Ok(Snapshot {
+            keys,
+            unnamed,
+            etag,
+            generation,
+            refresh_at,
+            expires_at: now + ttl,
+        })
     }
 
     /// Parses a JWKS. Keys this crate cannot use are skipped (RFC 7517 §5);
     /// a document that is not a JWKS, or holds no usable key, is refused.
-    fn parse(&self, body: &[u8]) -> Result<(HashMap<String, PublicKey>, Vec<PublicKey>), FetchError> {
-        let jwks: Jwks = serde_json::from_slice(body).map_err(|_| FetchError::Invalid("not a JWKS"))?;
+    fn parse(
+        &self,
+        body: &[u8],
+    ) -> Result<(HashMap<String, PublicKey>, Vec<PublicKey>), FetchError> {
+        let jwks: Jwks =
+            serde_json::from_slice(body).map_err(|_| FetchError::Invalid("not a JWKS"))?;
         let (mut keys, mut unnamed) = (HashMap::new(), Vec::new());
         for value in jwks.keys.into_iter().take(self.cfg.max_keys) {
-            let Ok(raw) = serde_json::from_value::<RawJwk>(value) else { continue };
-            let Ok(key) = raw.to_public_key() else { continue };
+            let Ok(raw) = serde_json::from_value::<RawJwk>(value) else {
+                continue;
+            };
+            let Ok(key) = raw.to_public_key() else {
+                continue;
+            };
             match raw.kid {
                 Some(kid) => {
                     keys.insert(kid, key);

@@ -64,7 +64,11 @@ impl ProtectedResourceMetadata {
         let cfg = verifier.config();
         let mut doc = Self::new(cfg.audience.clone()).authorization_server(cfg.issuer.clone());
         if let Some(dpop) = &cfg.dpop {
-            doc.dpop_signing_alg_values_supported = dpop.algorithms.iter().map(|a| a.as_str().to_owned()).collect();
+            doc.dpop_signing_alg_values_supported = dpop
+                .algorithms
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect();
             doc.dpop_bound_access_tokens_required = dpop.required;
         }
         doc.tls_client_certificate_bound_access_tokens = true;
@@ -81,7 +85,8 @@ impl ProtectedResourceMetadata {
     /// Declares the scopes the resource uses.
     #[must_use]
     pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
-        self.scopes_supported.extend(scopes.into_iter().map(Into::into));
+        self.scopes_supported
+            .extend(scopes.into_iter().map(Into::into));
         self
     }
 

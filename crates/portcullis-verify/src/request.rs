@@ -29,7 +29,11 @@ impl<'a> RequestParts<'a> {
     /// [`VerifierConfig::public_origin`](crate::VerifierConfig::public_origin).
     #[must_use]
     pub fn new(method: &'a str, uri: &'a str) -> Self {
-        Self { method, uri, ..Self::default() }
+        Self {
+            method,
+            uri,
+            ..Self::default()
+        }
     }
 
     /// An `Authorization` header value; call once per header (a second one is refused).
@@ -75,7 +79,10 @@ impl std::fmt::Debug for RequestParts<'_> {
             .field("authorization", &self.authorization.map(|_| "[redacted]"))
             .field("dpop", &self.dpop.map(|_| "[redacted]"))
             .field("peer_certificate", &self.peer_certificate.is_some())
-            .field("forwarded_client_cert", &self.forwarded_client_cert.is_some())
+            .field(
+                "forwarded_client_cert",
+                &self.forwarded_client_cert.is_some(),
+            )
             .finish()
     }
 }
@@ -141,7 +148,9 @@ pub(crate) fn parse_authorization(value: Option<&str>) -> Result<(Scheme, &str),
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
     if !ok {
-        return Err(VerifyError::invalid_request("the Authorization header is malformed"));
+        return Err(VerifyError::invalid_request(
+            "the Authorization header is malformed",
+        ));
     }
     Ok((scheme, token))
 }
@@ -153,10 +162,22 @@ mod tests {
 
     #[test]
     fn authorization_schemes_are_case_insensitive_and_tokens_are_token68() {
-        assert_eq!(parse_authorization(Some("Bearer a.b.c")).unwrap(), (Scheme::Bearer, "a.b.c"));
-        assert_eq!(parse_authorization(Some("bearer  a.b.c")).unwrap(), (Scheme::Bearer, "a.b.c"));
-        assert_eq!(parse_authorization(Some("DPoP a.b-_.c")).unwrap(), (Scheme::Dpop, "a.b-_.c"));
-        assert_eq!(parse_authorization(Some("DPOP x=")).unwrap(), (Scheme::Dpop, "x="));
+        assert_eq!(
+            parse_authorization(Some("Bearer a.b.c")).unwrap(),
+            (Scheme::Bearer, "a.b.c")
+        );
+        assert_eq!(
+            parse_authorization(Some("bearer  a.b.c")).unwrap(),
+            (Scheme::Bearer, "a.b.c")
+        );
+        assert_eq!(
+            parse_authorization(Some("DPoP a.b-_.c")).unwrap(),
+            (Scheme::Dpop, "a.b-_.c")
+        );
+        assert_eq!(
+            parse_authorization(Some("DPOP x=")).unwrap(),
+            (Scheme::Dpop, "x=")
+        );
         for (value, kind) in [
             (None, ErrorKind::MissingToken),
             (Some("Basic dXNlcjpwdw=="), ErrorKind::MissingToken),
@@ -166,17 +187,26 @@ mod tests {
             (Some("Bearer a\"b"), ErrorKind::InvalidRequest),
             (Some("Bearer =abc"), ErrorKind::InvalidRequest),
         ] {
-            assert_eq!(parse_authorization(value).unwrap_err().kind(), &kind, "{value:?}");
+            assert_eq!(
+                parse_authorization(value).unwrap_err().kind(),
+                &kind,
+                "{value:?}"
+            );
         }
     }
 
     #[test]
     fn repeated_credentials_headers_are_noted_and_debug_hides_them() {
-        let parts = RequestParts::new("GET", "/").authorization("Bearer a").authorization("Bearer b");
+        let parts = RequestParts::new("GET", "/")
+            .authorization("Bearer a")
+            .authorization("Bearer b");
         assert_eq!(parts.repeated, Some("Authorization"));
         let parts = RequestParts::new("GET", "/").dpop("x").dpop("y");
         assert_eq!(parts.repeated, Some("DPoP"));
-        let shown = format!("{:?}", RequestParts::new("GET", "/").authorization("Bearer secret"));
+        let shown = format!(
+            "{:?}",
+            RequestParts::new("GET", "/").authorization("Bearer secret")
+        );
         assert!(!shown.contains("secret"), "{shown}");
     }
 }

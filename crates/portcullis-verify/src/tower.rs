@@ -45,7 +45,10 @@ impl VerifyLayer {
     /// Verification with a route's `requirements` on top.
     #[must_use]
     pub fn with_requirements(verifier: Verifier, requirements: Requirements) -> Self {
-        Self { verifier, requirements: Arc::new(requirements) }
+        Self {
+            verifier,
+            requirements: Arc::new(requirements),
+        }
     }
 }
 
@@ -53,7 +56,11 @@ impl<S> Layer<S> for VerifyLayer {
     type Service = VerifyService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        VerifyService { inner, verifier: self.verifier.clone(), requirements: Arc::clone(&self.requirements) }
+        VerifyService {
+            inner,
+            verifier: self.verifier.clone(),
+            requirements: Arc::clone(&self.requirements),
+        }
     }
 }
 
@@ -101,16 +108,28 @@ where
     }
 }
 
-async fn verify(verifier: &Verifier, requirements: &Requirements, req: &http::request::Parts) -> Result<VerifiedToken, VerifyError> {
+async fn verify(
+    verifier: &Verifier,
+    requirements: &Requirements,
+    req: &http::request::Parts,
+) -> Result<VerifiedToken, VerifyError> {
     let cfg = verifier.config();
     let peer = req.extensions.get::<PeerCertificate>();
     let uri = if req.uri.scheme().is_some() {
         req.uri.to_string()
     } else {
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-        match (&cfg.public_origin, req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok())) {
+        match (
+            &cfg.public_origin,
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok()),
+        ) {
             (Some(origin), _) => format!("{}{path}", origin.trim_end_matches('/')),
-            (None, Some(host)) => format!("{}://{host}{path}", if peer.is_some() { "https" } else { "http" }),
+            (None, Some(host)) => format!(
+                "{}://{host}{path}",
+                if peer.is_some() { "https" } else { "http" }
+            ),
             (None, None) => path.to_owned(),
         }
     };
@@ -126,7 +145,11 @@ async fn verify(verifier: &Verifier, requirements: &Requirements, req: &http::re
         parts = parts.peer_certificate(der);
     }
     if cfg.trust_forwarded_client_cert {
-        if let Some(xfcc) = req.headers.get("x-forwarded-client-cert").and_then(|v| v.to_str().ok()) {
+        if let Some(xfcc) = req
+            .headers
+            .get("x-forwarded-client-cert")
+            .and_then(|v| v.to_str().ok())
+        {
             parts = parts.forwarded_client_cert(xfcc);
         }
     }
@@ -136,7 +159,8 @@ async fn verify(verifier: &Verifier, requirements: &Requirements, req: &http::re
 fn error_response<R: Default>(verifier: &Verifier, err: &VerifyError) -> Response<R> {
     let answer = verifier.error_response(err);
     let mut response = Response::new(R::default());
-    *response.status_mut() = http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::UNAUTHORIZED);
+    *response.status_mut() =
+        http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::UNAUTHORIZED);
     for (name, value) in answer.headers {
         if let Ok(value) = http::HeaderValue::from_str(&value) {
             response.headers_mut().append(name, value);

@@ -52,7 +52,11 @@ impl<V: Copy> TtlCache<V> {
     /// The live value under `key`.
     pub fn get(&self, key: &Key, now: i64) -> Option<V> {
         let inner = self.inner.lock().ok()?;
-        inner.map.get(key).filter(|(exp, _)| *exp > now).map(|(_, v)| *v)
+        inner
+            .map
+            .get(key)
+            .filter(|(exp, _)| *exp > now)
+            .map(|(_, v)| *v)
     }
 
     /// Stores `value` until `expires`, evicting the oldest entry when full.
@@ -83,7 +87,7 @@ impl<V: Copy> TtlCache<V> {
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|i| i.map.len()).unwrap_or(0)
+        self.inner.lock().map_or(0, |i| i.map.len())
     }
 }
 
@@ -134,8 +138,16 @@ mod tests {
         assert_eq!(cache.insert_new(a, (), 100, 0), Ok(true));
         assert_eq!(cache.insert_new(a, (), 100, 50), Ok(false), "replay");
         assert_eq!(cache.insert_new(b, (), 110, 50), Ok(true));
-        assert_eq!(cache.insert_new(c, (), 150, 60), Err(()), "full of live entries");
-        assert_eq!(cache.insert_new(c, (), 200, 100), Ok(true), "a expired at 100");
+        assert_eq!(
+            cache.insert_new(c, (), 150, 60),
+            Err(()),
+            "full of live entries"
+        );
+        assert_eq!(
+            cache.insert_new(c, (), 200, 100),
+            Ok(true),
+            "a expired at 100"
+        );
         assert_eq!(cache.insert_new(a, (), 200, 100), Err(()), "b still live");
         assert_eq!(cache.insert_new(a, (), 210, 110), Ok(true));
         assert_eq!(cache.len(), 2);
@@ -149,12 +161,19 @@ mod tests {
         cache.put(b, false, 100, 0);
         cache.put(c, true, 100, 0);
         assert_eq!(cache.get(&a, 1), None, "evicted");
-        assert_eq!((cache.get(&b, 1), cache.get(&c, 1)), (Some(false), Some(true)));
+        assert_eq!(
+            (cache.get(&b, 1), cache.get(&c, 1)),
+            (Some(false), Some(true))
+        );
         assert_eq!(cache.get(&b, 100), None, "expired");
         // Re-putting a key replaces it; its old queue entry does not evict the new one.
         cache.put(b, true, 300, 150);
         cache.put(a, true, 300, 150);
         assert_eq!(cache.get(&b, 160), Some(true));
-        assert_ne!(key(&[b"ab", b"c"]), key(&[b"a", b"bc"]), "parts are delimited");
+        assert_ne!(
+            key(&[b"ab", b"c"]),
+            key(&[b"a", b"bc"]),
+            "parts are delimited"
+        );
     }
 }

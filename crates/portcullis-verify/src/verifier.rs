@@ -96,7 +96,10 @@ impl Verifier {
     }
 
     /// A verifier fetching with `http` (for custom roots, proxies or timeouts).
-    pub fn with_http_client(cfg: VerifierConfig, http: reqwest::Client) -> Result<Self, ConfigError> {
+    pub fn with_http_client(
+        cfg: VerifierConfig,
+        http: reqwest::Client,
+    ) -> Result<Self, ConfigError> {
         let err = |m: &str| Err(ConfigError(m.to_owned()));
         if url::Url::parse(&cfg.issuer).is_err() {
             return err("issuer must be an absolute URL");
@@ -110,13 +113,28 @@ impl Verifier {
         if cfg.leeway < 0 || cfg.jwks.min_ttl < 0 || cfg.jwks.refetch_interval < 0 {
             return err("durations must not be negative");
         }
-        let discovery = Arc::new(Discovery::new(cfg.issuer.clone(), http.clone(), cfg.jwks.max_bytes));
-        let keys = Arc::new(KeyCache::new(cfg.jwks.clone(), http.clone(), Arc::clone(&discovery), cfg.clock.clone()));
-        let introspector = cfg.introspection.clone().map(|c| Introspector::new(c, http, discovery));
-        let dpop_algs = cfg
-            .dpop
-            .as_ref()
-            .map(|d| d.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" "));
+        let discovery = Arc::new(Discovery::new(
+            cfg.issuer.clone(),
+            http.clone(),
+            cfg.jwks.max_bytes,
+        ));
+        let keys = Arc::new(KeyCache::new(
+            cfg.jwks.clone(),
+            http.clone(),
+            Arc::clone(&discovery),
+            cfg.clock.clone(),
+        ));
+        let introspector = cfg
+            .introspection
+            .clone()
+            .map(|c| Introspector::new(c, http, discovery));
+        let dpop_algs = cfg.dpop.as_ref().map(|d| {
+            d.algorithms
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
         Ok(Self(Arc::new(Shared {
             dpop: cfg.dpop.clone().map(DpopChecker::new),
             cfg,
@@ -146,7 +164,10 @@ impl Verifier {
     /// A fresh DPoP server nonce, when nonces are configured (for a `DPoP-Nonce` header).
     #[must_use]
     pub fn dpop_nonce(&self) -> Option<String> {
-        self.0.dpop.as_ref().and_then(|d| d.nonce(self.0.cfg.clock.now()))
+        self.0
+            .dpop
+            .as_ref()
+            .and_then(|d| d.nonce(self.0.cfg.clock.now()))
     }
 
     /// The status and headers answering `err` (`WWW-Authenticate`, `DPoP-Nonce`).
@@ -177,14 +198,28 @@ impl Verifier {
     ) -> Result<VerifiedToken, VerifyError> {
         let s = &*self.0;
         if let Some(header) = parts.repeated {
-            return Err(VerifyError::invalid_request(format!("more than one {header} header")));
+            return Err(VerifyError::invalid_request(format!(
+                "more than one {header} header"
+            )));
         }
         let (scheme, token) = parse_authorization(parts.authorization)?;
-        let in_scheme = |e: VerifyError| if scheme == Scheme::Dpop { e.in_dpop() } else { e };
+        let in_scheme = |e: VerifyError| {
+            if scheme == Scheme::Dpop {
+                e.in_dpop()
+            } else {
+                e
+            }
+        };
         match (scheme, &s.dpop) {
-            (Scheme::Dpop, None) => return Err(VerifyError::invalid_request("the DPoP scheme is not accepted here")),
+            (Scheme::Dpop, None) => {
+                return Err(VerifyError::invalid_request(
+                    "the DPoP scheme is not accepted here",
+                ))
+            }
             (Scheme::Bearer, Some(d)) if d.config().required => {
-                return Err(VerifyError::invalid_token("DPoP-bound access tokens are required").in_dpop())
+                return Err(
+                    VerifyError::invalid_token("DPoP-bound access tokens are required").in_dpop(),
+                )
             }
             _ => {}
         }
@@ -192,22 +227,40 @@ impl Verifier {
         let (claims, payload) = self.decode(token).await.map_err(in_scheme)?;
         self.check_claims(&claims, now).map_err(in_scheme)?;
         self.check_binding(parts, scheme, token, &claims, now)?;
-        let missing = s.cfg.required_scopes.iter().chain(&requirements.scopes).any(|r| !claims.has_scope(r));
+        let missing = s
+            .cfg
+            .required_scopes
+            .iter()
+            .chain(&requirements.scopes)
+            .any(|r| !claims.has_scope(r));
         if missing {
-            let required: Vec<&str> =
-                s.cfg.required_scopes.iter().chain(&requirements.scopes).map(String::as_str).collect();
-            return Err(in_scheme(VerifyError::insufficient_scope(required.join(" "))));
+            let required: Vec<&str> = s
+                .cfg
+                .required_scopes
+                .iter()
+                .chain(&requirements.scopes)
+                .map(String::as_str)
+                .collect();
+            return Err(in_scheme(VerifyError::insufficient_scope(
+                required.join(" "),
+            )));
         }
         match &s.introspector {
             Some(i) if requirements.introspect || i.always() => {
                 i.check(token, claims.exp, now).await.map_err(in_scheme)?;
             }
             None if requirements.introspect => {
-                return Err(VerifyError::unavailable("token introspection is not configured"));
+                return Err(VerifyError::unavailable(
+                    "token introspection is not configured",
+                ));
             }
             _ => {}
         }
-        Ok(VerifiedToken(Arc::new(Inner { claims, payload, scheme })))
+        Ok(VerifiedToken(Arc::new(Inner {
+            claims,
+            payload,
+            scheme,
+        })))
     }
 
     /// Signature and claims of the JWS, against the issuer's keys.
@@ -218,21 +271,29 @@ impl Verifier {
         if !header.typ_is("at+jwt") {
             return Err(VerifyError::invalid_token("the token's typ is not at+jwt"));
         }
-        let alg = header.algorithm(&self.0.cfg.algorithms).map_err(VerifyError::invalid_token)?;
+        let alg = header
+            .algorithm(&self.0.cfg.algorithms)
+            .map_err(VerifyError::invalid_token)?;
         let kid = header.kid.as_deref();
         let snapshot = self.0.keys.keys().await?;
         let verified = match check_signature(&snapshot, &jws, kid, alg) {
             Some(result) => result,
             None => match self.0.keys.refetch_for_unknown_kid(&snapshot).await {
-                Some(fresh) => check_signature(&fresh, &jws, kid, alg)
-                    .ok_or_else(|| VerifyError::invalid_token("the token's signing key is unknown"))?,
-                None => return Err(VerifyError::invalid_token("the token's signing key is unknown")),
+                Some(fresh) => check_signature(&fresh, &jws, kid, alg).ok_or_else(|| {
+                    VerifyError::invalid_token("the token's signing key is unknown")
+                })?,
+                None => {
+                    return Err(VerifyError::invalid_token(
+                        "the token's signing key is unknown",
+                    ))
+                }
             },
         };
         verified?;
         let payload = jws.payload_bytes().map_err(VerifyError::invalid_token)?;
-        let claims = serde_json::from_slice(&payload)
-            .map_err(|_| VerifyError::invalid_token("the token's claims are malformed or incomplete"))?;
+        let claims = serde_json::from_slice(&payload).map_err(|_| {
+            VerifyError::invalid_token("the token's claims are malformed or incomplete")
+        })?;
         Ok((claims, payload))
     }
 
@@ -244,7 +305,10 @@ impl Verifier {
             "the token is meant for another audience"
         } else if now >= c.exp.saturating_add(cfg.leeway) {
             "the token has expired"
-        } else if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(cfg.leeway)) {
+        } else if c
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(cfg.leeway))
+        {
             "the token is not valid yet"
         } else if c.iat > now.saturating_add(cfg.leeway) {
             "the token was issued in the future"
@@ -267,7 +331,9 @@ impl Verifier {
         let cnf = claims.cnf.as_ref();
         match (scheme, cnf.and_then(|c| c.jkt.as_deref()), &self.0.dpop) {
             (Scheme::Dpop, Some(jkt), Some(dpop)) => {
-                let proof = parts.dpop.ok_or_else(|| VerifyError::invalid_dpop_proof("the DPoP proof is missing"))?;
+                let proof = parts
+                    .dpop
+                    .ok_or_else(|| VerifyError::invalid_dpop_proof("the DPoP proof is missing"))?;
                 let htu = self.request_htu(parts.uri)?;
                 dpop.check(&ProofInput {
                     proof,
@@ -280,29 +346,46 @@ impl Verifier {
                 })?;
             }
             (Scheme::Dpop, None, _) => {
-                return Err(VerifyError::invalid_token("the access token is not DPoP-bound").in_dpop());
+                return Err(
+                    VerifyError::invalid_token("the access token is not DPoP-bound").in_dpop(),
+                );
             }
             (Scheme::Bearer, Some(_), _) => {
-                return Err(VerifyError::invalid_token("a DPoP-bound access token must use the DPoP scheme").in_dpop());
+                return Err(VerifyError::invalid_token(
+                    "a DPoP-bound access token must use the DPoP scheme",
+                )
+                .in_dpop());
             }
             _ => {}
         }
         if let Some(x5t) = cnf.and_then(|c| c.x5t_s256.as_deref()) {
-            certificate_matches(x5t, parts.peer_certificate, parts.forwarded_client_cert).map_err(|why| {
-                let e = VerifyError::invalid_token(why);
-                if scheme == Scheme::Dpop { e.in_dpop() } else { e }
-            })?;
+            certificate_matches(x5t, parts.peer_certificate, parts.forwarded_client_cert).map_err(
+                |why| {
+                    let e = VerifyError::invalid_token(why);
+                    if scheme == Scheme::Dpop {
+                        e.in_dpop()
+                    } else {
+                        e
+                    }
+                },
+            )?;
         }
         Ok(())
     }
 
     fn request_htu(&self, uri: &str) -> Result<String, VerifyError> {
         let absolute = match (uri.starts_with('/'), &self.0.cfg.public_origin) {
-            (true, Some(origin)) => normalize_htu(&format!("{}{uri}", origin.trim_end_matches('/'))),
+            (true, Some(origin)) => {
+                normalize_htu(&format!("{}{uri}", origin.trim_end_matches('/')))
+            }
             (true, None) => None,
             (false, _) => normalize_htu(uri),
         };
-        absolute.ok_or_else(|| VerifyError::unavailable("the request URI is not absolute and no public_origin is configured"))
+        absolute.ok_or_else(|| {
+            VerifyError::unavailable(
+                "the request URI is not absolute and no public_origin is configured",
+            )
+        })
     }
 }
 
@@ -320,9 +403,18 @@ fn check_signature(
         if !key.accepts(alg) {
             return bad("the token's alg does not fit its key");
         }
-        return if jws.verify(key, alg) { Some(Ok(())) } else { bad("the token's signature does not verify") };
+        return if jws.verify(key, alg) {
+            Some(Ok(()))
+        } else {
+            bad("the token's signature does not verify")
+        };
     }
-    let mut candidates = snap.unnamed.iter().chain(snap.keys.values()).filter(|k| k.accepts(alg)).peekable();
+    let mut candidates = snap
+        .unnamed
+        .iter()
+        .chain(snap.keys.values())
+        .filter(|k| k.accepts(alg))
+        .peekable();
     candidates.peek()?;
     if candidates.any(|k| jws.verify(k, alg)) {
         Some(Ok(()))

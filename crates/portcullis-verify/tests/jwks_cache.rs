@@ -3,6 +3,13 @@
 //! and documents that are too large or not a JWKS. Time moves on a manual clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Test tables read best with short names and local helper types.
+#![allow(
+    clippy::many_single_char_names,
+    clippy::items_after_statements,
+    clippy::format_collect,
+    clippy::too_many_lines
+)]
 
 mod common;
 
@@ -13,7 +20,9 @@ use portcullis_verify::{Clock, ErrorKind, RequestParts, Verifier, VerifyError};
 
 async fn verify(v: &Verifier, token: &str) -> Result<(), VerifyError> {
     let auth = format!("Bearer {token}");
-    v.verify(&RequestParts::new("GET", "https://api.example.com/").authorization(&auth)).await.map(|_| ())
+    v.verify(&RequestParts::new("GET", "https://api.example.com/").authorization(&auth))
+        .await
+        .map(|_| ())
 }
 
 /// Waits (without asserting on time) until the server has seen `n` JWKS requests.
@@ -42,7 +51,10 @@ async fn keys_are_cached_for_max_age_then_revalidated_with_if_none_match() {
     // Past max-age (300 s): a blocking revalidation, answered 304.
     clock.advance(300);
     verify(&v, &token).await.unwrap();
-    assert_eq!((issuer.hits(), issuer.served.lock().unwrap().not_modified), (2, 1));
+    assert_eq!(
+        (issuer.hits(), issuer.served.lock().unwrap().not_modified),
+        (2, 1)
+    );
     let stats = v.key_cache_stats();
     assert_eq!((stats.fetches, stats.not_modified, stats.keys), (1, 1, 1));
 }
@@ -74,7 +86,9 @@ async fn an_unknown_kid_refetches_at_most_every_refetch_interval_and_picks_up_a_
     clock.advance(30);
     let stranger = Key::new("nobody");
     for _ in 0..10 {
-        let err = verify(&v, &stranger.token(&claims(&issuer.url))).await.unwrap_err();
+        let err = verify(&v, &stranger.token(&claims(&issuer.url)))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidToken);
         assert!(err.description().contains("unknown"), "{err}");
     }
@@ -84,7 +98,10 @@ async fn an_unknown_kid_refetches_at_most_every_refetch_interval_and_picks_up_a_
     let new = Key::new("new");
     issuer.publish(&[&old, &new]);
     let token = new.token(&claims(&issuer.url));
-    assert!(verify(&v, &token).await.is_err(), "within the refetch interval");
+    assert!(
+        verify(&v, &token).await.is_err(),
+        "within the refetch interval"
+    );
     clock.advance(30);
     verify(&v, &token).await.unwrap();
     assert_eq!(issuer.hits(), 3);
@@ -102,8 +119,15 @@ async fn oversized_or_garbage_documents_are_refused_and_the_last_good_keys_kept(
         (vec![b' '; 300 * 1024], "exceeds"),
         (b"<html>not json</html>".to_vec(), "not a JWKS"),
         (br#"{"keys": "nope"}"#.to_vec(), "not a JWKS"),
-        (br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "k1"}]}"#.to_vec(), "no usable key"),
-        (br#"{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "x": "AQ", "y": "AQ"}]}"#.to_vec(), "no usable key"),
+        (
+            br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "k1"}]}"#.to_vec(),
+            "no usable key",
+        ),
+        (
+            br#"{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "x": "AQ", "y": "AQ"}]}"#
+                .to_vec(),
+            "no usable key",
+        ),
     ];
     for (body, needle) in bad_documents {
         issuer.set_jwks(body);
@@ -123,7 +147,11 @@ async fn oversized_or_garbage_documents_are_refused_and_the_last_good_keys_kept(
     verify(&v, &token).await.unwrap();
     assert_eq!(v.key_cache_stats().failures, 1);
     clock.advance(3_600);
-    assert_eq!(verify(&v, &token).await.unwrap_err().kind(), &ErrorKind::Unavailable, "past max_stale");
+    assert_eq!(
+        verify(&v, &token).await.unwrap_err().kind(),
+        &ErrorKind::Unavailable,
+        "past max_stale"
+    );
 }
 
 #[tokio::test]
@@ -132,7 +160,9 @@ async fn metadata_naming_another_issuer_is_refused() {
     let issuer = Issuer::start(&[&key]).await;
     issuer.served.lock().unwrap().metadata_issuer = Some("https://evil.example".into());
     let v = issuer.verifier(&Clock::manual(NOW));
-    let err = verify(&v, &key.token(&claims(&issuer.url))).await.unwrap_err();
+    let err = verify(&v, &key.token(&claims(&issuer.url)))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unavailable);
     assert_eq!(issuer.hits(), 0);
 }

@@ -3,6 +3,13 @@
 
 #![cfg(all(feature = "tower", feature = "actix"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Test tables read best with short names and local helper types.
+#![allow(
+    clippy::many_single_char_names,
+    clippy::items_after_statements,
+    clippy::format_collect,
+    clippy::too_many_lines
+)]
 
 mod common;
 
@@ -17,7 +24,10 @@ async fn the_tower_layer_passes_verified_claims_and_answers_failures() {
     let issuer = Issuer::start(&[&key]).await;
     let verifier = issuer.verifier(&Clock::manual(NOW));
     let app = Router::new()
-        .route("/orders", get(|Extension(t): Extension<VerifiedToken>| async move { t.claims().sub.clone() }))
+        .route(
+            "/orders",
+            get(|Extension(t): Extension<VerifiedToken>| async move { t.claims().sub.clone() }),
+        )
         .layer(portcullis_verify::tower::VerifyLayer::with_requirements(
             verifier,
             Requirements::new().scope("read"),
@@ -44,13 +54,19 @@ async fn the_tower_layer_passes_verified_claims_and_answers_failures() {
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
     let res = send(Some(format!("Bearer {token}x"))).await;
     assert_eq!(res.status(), 401);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("error=\"invalid_token\""));
 
     let mut narrow = claims(&issuer.url);
     narrow["scope"] = serde_json::json!("write");
     let res = send(Some(format!("Bearer {}", key.token(&narrow)))).await;
     assert_eq!(res.status(), 403);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("scope=\"read\""));
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("scope=\"read\""));
 }
 
 #[actix_web::test]
@@ -61,22 +77,38 @@ async fn the_actix_middleware_passes_verified_claims_and_answers_failures() {
     let issuer = Issuer::start(&[&key]).await;
     let verifier = issuer.verifier(&Clock::manual(NOW));
     let app = test::init_service(
-        App::new().wrap(portcullis_verify::actix::Verify::new(verifier)).route(
-            "/orders",
-            web::get().to(|t: web::ReqData<VerifiedToken>| async move { t.claims().client_id.clone() }),
-        ),
+        App::new()
+            .wrap(portcullis_verify::actix::Verify::new(verifier))
+            .route(
+                "/orders",
+                web::get().to(|t: web::ReqData<VerifiedToken>| async move {
+                    t.claims().client_id.clone()
+                }),
+            ),
     )
     .await;
     let token = key.token(&claims(&issuer.url));
 
-    let req = test::TestRequest::get().uri("/orders").insert_header(("authorization", format!("Bearer {token}")));
+    let req = test::TestRequest::get()
+        .uri("/orders")
+        .insert_header(("authorization", format!("Bearer {token}")));
     let res = test::call_service(&app, req.to_request()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(&test::read_body(res).await[..], b"svc-a");
 
-    let req = test::TestRequest::get().uri("/orders").insert_header(("authorization", "Bearer a.b.c"));
+    let req = test::TestRequest::get()
+        .uri("/orders")
+        .insert_header(("authorization", "Bearer a.b.c"));
     let res = test::call_service(&app, req.to_request()).await;
     assert_eq!(res.status(), 401);
-    let challenge = res.headers().get("www-authenticate").unwrap().to_str().unwrap();
-    assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{challenge}");
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\""),
+        "{challenge}"
+    );
 }

@@ -2,14 +2,21 @@
 //! fetches its JWKS over HTTP and judges requests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Test tables read best with short names and local helper types.
+#![allow(
+    clippy::many_single_char_names,
+    clippy::items_after_statements,
+    clippy::format_collect,
+    clippy::too_many_lines
+)]
 
 mod common;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use common::{claims, Issuer, Key, AUD, NOW};
 use portcullis_verify::{
-    certificate_thumbprint, Clock, ErrorKind, IntrospectionConfig, RequestParts, Requirements, Scheme, Verifier,
-    VerifyError,
+    certificate_thumbprint, Clock, ErrorKind, IntrospectionConfig, RequestParts, Requirements,
+    Scheme, Verifier, VerifyError,
 };
 use serde_json::{json, Value};
 
@@ -23,12 +30,20 @@ async fn setup() -> (Key, Issuer, Verifier, Clock) {
     (key, issuer, verifier, clock)
 }
 
-async fn bearer(v: &Verifier, token: &str) -> Result<portcullis_verify::VerifiedToken, VerifyError> {
+async fn bearer(
+    v: &Verifier,
+    token: &str,
+) -> Result<portcullis_verify::VerifiedToken, VerifyError> {
     let auth = format!("Bearer {token}");
-    v.verify(&RequestParts::new("GET", URI).authorization(&auth)).await
+    v.verify(&RequestParts::new("GET", URI).authorization(&auth))
+        .await
 }
 
-fn assert_invalid(result: Result<portcullis_verify::VerifiedToken, VerifyError>, needle: &str, case: &str) {
+fn assert_invalid(
+    result: Result<portcullis_verify::VerifiedToken, VerifyError>,
+    needle: &str,
+    case: &str,
+) {
     let err = result.expect_err(case);
     assert_eq!(err.kind(), &ErrorKind::InvalidToken, "{case}: {err}");
     assert!(err.description().contains(needle), "{case}: {err}");
@@ -43,7 +58,14 @@ async fn a_valid_bearer_token_yields_typed_and_custom_claims() {
     let token = bearer(&v, &key.token(&c)).await.unwrap();
     assert_eq!(token.scheme(), Scheme::Bearer);
     let claims = token.claims();
-    assert_eq!((claims.sub.as_str(), claims.client_id.as_str(), claims.jti.as_str()), ("svc-a", "svc-a", "t-1"));
+    assert_eq!(
+        (
+            claims.sub.as_str(),
+            claims.client_id.as_str(),
+            claims.jti.as_str()
+        ),
+        ("svc-a", "svc-a", "t-1")
+    );
     assert!(claims.has_scope("read"));
     assert_eq!(claims.act.as_ref().unwrap().chain().count(), 2);
     #[derive(serde::Deserialize)]
@@ -53,7 +75,10 @@ async fn a_valid_bearer_token_yields_typed_and_custom_claims() {
     assert_eq!(token.custom::<Mine>().unwrap().tenant, "acme");
     assert_eq!(token.claims_map()["tenant"], "acme");
     // `application/at+jwt` and any case are the same media type.
-    let t = key.sign(&json!({"alg": "ES256", "typ": "Application/AT+JWT", "kid": "k1"}), &claims_value(&issuer));
+    let t = key.sign(
+        &json!({"alg": "ES256", "typ": "Application/AT+JWT", "kid": "k1"}),
+        &claims_value(&issuer),
+    );
     assert!(bearer(&v, &t).await.is_ok());
 }
 
@@ -76,18 +101,60 @@ async fn headers_algorithms_and_signatures_are_checked() {
     forged["scope"] = json!("admin");
     let forged_payload = URL_SAFE_NO_PAD.encode(forged.to_string());
     let cases = [
-        (key.sign(&json!({"alg": "ES256", "kid": "k1"}), &c), "typ", "no typ"),
-        (key.sign(&json!({"alg": "ES256", "typ": "JWT", "kid": "k1"}), &c), "typ", "typ JWT"),
-        (format!("{none_header}.{p}."), "empty segment", "alg none, empty signature"),
+        (
+            key.sign(&json!({"alg": "ES256", "kid": "k1"}), &c),
+            "typ",
+            "no typ",
+        ),
+        (
+            key.sign(&json!({"alg": "ES256", "typ": "JWT", "kid": "k1"}), &c),
+            "typ",
+            "typ JWT",
+        ),
+        (
+            format!("{none_header}.{p}."),
+            "empty segment",
+            "alg none, empty signature",
+        ),
         (format!("{none_header}.{p}.{s}"), "not allowed", "alg none"),
-        (key.sign(&json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"}), &c), "not allowed", "HS256"),
-        (key.sign(&json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1"}), &c), "does not fit", "RS256 with an EC key"),
+        (
+            key.sign(&json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"}), &c),
+            "not allowed",
+            "HS256",
+        ),
+        (
+            key.sign(&json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1"}), &c),
+            "does not fit",
+            "RS256 with an EC key",
+        ),
         (other.token(&c), "signature", "signed by another key"),
-        (format!("{h}.{forged_payload}.{s}"), "signature", "payload tampered"),
-        (format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode([7u8; 64])), "signature", "signature replaced"),
+        (
+            format!("{h}.{forged_payload}.{s}"),
+            "signature",
+            "payload tampered",
+        ),
+        (
+            format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode([7u8; 64])),
+            "signature",
+            "signature replaced",
+        ),
         (format!("{h}.{p}"), "compact JWS", "two segments"),
-        (key.sign(&json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1", "crit": ["x"], "x": 1}), &c), "critical", "crit"),
-        (key.sign(&json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"}), &json!({"iss": issuer.url})), "incomplete", "claims missing"),
+        (
+            key.sign(
+                &json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1", "crit": ["x"], "x": 1}),
+                &c,
+            ),
+            "critical",
+            "crit",
+        ),
+        (
+            key.sign(
+                &json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"}),
+                &json!({"iss": issuer.url}),
+            ),
+            "incomplete",
+            "claims missing",
+        ),
     ];
     for (token, needle, case) in cases {
         assert_invalid(bearer(&v, &token).await, needle, case);
@@ -106,13 +173,41 @@ async fn issuer_audience_and_times_are_checked_with_leeway() {
         c[k] = val;
         key.token(&c)
     };
-    assert_invalid(bearer(&v, &with("iss", json!("https://evil.example"))).await, "issuer", "iss");
-    assert_invalid(bearer(&v, &with("iss", json!(format!("{}/", issuer.url)))).await, "issuer", "iss slash");
-    assert_invalid(bearer(&v, &with("aud", json!("https://other.example"))).await, "audience", "aud");
-    assert!(bearer(&v, &with("aud", json!(["https://other.example", AUD]))).await.is_ok(), "aud array");
-    assert_invalid(bearer(&v, &with("nbf", json!(NOW + 61))).await, "not valid yet", "nbf");
-    assert!(bearer(&v, &with("nbf", json!(NOW + 60))).await.is_ok(), "nbf within leeway");
-    assert_invalid(bearer(&v, &with("iat", json!(NOW + 61))).await, "future", "iat");
+    assert_invalid(
+        bearer(&v, &with("iss", json!("https://evil.example"))).await,
+        "issuer",
+        "iss",
+    );
+    assert_invalid(
+        bearer(&v, &with("iss", json!(format!("{}/", issuer.url)))).await,
+        "issuer",
+        "iss slash",
+    );
+    assert_invalid(
+        bearer(&v, &with("aud", json!("https://other.example"))).await,
+        "audience",
+        "aud",
+    );
+    assert!(
+        bearer(&v, &with("aud", json!(["https://other.example", AUD])))
+            .await
+            .is_ok(),
+        "aud array"
+    );
+    assert_invalid(
+        bearer(&v, &with("nbf", json!(NOW + 61))).await,
+        "not valid yet",
+        "nbf",
+    );
+    assert!(
+        bearer(&v, &with("nbf", json!(NOW + 60))).await.is_ok(),
+        "nbf within leeway"
+    );
+    assert_invalid(
+        bearer(&v, &with("iat", json!(NOW + 61))).await,
+        "future",
+        "iat",
+    );
 
     let token = key.token(&claims(&issuer.url));
     clock.set(NOW + 300 + 59);
@@ -131,16 +226,32 @@ async fn scopes_are_required_per_verifier_and_per_route() {
     let auth = format!("Bearer {token}");
     let parts = RequestParts::new("GET", URI).authorization(&auth);
     assert!(v.verify(&parts).await.is_ok());
-    let err = v.verify_with(&parts, &Requirements::new().scope("admin")).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::InsufficientScope { scope: "read admin".into() });
+    let err = v
+        .verify_with(&parts, &Requirements::new().scope("admin"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &ErrorKind::InsufficientScope {
+            scope: "read admin".into()
+        }
+    );
     let answer = v.error_response(&err);
     assert_eq!(answer.status, 403);
-    assert!(answer.headers[0].1.contains(r#"error="insufficient_scope""#) && answer.headers[0].1.contains(r#"scope="read admin""#));
+    assert!(
+        answer.headers[0]
+            .1
+            .contains(r#"error="insufficient_scope""#)
+            && answer.headers[0].1.contains(r#"scope="read admin""#)
+    );
 
     let mut c = claims(&issuer.url);
     c.as_object_mut().unwrap().remove("scope");
     let auth = format!("Bearer {}", key.token(&c));
-    let err = v.verify(&RequestParts::new("GET", URI).authorization(&auth)).await.unwrap_err();
+    let err = v
+        .verify(&RequestParts::new("GET", URI).authorization(&auth))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), 403);
 }
 
@@ -149,13 +260,25 @@ async fn malformed_or_missing_authorization_gets_the_rfc_6750_answer() {
     let (key, issuer, v, _) = setup().await;
     let err = v.verify(&RequestParts::new("GET", URI)).await.unwrap_err();
     let answer = v.error_response(&err);
-    assert_eq!((answer.status, answer.headers.clone()), (401, vec![("WWW-Authenticate", "Bearer".to_owned())]));
+    assert_eq!(
+        (answer.status, answer.headers.clone()),
+        (401, vec![("WWW-Authenticate", "Bearer".to_owned())])
+    );
     let token = format!("Bearer {}", key.token(&claims(&issuer.url)));
-    let twice = RequestParts::new("GET", URI).authorization(&token).authorization(&token);
+    let twice = RequestParts::new("GET", URI)
+        .authorization(&token)
+        .authorization(&token);
     assert_eq!(v.verify(&twice).await.unwrap_err().status(), 400);
     let dpop = format!("DPoP {}", key.token(&claims(&issuer.url)));
-    let err = v.verify(&RequestParts::new("GET", URI).authorization(&dpop)).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::InvalidRequest, "DPoP not configured: {err}");
+    let err = v
+        .verify(&RequestParts::new("GET", URI).authorization(&dpop))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &ErrorKind::InvalidRequest,
+        "DPoP not configured: {err}"
+    );
 }
 
 #[tokio::test]
@@ -169,12 +292,29 @@ async fn certificate_bound_tokens_need_their_certificate() {
     let auth = format!("Bearer {}", key.token(&c));
     let parts = RequestParts::new("GET", URI).authorization(&auth);
 
-    assert!(v.verify(&parts.clone().peer_certificate(&der)).await.is_ok());
-    assert_invalid(v.verify(&parts.clone().peer_certificate(other.cert.der())).await, "another client certificate", "other cert");
+    assert!(v
+        .verify(&parts.clone().peer_certificate(&der))
+        .await
+        .is_ok());
+    assert_invalid(
+        v.verify(&parts.clone().peer_certificate(other.cert.der()))
+            .await,
+        "another client certificate",
+        "other cert",
+    );
     assert_invalid(v.verify(&parts).await, "none was presented", "no cert");
-    let hash: String = ring::digest::digest(&ring::digest::SHA256, &der).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let hash: String = ring::digest::digest(&ring::digest::SHA256, &der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let xfcc = format!("By=spiffe://x;Hash={hash};Subject=\"CN=client\"");
-    assert!(v.verify(&parts.clone().forwarded_client_cert(&xfcc)).await.is_ok(), "trusted XFCC");
+    assert!(
+        v.verify(&parts.clone().forwarded_client_cert(&xfcc))
+            .await
+            .is_ok(),
+        "trusted XFCC"
+    );
 }
 
 #[tokio::test]
@@ -189,18 +329,33 @@ async fn introspection_refuses_revoked_tokens_and_caches_answers() {
     let live = Requirements::new().introspected();
 
     assert!(v.verify(&parts).await.is_ok());
-    assert_eq!(issuer.served.lock().unwrap().introspections, 0, "only where asked");
+    assert_eq!(
+        issuer.served.lock().unwrap().introspections,
+        0,
+        "only where asked"
+    );
     assert!(v.verify_with(&parts, &live).await.is_ok());
     issuer.served.lock().unwrap().revoked.insert(token.clone());
-    assert!(v.verify_with(&parts, &live).await.is_ok(), "positive answer cached");
+    assert!(
+        v.verify_with(&parts, &live).await.is_ok(),
+        "positive answer cached"
+    );
     assert_eq!(issuer.served.lock().unwrap().introspections, 1);
     clock.advance(10);
     assert_invalid(v.verify_with(&parts, &live).await, "not active", "revoked");
-    assert_invalid(v.verify_with(&parts, &live).await, "not active", "negative cached");
+    assert_invalid(
+        v.verify_with(&parts, &live).await,
+        "not active",
+        "negative cached",
+    );
     assert_eq!(issuer.served.lock().unwrap().introspections, 2);
 
     let mut cfg = issuer.config(&clock);
     cfg.introspection = Some(IntrospectionConfig::new("rs", "wrong"));
     let v = Verifier::new(cfg).unwrap();
-    assert_eq!(v.verify_with(&parts, &live).await.unwrap_err().status(), 503, "introspection failure fails closed");
+    assert_eq!(
+        v.verify_with(&parts, &live).await.unwrap_err().status(),
+        503,
+        "introspection failure fails closed"
+    );
 }

@@ -38,8 +38,13 @@ impl Key {
     pub fn new(kid: &str) -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-        Self { pair, kid: kid.to_owned(), rng }
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        Self {
+            pair,
+            kid: kid.to_owned(),
+            rng,
+        }
     }
 
     /// The public JWK (no `kid`).
@@ -77,16 +82,30 @@ impl Key {
 
     /// An access token: header `ES256`, `at+jwt`, this key's `kid`.
     pub fn token(&self, claims: &Value) -> String {
-        self.sign(&json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid}), claims)
+        self.sign(
+            &json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid}),
+            claims,
+        )
     }
 
     /// A DPoP proof for `htm`/`htu`, bound to `token` (RFC 9449 §4.2).
-    pub fn proof(&self, htm: &str, htu: &str, token: &str, iat: i64, jti: &str, nonce: Option<&str>) -> String {
+    pub fn proof(
+        &self,
+        htm: &str,
+        htu: &str,
+        token: &str,
+        iat: i64,
+        jti: &str,
+        nonce: Option<&str>,
+    ) -> String {
         let mut claims = json!({"jti": jti, "htm": htm, "htu": htu, "iat": iat, "ath": portcullis_verify::ath(token)});
         if let Some(n) = nonce {
             claims["nonce"] = json!(n);
         }
-        self.sign(&json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.public_jwk()}), &claims)
+        self.sign(
+            &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.public_jwk()}),
+            &claims,
+        )
     }
 }
 
@@ -126,7 +145,10 @@ impl Issuer {
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let issuer = Self { url: url.clone(), served: Arc::clone(&served) };
+        let issuer = Self {
+            url: url.clone(),
+            served: Arc::clone(&served),
+        };
         issuer.publish(keys);
         let app = Router::new()
             .route("/.well-known/oauth-authorization-server", get(metadata))
@@ -137,15 +159,19 @@ impl Issuer {
         issuer
     }
 
-    /// Publishes `keys` with a new ETag.
+    /// Publishes `keys` with a new `ETag`.
     pub fn publish(&self, keys: &[&Key]) {
-        let body = json!({"keys": keys.iter().map(|k| k.jwks_entry()).collect::<Vec<_>>()}).to_string();
+        let body =
+            json!({"keys": keys.iter().map(|k| k.jwks_entry()).collect::<Vec<_>>()}).to_string();
         self.set_jwks(body.into_bytes());
     }
 
     pub fn set_jwks(&self, body: Vec<u8>) {
         let mut s = self.served.lock().unwrap();
-        s.etag = Some(format!("\"{}\"", portcullis_verify::ath(&String::from_utf8_lossy(&body))));
+        s.etag = Some(format!(
+            "\"{}\"",
+            portcullis_verify::ath(&String::from_utf8_lossy(&body))
+        ));
         s.jwks = body;
     }
 
@@ -167,7 +193,12 @@ impl Issuer {
 type AppState = (String, Arc<Mutex<Served>>);
 
 async fn metadata(State((url, served)): State<AppState>) -> Response {
-    let issuer = served.lock().unwrap().metadata_issuer.clone().unwrap_or_else(|| url.clone());
+    let issuer = served
+        .lock()
+        .unwrap()
+        .metadata_issuer
+        .clone()
+        .unwrap_or_else(|| url.clone());
     axum::Json(json!({
         "issuer": issuer,
         "jwks_uri": format!("{url}/jwks"),
@@ -193,10 +224,15 @@ async fn jwks(State((_, served)): State<AppState>, headers: HeaderMap) -> Respon
     (StatusCode::OK, out, s.jwks.clone()).into_response()
 }
 
-async fn introspect(State((_, served)): State<AppState>, headers: HeaderMap, body: String) -> Response {
+async fn introspect(
+    State((_, served)): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let mut s = served.lock().unwrap();
     s.introspections += 1;
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Basic cnM6cnMtc2VjcmV0") {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Basic cnM6cnMtc2VjcmV0")
+    {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let token = body

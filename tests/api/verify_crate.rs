@@ -1,8 +1,8 @@
 //! The resource-server crate `portcullis-verify` against the real server:
 //! it discovers the JWKS through the metadata, accepts the server's tokens,
 //! refuses foreign, forged and revoked ones, checks certificate binding, and
-//! follows key rotation. (DPoP-bound tokens are not issued by the server yet;
-//! the crate's own tests cover DPoP with tokens they sign.)
+//! follows key rotation. (Proof-of-possession tokens of RFC 9449 are not
+//! issued by the server yet; the crate's own tests cover them with tokens they sign.)
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use portcullis_verify::{

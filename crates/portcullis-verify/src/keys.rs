@@ -112,11 +112,17 @@ impl KeyCache {
         if let Some(snap) = self.current.load_full() {
             if now < snap.expires_at {
                 if now >= snap.refresh_at && !self.refreshing.swap(true, Ordering::AcqRel) {
-                    let this = Arc::clone(self);
-                    tokio::spawn(async move {
-                        let _ = this.refetch(None).await;
-                        this.refreshing.store(false, Ordering::Release);
-                    });
+                    // Outside a tokio runtime there is no background: the keys
+                    // are then renewed when they expire.
+                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                        let this = Arc::clone(self);
+                        runtime.spawn(async move {
+                            let _ = this.refetch(None).await;
+                            this.refreshing.store(false, Ordering::Release);
+                        });
+                    } else {
+                        self.refreshing.store(false, Ordering::Release);
+                    }
                 }
                 return Ok(snap);
             }

@@ -99,6 +99,7 @@ mod keys;
 mod metadata;
 mod request;
 mod ttl_cache;
+mod verified;
 mod verifier;
 
 #[cfg(feature = "actix")]
@@ -116,7 +117,8 @@ pub use jwk::{jwk_thumbprint, Algorithm};
 pub use keys::KeyCacheStats;
 pub use metadata::ProtectedResourceMetadata;
 pub use request::{RequestParts, Requirements, Scheme};
-pub use verifier::{ConfigError, VerifiedToken, Verifier};
+pub use verified::VerifiedToken;
+pub use verifier::{ConfigError, Verifier};
 
 /// The client certificate of a connection (DER), for the middleware: put it
 /// in the request extensions (tower) or connection data (actix-web) when

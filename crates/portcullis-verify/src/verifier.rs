@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-
 use crate::{
     binding::certificate_matches,
     claims::AccessTokenClaims,
@@ -18,6 +16,7 @@ use crate::{
     jws::{Compact, Header},
     keys::{KeyCache, KeyCacheStats, Snapshot},
     request::{parse_authorization, RequestParts, Requirements, Scheme},
+    verified::{Inner, VerifiedToken},
     VerifyError,
 };
 
@@ -25,50 +24,6 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 #[error("invalid verifier configuration: {0}")]
 pub struct ConfigError(String);
-
-/// A token that passed every check, with its claims. Cheap to clone (shared).
-#[derive(Clone)]
-pub struct VerifiedToken(Arc<Inner>);
-
-struct Inner {
-    claims: AccessTokenClaims,
-    payload: Vec<u8>,
-    scheme: Scheme,
-}
-
-impl VerifiedToken {
-    /// The typed claims.
-    #[must_use]
-    pub fn claims(&self) -> &AccessTokenClaims {
-        &self.0.claims
-    }
-
-    /// How the token was presented.
-    #[must_use]
-    pub fn scheme(&self) -> Scheme {
-        self.0.scheme
-    }
-
-    /// The claims deserialized into the caller's own type (custom claims included).
-    pub fn custom<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.0.payload)
-    }
-
-    /// Every claim as a JSON map.
-    #[must_use]
-    pub fn claims_map(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.custom().unwrap_or_default()
-    }
-}
-
-impl std::fmt::Debug for VerifiedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifiedToken")
-            .field("scheme", &self.0.scheme)
-            .field("claims", &self.0.claims)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Verifies Portcullis access tokens. Cheap to clone; share one per issuer.
 #[derive(Clone)]

@@ -36,4 +36,4 @@ else
 fi
 
 # Every integration test runs once per engine (SQLite and the PostgreSQL above).
-cargo test --all-targets "$@"
+cargo test --workspace --all-targets "$@"

@@ -41,3 +41,4 @@ mod security_b;
 mod security_c;
 mod store;
 mod token;
+mod verify_crate;

@@ -141,6 +141,14 @@ async fn a_full_journal_stops_issuance_until_applied_events_free_it(
         StatusCode::SERVICE_UNAVAILABLE,
         "still full"
     );
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(
+        (&ready["status"], &ready["audit_journal"]),
+        (&json!("unavailable"), &json!("refusing")),
+        "{ready}"
+    );
 
     // The database is back: the journal is applied, its segments deleted, and issuance resumes.
     lock.release().await;

@@ -39,10 +39,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let kid = state.oauth.keys.current().kid().to_owned();
     let (status, ready) = match (draining, journal, database, grace_left) {
         (true, ..) => ("draining", false),
-        (false, false, ..) => ("unavailable", false),
         (false, true, true, _) => ("ready", true),
         (false, true, false, Some(_)) => ("degraded", true),
-        (false, true, false, None) => ("unavailable", false),
+        // The journal refuses events, or the grace is used up.
+        (false, false, ..) | (false, true, false, None) => ("unavailable", false),
     };
     let mut body = json!({
         "status": status,

@@ -67,7 +67,7 @@ fn start(dir: &Path, url: &str) -> (Child, String) {
 }
 
 /// Every value of one text column.
-async fn column(url: &str, sql: &str) -> Vec<String> {
+pub async fn column_of(url: &str, sql: &str) -> Vec<String> {
     if url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(url).await.unwrap();
         let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
@@ -84,7 +84,7 @@ async fn column(url: &str, sql: &str) -> Vec<String> {
 /// How many `token_issued` events carry each `jti`.
 async fn issued(url: &str) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
-    for d in column(
+    for d in column_of(
         url,
         "SELECT details FROM audit_events WHERE kind = 'token_issued'",
     )

@@ -3,6 +3,10 @@
 //! the journal's cursor in the same transaction — and deletes the segments
 //! it has applied. A failed write is retried with backoff, never skipped:
 //! while the database is unavailable, events stay in the journal.
+//!
+//! The events are durable already, so there is no hurry: once caught up it
+//! lets them gather for `TICK` (few, large transactions) unless someone
+//! waits for the database (`urgent`: a flush or an admin change).
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,15 +20,17 @@ use crate::store::{JournalCursor, Storage, Store};
 
 /// Largest batch written in one transaction.
 const BATCH: usize = 500;
+/// How long events gather once the writer has caught up.
+const TICK: Duration = Duration::from_millis(100);
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Applies the journal until every [`super::AuditSink`] is dropped; `wake`
-/// says new events are durable, `applied` publishes progress.
+/// Applies the journal until every [`super::AuditSink`] is dropped; `urgent`
+/// asks to apply what is durable now, `applied` publishes progress.
 pub(super) async fn run(
     store: Storage,
     files: Arc<Files>,
-    wake: Arc<Notify>,
+    urgent: Arc<Notify>,
     applied: watch::Sender<u64>,
 ) {
     let mut reader = Reader::new(Arc::clone(&files));
@@ -48,9 +54,10 @@ pub(super) async fn run(
             }
         };
         let Some(&(last, _)) = batch.last() else {
-            let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+            let _ = tokio::time::timeout(TICK, urgent.notified()).await;
             continue;
         };
+        let caught_up = batch.len() < BATCH;
         let (seqs, events) = decode(&batch);
         let cursor = JournalCursor {
             journal_id: files.id(),
@@ -81,6 +88,9 @@ pub(super) async fn run(
         let f = Arc::clone(&files);
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || f.release()).await {
             tracing::warn!(error = %e, "could not delete applied audit journal segments");
+        }
+        if caught_up {
+            let _ = tokio::time::timeout(TICK, urgent.notified()).await;
         }
     }
 }

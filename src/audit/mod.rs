@@ -49,6 +49,8 @@ struct Inner {
     inbox: Arc<Inbox>,
     files: Arc<Files>,
     applied: watch::Receiver<u64>,
+    /// Asks the database writer to apply what is durable now.
+    urgent: Arc<Notify>,
 }
 
 /// The last handle gone, the writer thread finishes and closes the journal.
@@ -70,15 +72,21 @@ impl AuditSink {
     pub fn start(store: Storage, journal: Journal, metrics: Metrics) -> std::io::Result<Self> {
         let files = Arc::clone(journal.files());
         let inbox = Arc::new(Inbox::default());
-        let wake = Arc::new(Notify::new());
+        let urgent = Arc::new(Notify::new());
         let (applied_tx, applied) = watch::channel(files.applied());
-        writer::spawn(journal, Arc::clone(&inbox), Arc::clone(&wake), metrics)?;
-        tokio::spawn(apply::run(store, Arc::clone(&files), wake, applied_tx));
+        writer::spawn(journal, Arc::clone(&inbox), metrics)?;
+        tokio::spawn(apply::run(
+            store,
+            Arc::clone(&files),
+            Arc::clone(&urgent),
+            applied_tx,
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 inbox,
                 files,
                 applied,
+                urgent,
             }),
         })
     }
@@ -133,6 +141,7 @@ impl AuditSink {
 
     /// Waits until the database holds every event up to `seq`.
     async fn applied(&self, seq: u64) -> Result<(), AuditUnavailable> {
+        self.inner.urgent.notify_one();
         let mut applied = self.inner.applied.clone();
         applied
             .wait_for(|a| *a >= seq)

@@ -13,7 +13,7 @@ use std::{
     time::Instant,
 };
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use super::journal::{Journal, Refused};
 use crate::metrics::Metrics;
@@ -108,20 +108,15 @@ impl Inbox {
     }
 }
 
-/// Starts the writer thread; `wake` is notified after each write.
-pub(super) fn spawn(
-    journal: Journal,
-    inbox: Arc<Inbox>,
-    wake: Arc<Notify>,
-    metrics: Metrics,
-) -> io::Result<()> {
+/// Starts the writer thread.
+pub(super) fn spawn(journal: Journal, inbox: Arc<Inbox>, metrics: Metrics) -> io::Result<()> {
     std::thread::Builder::new()
         .name("audit-journal".to_owned())
-        .spawn(move || run(journal, &inbox, &wake, &metrics))
+        .spawn(move || run(journal, &inbox, &metrics))
         .map(|_| ())
 }
 
-fn run(mut journal: Journal, inbox: &Inbox, wake: &Notify, metrics: &Metrics) {
+fn run(mut journal: Journal, inbox: &Inbox, metrics: &Metrics) {
     while let Some(items) = inbox.take() {
         let payloads: Vec<&[u8]> = items.iter().filter_map(|i| i.payload.as_deref()).collect();
         let started = Instant::now();
@@ -152,7 +147,6 @@ fn run(mut journal: Journal, inbox: &Inbox, wake: &Notify, metrics: &Metrics) {
             };
             let _ = item.ack.send(answer);
         }
-        wake.notify_one();
     }
 }
 

@@ -98,6 +98,21 @@ fn start(dir: &Path, url: &str) -> (Server, String) {
     }
 }
 
+/// Every value of one text column.
+pub async fn column_of(url: &str, sql: &str) -> Vec<String> {
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    }
+}
+
 /// How many `token_issued` events carry each `jti`, read through the store.
 async fn issued(url: &str) -> HashMap<String, usize> {
     let store = Storage::connect(&SecretString::from(url.to_owned()), 2)

@@ -265,3 +265,63 @@ async fn the_answer_waits_for_the_journal_and_the_trail_stays_in_order(
         "{m}"
     );
 }
+
+#[rstest]
+#[tokio::test]
+async fn journaled_events_are_appended_once_however_often_they_are_replayed(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    use portcullis::{
+        audit::{AuditEvent, AuditFilter},
+        store::{JournalCursor, Storage, Store},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(engine, &dir).await;
+    let store = Storage::connect(&secrecy::SecretString::from(url.clone()), 2)
+        .await
+        .unwrap();
+    let now = Clock::System.now();
+    let event =
+        |n: i64| AuditEvent::new("token_issued", "client:a", now).details(json!({ "n": n }));
+    let batch = |seqs: &[i64]| seqs.iter().map(|n| event(*n)).collect::<Vec<_>>();
+    let append = |journal: &'static str, seqs: &'static [i64]| {
+        let store = store.clone();
+        async move {
+            let cursor = JournalCursor {
+                journal_id: journal,
+                seqs,
+            };
+            store
+                .append_audit_events(&batch(seqs), Some(cursor))
+                .await
+                .unwrap();
+        }
+    };
+    append("journal-a", &[1, 2, 3]).await;
+    append("journal-a", &[1, 2, 3]).await; // a replay after a crash
+    append("journal-a", &[2, 3, 4, 5]).await; // partly applied
+    append("journal-b", &[1, 2]).await; // another server's journal
+    store
+        .append_audit_events(&[event(100)], None)
+        .await
+        .unwrap(); // the CLI
+    append("journal-a", &[5, 7]).await; // a gap (numbers of refused events)
+
+    let stored: Vec<i64> = store
+        .audit_events(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.details["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(stored, [1, 2, 3, 4, 5, 1, 2, 100, 7]);
+    let cursors = crate::crash::column_of(
+        &url,
+        "SELECT journal_id || ':' || CAST(applied_seq AS TEXT) FROM audit_journal_cursors ORDER BY journal_id",
+    )
+    .await;
+    assert_eq!(cursors, ["journal-a:7", "journal-b:2"]);
+}

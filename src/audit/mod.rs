@@ -9,9 +9,10 @@
 //! task then appends journaled events to the database in order and batches,
 //! retrying while the database is unavailable; after a crash the journal is
 //! replayed from where the database's cursor stands.
-//! [`AuditSink::record_durable`] waits for the database commit, for events
-//! an operator acted on (admin changes); [`AuditSink::flush`] waits until
-//! everything recorded before it is in the database.
+//! [`AuditSink::record_durable`] also waits (briefly) for the database
+//! commit, for events an operator acted on (admin changes), so the trail
+//! shows them at once; [`AuditSink::flush`] waits until everything recorded
+//! before it is in the database.
 
 mod apply;
 pub mod chain;
@@ -37,6 +38,9 @@ use crate::{
 };
 use journal::{Files, Journal};
 use writer::Inbox;
+
+/// How long an admin change waits for its event to reach the database.
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The audit trail's entrance, cheap to clone.
 #[derive(Clone, Debug)]
@@ -97,10 +101,15 @@ impl AuditSink {
         self.journal(&event).await.map(|_| ())
     }
 
-    /// Records `event` and waits until it is committed to the database.
+    /// Records `event` (durable in the journal) and waits up to two seconds
+    /// for the database to take it, for events an operator acted on.
     pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
         let seq = self.journal(&event).await?;
-        self.applied(seq).await
+        // Durable already (journaled); waiting for the database only lets a
+        // reader of the trail see it at once, and must not hang an admin
+        // request when the database goes away meanwhile.
+        let _ = tokio::time::timeout(APPLY_WAIT, self.applied(seq)).await;
+        Ok(())
     }
 
     /// Waits until every event recorded before this call is in the database.
@@ -162,6 +171,16 @@ pub enum Auditor {
 }
 
 impl Auditor {
+    /// Whether an event can be recorded now (the journal has room); the
+    /// CLI's direct writes always try.
+    #[must_use]
+    pub fn has_room(&self) -> bool {
+        match self {
+            Self::Sink(sink) => sink.gauges().writable,
+            Self::Direct(_) => true,
+        }
+    }
+
     /// Records `event` and waits until it is committed.
     pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
         match self {

@@ -86,6 +86,17 @@ impl Registry {
     }
 
     /// After a change: forget the client here and tell the other replicas.
+    /// A change can be stored and audited now: the database is reachable and
+    /// the audit journal has room. Checked before a change, so none is made
+    /// that could not be audited.
+    fn writable(&self) -> Result<(), RegistryError> {
+        self.store.check_available()?;
+        if !self.auditor.has_room() {
+            return Err(anyhow::Error::from(crate::audit::AuditUnavailable).into());
+        }
+        Ok(())
+    }
+
     async fn changed(&self, id: &ClientId) -> Result<(), RegistryError> {
         if let Some(cache) = &self.cache {
             cache.invalidate(id.as_str());
@@ -107,7 +118,7 @@ impl Registry {
             .validate(&self.limits)
             .map_err(RegistryError::InvalidMetadata)?;
         // Fail fast during an outage, before hashing a secret for nothing.
-        self.store.check_available()?;
+        self.writable()?;
         let id = meta.client_id.clone().unwrap_or_else(ClientId::generate);
         let client = apply(meta, id, None, now);
         let (secret, new) = if client.auth_method.uses_secret() {
@@ -162,6 +173,7 @@ impl Registry {
         request: RegistrationRequest,
         now: DateTime<Utc>,
     ) -> Result<Client, RegistryError> {
+        self.writable()?;
         let existing = self.get(id).await?;
         let meta = request
             .validate(&self.limits)
@@ -196,6 +208,7 @@ impl Registry {
         enabled: bool,
         now: DateTime<Utc>,
     ) -> Result<Client, RegistryError> {
+        self.writable()?;
         let before = self.get(id).await?;
         let mut client = before.clone();
         client.enabled = enabled;
@@ -221,6 +234,7 @@ impl Registry {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, RegistryError> {
+        self.writable()?;
         let id = ClientId::parse(id).map_err(|_| RegistryError::NotFound)?;
         let families = self.store.revoke_client_tokens(&id, now).await?;
         self.changed(&id).await?;
@@ -242,6 +256,7 @@ impl Registry {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Client, RegistryError> {
+        self.writable()?;
         let before = self.get(id).await?;
         self.store.set_client_lock(&before.id, None).await?;
         self.changed(&before.id).await?;
@@ -289,6 +304,7 @@ impl Registry {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), RegistryError> {
+        self.writable()?;
         let before = self.get(id).await?;
         self.store.delete_client(&before.id).await?;
         tracing::info!(client_id = %before.id, "client deleted");
@@ -328,7 +344,7 @@ impl Registry {
             )));
         }
         let id = client.id;
-        self.store.check_available()?;
+        self.writable()?;
         let (secret, new) = new_secret(&self.hasher, now).await?;
         let until = now + Duration::seconds(grace_secs);
         self.store.rotate_client_secret(&id, &new, until).await?;

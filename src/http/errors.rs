@@ -144,9 +144,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// An internal error caused by an unreachable database (answered 503).
+    /// An internal error caused by an unreachable database, or by an audit
+    /// journal that refuses events (answered 503).
     fn database_unavailable(&self) -> bool {
-        matches!(self, Self::Internal(e) if StoreError::unavailable_in(e.as_ref()))
+        matches!(self, Self::Internal(e) if StoreError::unavailable_in(e.as_ref())
+            || e.chain().any(<dyn std::error::Error>::is::<crate::audit::AuditUnavailable>))
     }
 
     fn code(&self) -> &'static str {

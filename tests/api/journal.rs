@@ -6,7 +6,7 @@ use std::{collections::HashSet, time::Duration};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use portcullis::{clock::Clock, startup::Application};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use rstest::rstest;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
@@ -149,6 +149,22 @@ async fn a_full_journal_stops_issuance_until_applied_events_free_it(
         (&json!("unavailable"), &json!("refusing")),
         "{ready}"
     );
+    // An admin change is refused before it is made: no change goes unaudited.
+    let res = app
+        .admin(
+            Method::POST,
+            "/admin/clients",
+            Some(json!({ "client_id": "made-while-full", "scope": "read" })),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    let res = app
+        .admin(Method::GET, "/admin/clients/made-while-full", None)
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "not created");
 
     // The database is back: the journal is applied, its segments deleted, and issuance resumes.
     lock.release().await;

@@ -110,10 +110,14 @@ impl Files {
         self.max_bytes
     }
 
-    /// Whether another event may fit.
+    /// Whether a request may start that will record events: the journal
+    /// holds less than its limit minus a reserve (a sixty-fourth of the
+    /// limit, at most 64 KiB), so the events of a request admitted now — an
+    /// admin change's carries the client before and after — still fit.
     #[must_use]
     pub fn has_room(&self) -> bool {
-        self.bytes() < self.max_bytes
+        let reserve = (self.max_bytes / 64).min(64 * 1024);
+        self.bytes().saturating_add(reserve) < self.max_bytes
     }
 
     /// The sequence number of the last durable event (0: none).

@@ -83,6 +83,24 @@ run() { # $1 = scenario, rest = wrk arguments; prints a table row
     echo "$out" > "$WORK/last.json"
 }
 
+# The audit journal's group commits so far: "syncs events seconds" (from /metrics).
+journal_totals() {
+    curl -fs http://127.0.0.1:18099/metrics -H "Authorization: Bearer $ADMIN" | awk '
+        /^portcullis_audit_journal_sync_seconds_count/ { n = $2 }
+        /^portcullis_audit_journal_sync_seconds_sum/ { t = $2 }
+        /^portcullis_audit_journal_synced_events_total/ { e = $2 }
+        END { printf "%d %d %f\n", n, e, t }'
+}
+
+# What durable audit cost during the last scenario: syncs, events per sync, mean sync time.
+journal_report() { # $1 = totals before the scenario
+    local n0 e0 t0 n1 e1 t1
+    read -r n0 e0 t0 <<<"$1"
+    read -r n1 e1 t1 <<<"$(journal_totals)"
+    awk -v n="$((n1 - n0))" -v e="$((e1 - e0))" -v t0="$t0" -v t1="$t1" -v eng="$ENGINE" 'BEGIN {
+        if (n > 0) printf "bench.sh: %s audit journal: %d group commits, %.1f events each, %.3f ms per write+fdatasync\n", eng, n, e / n, (t1 - t0) * 1000 / n > "/dev/stderr" }'
+}
+
 echo "| engine | scenario | req/s | p50 ms | p99 ms | errors | server RSS MB |"
 echo "|---|---|---|---|---|---|---|"
 for ENGINE in $ENGINES; do
@@ -101,7 +119,9 @@ for ENGINE in $ENGINES; do
     read -r RS RS_SECRET < <(register '{"allowed_audiences":["https://api.example.com"],"allow_introspection":true}')
     export BENCH_AUTH="Basic $(printf '%s:%s' "$ID" "$SECRET" | base64 -w0)"
     export BENCH_BODY="grant_type=client_credentials"
+    BEFORE=$(journal_totals)
     run "/token, one client (Basic, keep-alive)" -s bench/post.lua http://127.0.0.1:18099/token
+    journal_report "$BEFORE"
 
     log "registering 1000 clients"
     : >"$WORK/auths"

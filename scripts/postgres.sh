@@ -17,20 +17,28 @@ find_pg_bin() {
     return 1
 }
 
-start_throwaway_postgres() {
+# Prints the directory of the PostgreSQL server binaries, installing them with
+# apt when they are missing and we are root; otherwise exits with a message.
+ensure_pg_bin() {
     local bin
     if ! bin=$(find_pg_bin); then
         if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
             pg_log "PostgreSQL is not installed; installing it with apt-get"
-            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
             bin=$(find_pg_bin) || { pg_log "PostgreSQL binaries still not found after installing"; exit 1; }
         else
             pg_log "PostgreSQL server binaries (initdb, pg_ctl) were not found."
-            pg_log "Install PostgreSQL (e.g. 'sudo apt-get install postgresql') or set DATABASE_URL to a server to use."
+            pg_log "Install PostgreSQL (e.g. 'sudo apt-get install postgresql')."
             exit 1
         fi
     fi
+    echo "$bin"
+}
+
+start_throwaway_postgres() {
+    local bin
+    bin=$(ensure_pg_bin) || exit 1
 
     PG_TMP=$(mktemp -d /tmp/portcullis-pg.XXXXXX)
     local port

@@ -33,6 +33,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
     start_throwaway_postgres
 else
     log "using PostgreSQL from DATABASE_URL"
+    # The outage tests start a private cluster of their own from the server binaries.
+    ensure_pg_bin >/dev/null || exit 1
 fi
 
 # Every integration test runs once per engine (SQLite and the PostgreSQL above).

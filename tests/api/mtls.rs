@@ -177,6 +177,7 @@ async fn a_spiffe_certificate_gets_certificate_bound_access_and_refresh_tokens(
 
     // The policy input and the audit trail see the certificate.
     let details = app.audit_details("token_issued").await;
+    assert!(!details.is_empty(), "the tokens above were audited");
     assert!(
         details.iter().all(|d| d.contains("tls_client_auth")),
         "{details:?}"

@@ -131,6 +131,7 @@ async fn an_inline_key_authenticates_at_token_introspection_and_revocation(
 
     // The audit trail tells how the client authenticated.
     let methods = app.audit_details("token_issued").await;
+    assert!(!methods.is_empty(), "the tokens above were audited");
     assert!(
         methods.iter().all(|d| d.contains("private_key_jwt")),
         "{methods:?}"

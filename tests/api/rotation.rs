@@ -578,3 +578,65 @@ async fn the_key_list_shows_states_and_times_but_no_private_material(
     assert_eq!(listed["key_prepublish"], 3600);
     assert_eq!(listed["retired_key_retention"], 660);
 }
+
+/// Every rotation is in the audit trail: the rotation itself (by the admin
+/// who asked, with the new current and next keys) and each key change it
+/// made; a compromise as `key_compromised`.
+#[rstest]
+#[tokio::test]
+async fn rotations_and_their_key_changes_are_audited(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn_with(engine, fast_rotation()).await;
+    let before = keys(&app).await;
+    let (old, promoted) = (kid_in(&before, "current"), kid_in(&before, "next"));
+
+    app.clock.advance(Duration::seconds(3600));
+    let res = rotate(&app, json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let report: Value = res.json().await.unwrap();
+    let rotated = app.audit_details("key_rotated").await;
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    let rotated: Value = serde_json::from_str(&rotated[0]).unwrap();
+    assert_eq!(rotated["current"], report["current"]);
+    assert_eq!(rotated["current"], promoted.as_str());
+    assert_eq!(rotated["next"], report["next"]);
+    let kid_of_event = |kind: &'static str| {
+        let app = &app;
+        async move {
+            app.audit_details(kind)
+                .await
+                .iter()
+                .map(|d| serde_json::from_str::<Value>(d).unwrap()["kid"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(kid_of_event("key_activated")
+        .await
+        .contains(&json!(promoted)));
+    assert!(kid_of_event("key_retired").await.contains(&json!(old)));
+    assert!(kid_of_event("key_published")
+        .await
+        .contains(&report["next"]));
+
+    let res = rotate(&app, json!({"compromised": true})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let compromised = app.audit_details("key_compromised").await;
+    assert_eq!(compromised.len(), 1, "{compromised:?}");
+    let events = app
+        .state
+        .oauth
+        .store
+        .audit_events(&portcullis::audit::AuditFilter {
+            kind: Some("key_compromised".into()),
+            limit: 10,
+            ..portcullis::audit::AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        events[0].actor.starts_with("admin:"),
+        "by the admin who asked: {}",
+        events[0].actor
+    );
+}

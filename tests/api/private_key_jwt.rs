@@ -500,3 +500,36 @@ async fn secretless_registration_metadata_is_validated(
     assert_eq!(shown["token_endpoint_auth_signing_alg"], "ES256");
     assert!(shown.get("client_secret").is_none());
 }
+
+/// Lockout slows the guessing of secrets; a secretless client has none, so
+/// refused assertions — however many — never lock it out.
+#[rstest]
+#[tokio::test]
+async fn refused_assertions_never_lock_a_secretless_client(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn_with(
+        engine,
+        json!({"lockout_threshold": 3, "lockout_window": 60, "lockout_duration": 600}),
+    )
+    .await;
+    let key = ClientKey::new("k1");
+    let intruder = ClientKey::new("k1");
+    let id = register(&app, json!({ "jwks": ClientKey::jwks(&[&key]) })).await;
+    let token_url = app.url("/token");
+    for _ in 0..10 {
+        let forged = intruder.assertion(&id, &token_url, now(&app));
+        let res = token_with(&app, &forged).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = token_with(&app, &key.assertion(&id, &token_url, now(&app))).await;
+    assert_eq!(res.status(), StatusCode::OK, "not locked");
+    let shown: Value = app
+        .admin(Method::GET, &format!("/admin/clients/{id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(shown["locked_until"].is_null(), "{shown}");
+    assert!(app.audit_details("client_locked").await.is_empty());
+}

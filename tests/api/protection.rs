@@ -32,6 +32,27 @@ async fn token_status(
     req.send().await.unwrap()
 }
 
+/// What a caller can see of an answer: status, the headers that could tell
+/// cases apart, and the body.
+async fn answer(res: reqwest::Response) -> (StatusCode, Vec<Option<String>>, Value) {
+    let status = res.status();
+    let headers = [
+        "www-authenticate",
+        "cache-control",
+        "pragma",
+        "retry-after",
+        "content-type",
+    ]
+    .iter()
+    .map(|h| {
+        res.headers()
+            .get(*h)
+            .map(|v| v.to_str().unwrap().to_owned())
+    })
+    .collect();
+    (status, headers, res.json().await.unwrap())
+}
+
 async fn assert_limited(res: reqwest::Response, why: &str) -> u64 {
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
@@ -292,18 +313,12 @@ async fn repeated_failures_lock_a_client_silently_and_the_lock_is_audited(
         );
     }
 
-    // Locked: the right secret gets exactly the answer a wrong one gets.
-    let locked: Value = token_status(&app, &id, &secret, None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let wrong: Value = token_status(&app, "no-such-client", "x", None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(locked, wrong);
+    // Locked: the right secret gets exactly the answer an unknown client
+    // gets — status, challenge, caching headers and body.
+    let locked = answer(token_status(&app, &id, &secret, None).await).await;
+    let unknown = answer(token_status(&app, "no-such-client", "x", None).await).await;
+    assert_eq!(locked.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(locked, unknown);
     let shown: Value = app
         .admin(Method::GET, &format!("/admin/clients/{id}"), None)
         .await

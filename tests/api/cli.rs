@@ -1,14 +1,11 @@
 //! The `portcullis` binary: client management commands and `serve` as a user runs them.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-};
+use std::process::{Command, Stdio};
 
 use rstest::rstest;
 use serde_json::Value;
 
-use crate::helpers::{basic, fresh_database, Engine, ADMIN_TOKEN};
+use crate::helpers::{basic, fresh_database, stderr_lines, Engine, ADMIN_TOKEN};
 
 fn portcullis(dir: &tempfile::TempDir, url: &str, args: &[&str]) -> Result<Value, String> {
     portcullis_with(dir, url, &[], args)
@@ -321,13 +318,7 @@ async fn serve_issues_tokens_shuts_down_gracefully_and_logs_no_secret(
         .stderr(Stdio::piped())
         .spawn()
         .expect("start portcullis serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     let mut logs = Vec::new();
     let addr = loop {
         let line = rx

@@ -7,7 +7,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
@@ -27,7 +26,7 @@ use portcullis::{
 use secrecy::SecretString;
 
 use crate::{
-    helpers::{basic, fresh_database, Engine, ADMIN_TOKEN},
+    helpers::{basic, fresh_database, stderr_lines, Engine, ADMIN_TOKEN},
     journal::jti_of,
     pg_cluster::PgCluster,
 };
@@ -75,13 +74,7 @@ fn start(dir: &Path, url: &str) -> (Server, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start portcullis serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(60))

@@ -4,13 +4,14 @@
 //! while everything else is served, then it exits 0.
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
     sync::mpsc::Receiver,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
+
+use crate::helpers::stderr_lines;
 
 /// Everything a Service named `portcullis` injects into a pod.
 const SERVICE_LINKS: &[(&str, &str)] = &[
@@ -55,13 +56,7 @@ fn start(dir: &tempfile::TempDir) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start portcullis serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     let mut logged = Vec::new();
     loop {
         let line = rx

@@ -257,6 +257,12 @@ impl TestApp {
 
     /// The `details` (as JSON text) of every stored audit event of `kind`,
     /// once this server's recorded events are written.
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        let res = self.http.get(self.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    }
+
     pub async fn audit_details(&self, kind: &str) -> Vec<String> {
         use portcullis::{audit::AuditFilter, store::Store};
         self.state.oauth.audit.flush().await;
@@ -431,4 +437,18 @@ pub async fn assert_error(res: Response, status: StatusCode, code: &str, case: &
         "{case}: description"
     );
     body
+}
+
+/// The lines `child` writes to stderr, as they come (read on a thread of
+/// their own, so the child never blocks on a full pipe while they are drained).
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
 }

@@ -77,11 +77,6 @@ impl DbLock {
     }
 }
 
-async fn metrics(app: &TestApp) -> String {
-    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
-    res.text().await.unwrap()
-}
-
 #[rstest]
 #[tokio::test]
 async fn a_full_journal_stops_issuance_until_applied_events_free_it(
@@ -130,7 +125,7 @@ async fn a_full_journal_stops_issuance_until_applied_events_free_it(
             .contains("audit"),
         "{body}"
     );
-    let m = metrics(&app).await;
+    let m = app.metrics_text().await;
     assert!(m.contains("portcullis_audit_journal_writable 0"), "{m}");
     assert!(
         !m.contains("portcullis_audit_journal_pending_events 0\n"),
@@ -184,7 +179,7 @@ async fn a_full_journal_stops_issuance_until_applied_events_free_it(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.state.oauth.audit.flush().await;
-    let m = metrics(&app).await;
+    let m = app.metrics_text().await;
     assert!(m.contains("portcullis_audit_journal_writable 1"), "{m}");
     assert!(
         m.contains("portcullis_audit_journal_pending_events 0"),
@@ -271,7 +266,7 @@ async fn the_answer_waits_for_the_journal_and_the_trail_stays_in_order(
     let stored = issued_jtis(&app.audit_details("token_issued").await);
     assert_eq!(stored.len(), 40, "no event twice");
     assert_eq!(stored.into_iter().collect::<HashSet<_>>(), received);
-    let m = metrics(&app).await;
+    let m = app.metrics_text().await;
     assert!(
         m.contains("portcullis_audit_journal_sync_seconds_count"),
         "{m}"

@@ -65,15 +65,7 @@ async fn wait_for_readiness(app: &TestApp, want: &str, within: Duration) -> (Sta
 
 /// One sample of a Prometheus metric without labels.
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .unwrap_or_else(|| panic!("{name} not in /metrics"))

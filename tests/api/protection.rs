@@ -103,15 +103,7 @@ async fn the_per_address_limit_answers_429_and_recovers_after_the_period(
         token_status(&app, &id, &secret, None).await.status(),
         StatusCode::OK
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("portcullis_rate_limited_total{limit=\"ip\"} 2"),
         "{metrics}"

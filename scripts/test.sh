@@ -15,6 +15,8 @@ log() { printf 'test.sh: %s\n' "$*" >&2; }
 
 # shellcheck source=scripts/postgres.sh
 . scripts/postgres.sh
+# shellcheck source=scripts/python.sh
+. scripts/python.sh
 
 cleanup() {
     if [ -n "${PG_TMP:-}" ]; then
@@ -36,6 +38,8 @@ else
     # The outage tests start a private cluster of their own from the server binaries.
     ensure_pg_bin >/dev/null || exit 1
 fi
+
+ensure_python_tools || exit 1
 
 # Every integration test runs once per engine (SQLite and the PostgreSQL above).
 cargo test --workspace --all-targets "$@"

@@ -1,8 +1,14 @@
 //! The command line: `serve`, `migrate`, and `client …`, which manages clients
 //! directly in the database (same rules as the admin API) and prints JSON;
-//! `keys …` and `audit …` (in `cli/audit.rs`).
+//! `keys …`, `audit …` (in `cli/audit.rs`), `kek generate` (`cli/kek.rs`) and
+//! `health` (`cli/health.rs`).
+//!
+//! Help texts are plain text (clap prints doc comments as written), so they
+//! do not use Markdown backticks.
 
 mod audit;
+mod health;
+mod kek;
 
 use std::path::PathBuf;
 
@@ -11,6 +17,8 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 pub use audit::AuditCommand;
+pub use health::{readyz_url, HealthArgs};
+pub use kek::KekCommand;
 
 use crate::{
     audit::{AuditEvent, Auditor},
@@ -22,11 +30,17 @@ use crate::{
     store::{Storage, Store},
 };
 
+/// Where every command's settings come from, shown under each help text.
+const SETTINGS_HELP: &str = "Settings: built-in defaults, then the TOML file given with --config \
+(or PORTCULLIS_CONFIG), then PORTCULLIS_<KEY> environment variables (PORTCULLIS_LISTEN, \
+PORTCULLIS_DATABASE_URL, PORTCULLIS_ADMIN_TOKENS, PORTCULLIS_KEK_FILE, ...), which win. \
+portcullis.example.toml and the README's Configuration table list every key.";
+
 /// Portcullis: OAuth 2.0 client-credentials authorization server.
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about)]
+#[command(name = "portcullis", version, about, after_help = SETTINGS_HELP)]
 pub struct Cli {
-    /// TOML configuration file (also `PORTCULLIS_CONFIG`).
+    /// TOML configuration file (also PORTCULLIS_CONFIG).
     #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
     pub config: Option<PathBuf>,
     /// What to do.
@@ -36,8 +50,16 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[command(after_help = SETTINGS_HELP)]
 pub enum Command {
     /// Run the server (applies migrations first).
+    ///
+    /// Listens on listen (PORTCULLIS_LISTEN, default 127.0.0.1:8080) with the
+    /// database in database_url (PORTCULLIS_DATABASE_URL, default SQLite under
+    /// data/) and the key-encryption key in kek_file (default keys/kek;
+    /// generated there for SQLite only, otherwise create it with
+    /// portcullis kek generate).
+    #[command(after_help = SETTINGS_HELP)]
     Serve,
     /// Apply database migrations and exit.
     Migrate,
@@ -50,6 +72,14 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Create the key-encryption key file (never overwrites one).
+    #[command(subcommand)]
+    Kek(KekCommand),
+    /// Ask a running server's /readyz; exit code 0 when it is ready.
+    ///
+    /// The container healthcheck: it reads the same settings as serve, so it
+    /// asks the configured listen address (loopback for 0.0.0.0).
+    Health(HealthArgs),
 }
 
 /// `portcullis keys …`
@@ -74,7 +104,14 @@ pub enum KeysCommand {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints it with its secret (shown once).
-    Create(ClientFields),
+    Create {
+        /// Client id (a UUID is generated when omitted).
+        #[arg(long = "id")]
+        id: Option<String>,
+        /// Its metadata.
+        #[command(flatten)]
+        fields: ClientFields,
+    },
     /// List clients, ordered by id.
     List {
         /// Page size (1-200).
@@ -130,9 +167,6 @@ pub enum ClientCommand {
 /// Client metadata options shared by `create` and `update`.
 #[derive(Debug, Args)]
 pub struct ClientFields {
-    /// Client id (generated when omitted on create).
-    #[arg(long = "id")]
-    id: Option<String>,
     /// Human-readable name.
     #[arg(long)]
     name: Option<String>,
@@ -148,38 +182,38 @@ pub struct ClientFields {
     /// Access-token lifetime in seconds.
     #[arg(long)]
     ttl: Option<i64>,
-    /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt`,
-    /// `tls_client_auth` or `self_signed_tls_client_auth`.
+    /// client_secret_basic (default), client_secret_post, private_key_jwt,
+    /// tls_client_auth or self_signed_tls_client_auth.
     #[arg(long)]
     auth_method: Option<String>,
-    /// File holding the client's public JWK set (`{"keys": [...]}`).
+    /// File holding the client's public JWK set ({"keys": [...]}).
     #[arg(long)]
     jwks_file: Option<PathBuf>,
     /// URL of the client's JWK set.
     #[arg(long)]
     jwks_uri: Option<String>,
-    /// `private_key_jwt`: the one algorithm its assertions must use.
+    /// private_key_jwt: the one algorithm its assertions must use.
     #[arg(long)]
     signing_alg: Option<String>,
-    /// `tls_client_auth`: the certificate's subject DN (RFC 4514).
+    /// tls_client_auth: the certificate's subject DN (RFC 4514).
     #[arg(long)]
     tls_subject_dn: Option<String>,
-    /// `tls_client_auth`: a DNS name SAN of the certificate.
+    /// tls_client_auth: a DNS name SAN of the certificate.
     #[arg(long)]
     tls_san_dns: Option<String>,
-    /// `tls_client_auth`: a URI SAN of the certificate (a SPIFFE ID, say).
+    /// tls_client_auth: a URI SAN of the certificate (a SPIFFE ID, say).
     #[arg(long)]
     tls_san_uri: Option<String>,
-    /// `tls_client_auth`: an IP address SAN of the certificate.
+    /// tls_client_auth: an IP address SAN of the certificate.
     #[arg(long)]
     tls_san_ip: Option<String>,
-    /// `tls_client_auth`: an e-mail SAN of the certificate.
+    /// tls_client_auth: an e-mail SAN of the certificate.
     #[arg(long)]
     tls_san_email: Option<String>,
     /// Bind access tokens to the client's certificate (true or false).
     #[arg(long)]
     certificate_bound_tokens: Option<bool>,
-    /// Grant type (repeat for several): `client_credentials` (default), `refresh_token`.
+    /// Grant type (repeat for several): client_credentials (default), refresh_token.
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
     /// Allow (true) or forbid (false) calling the introspection endpoint.
@@ -232,7 +266,6 @@ impl ClientFields {
         r.tls_client_certificate_bound_access_tokens = self
             .certificate_bound_tokens
             .or(r.tls_client_certificate_bound_access_tokens);
-        r.client_id = self.id.or(r.client_id);
         r.client_name = self.name.or(r.client_name);
         r.scope = self.scope.or(r.scope);
         if !self.audiences.is_empty() {
@@ -268,6 +301,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print(&json!({ "migrated": store.engine() }))?;
         }
         Command::Keys(cmd) => run_keys(&settings, cmd).await?,
+        Command::Kek(cmd) => print(&kek::run(&settings, cmd)?)?,
+        Command::Health(args) => print(&health::run(&settings, args).await?)?,
         Command::Audit(cmd) => audit::run(&settings, cmd).await?,
         Command::Client(cmd) => {
             let store = Storage::connect(&settings.database.database_url, 2).await?;
@@ -288,15 +323,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An error and its causes on one line, each cause once: a message that
+/// already quotes its cause (`… file keys/kek: Permission denied`) is not
+/// followed by it again.
+#[must_use]
+pub fn describe_error(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message = format!("{message}: {cause}");
+        }
+    }
+    message
+}
+
 /// How the audit trail names changes made with the CLI.
 const CLI: &str = "cli";
 
 async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<()> {
     let now = Clock::System.now();
     let out = match cmd {
-        ClientCommand::Create(fields) => {
+        ClientCommand::Create { id, fields } => {
+            let request = RegistrationRequest {
+                client_id: id,
+                ..RegistrationRequest::default()
+            };
             let (client, secret) = registry
-                .create(CLI, fields.apply_to(RegistrationRequest::default())?, now)
+                .create(CLI, fields.apply_to(request)?, now)
                 .await?;
             json!(ClientView::new(&client, secret.as_ref()))
         }

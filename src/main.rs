@@ -1,5 +1,7 @@
 //! The `portcullis` binary: parse the command line and dispatch.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
 // mimalloc returns freed memory to the system far better than glibc's
@@ -8,6 +10,12 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    portcullis::cli::run(portcullis::cli::Cli::parse()).await
+async fn main() -> ExitCode {
+    match portcullis::cli::run(portcullis::cli::Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", portcullis::cli::describe_error(&e));
+            ExitCode::FAILURE
+        }
+    }
 }

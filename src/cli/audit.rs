@@ -21,15 +21,15 @@ use crate::{
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain of the stored trail (from its latest retention
-    /// checkpoint, which the report names) or, with `--file`, of an exported
+    /// checkpoint, which the report names) or, with --file, of an exported
     /// archive (from its first line); exits non-zero and names the first
     /// broken event.
     Verify {
-        /// An archive written by `audit_export` or `portcullis audit export`.
+        /// An archive written by audit_export or portcullis audit export.
         #[arg(long)]
         file: Option<PathBuf>,
     },
-    /// Write the stored trail as JSON lines, the format of `audit_export`.
+    /// Write the stored trail as JSON lines, the format of audit_export.
     Export {
         /// Only events with a larger id.
         #[arg(long, default_value_t = 0)]

@@ -10,6 +10,7 @@ pub mod fetch_guard;
 pub mod fields;
 pub mod id;
 pub mod jwks;
+pub mod members;
 pub mod metadata;
 pub mod methods;
 pub mod model;

@@ -2,6 +2,8 @@
 //! one comma-separated string (the form an environment variable takes),
 //! secrets that may arrive typed, and the list of keys a section reads.
 
+use std::net::SocketAddr;
+
 use secrecy::SecretString;
 use serde::{de, Deserialize, Deserializer};
 
@@ -34,6 +36,43 @@ enum OneOrMany {
     One(Scalar),
 }
 
+/// An IP address and port (`listen`, `admin_listen`). A host name is not
+/// resolved (`localhost` may mean 127.0.0.1, ::1 or both): the message says
+/// to write the address.
+pub(super) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = Scalar::deserialize(d)?.into_string();
+    parse_socket_addr(&text).map_err(de::Error::custom)
+}
+
+/// [`socket_addr`] for an optional setting.
+pub(super) fn optional_socket_addr<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    Option::<Scalar>::deserialize(d)?
+        .map(|s| parse_socket_addr(&s.into_string()).map_err(de::Error::custom))
+        .transpose()
+}
+
+/// Parses `ip:port` (`[ipv6]:port`), or says what to write instead.
+pub(super) fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    text.parse().map_err(|_| {
+        let port = text
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        match port {
+            Some(port) => format!(
+                "{text:?} is not an IP address and port: host names are not resolved here, \
+                 write the address, e.g. 127.0.0.1:{port} (this machine only) or 0.0.0.0:{port} \
+                 (every interface)"
+            ),
+            None => format!(
+                "{text:?} is not an IP address and port such as 127.0.0.1:8080 or [::1]:8080"
+            ),
+        }
+    })
+}
+
 /// Secrets from a list, or from one comma-separated string.
 pub(super) fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
     Ok(comma_strings(d)?
@@ -63,7 +102,7 @@ pub(super) fn optional_secret<'de, D: Deserializer<'de>>(
 
 /// The keys a section reads: the field names its derived `Deserialize` hands
 /// to `deserialize_struct`, so the list cannot drift from the struct.
-pub(super) fn keys_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+pub(crate) fn keys_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
     let mut fields: &'static [&'static str] = &[];
     // The deserializer refuses to produce a value once it has the names.
     let _ = T::deserialize(FieldNames(&mut fields));

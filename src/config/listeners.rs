@@ -5,7 +5,10 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use serde::Deserialize;
 
-use super::{de::comma_strings, ConfigError};
+use super::{
+    de::{comma_strings, optional_socket_addr, socket_addr},
+    ConfigError,
+};
 
 /// Where and how the server listens (`listen`, `issuer`, `admin_listen`,
 /// `tls_*`, `workers`, request limits, `trusted_proxies`,
@@ -13,14 +16,14 @@ use super::{de::comma_strings, ConfigError};
 #[derive(Clone, Debug, Deserialize)]
 pub struct ListenerSettings {
     /// Address and port the HTTP listener binds to.
-    #[serde(default = "defaults::listen")]
+    #[serde(default = "defaults::listen", deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
     /// Public issuer URL; defaults to `http://` + the bound listen address.
     #[serde(default)]
     pub issuer: Option<String>,
     /// A second listener for the admin API and `/metrics`; when set, they are
     /// served only there.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_socket_addr")]
     pub admin_listen: Option<SocketAddr>,
     /// PEM certificate chain for HTTPS on `listen` (with `tls_key_file`);
     /// without both, the listener speaks plain HTTP.

@@ -39,6 +39,7 @@ use figment::{
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub(crate) use de::keys_of;
 pub use admin::AdminSettings;
 pub use audit::{AuditExport, AuditSettings};
 pub use client_auth::ClientAuthSettings;
@@ -53,9 +54,12 @@ pub use tokens::TokenSettings;
 /// Everything that can go wrong while loading or checking the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The TOML file or an environment variable could not be read or parsed.
-    #[error("configuration could not be loaded: {0}")]
-    Load(#[from] Box<figment::Error>),
+    /// The TOML file or an environment variable could not be read or
+    /// parsed, or names an unknown key. The message names the key as it was
+    /// written (`PORTCULLIS_LISTNE`, or `listne` and the file) and suggests
+    /// the nearest known key for an unknown one.
+    #[error("invalid configuration: {}", describe(.0))]
+    Load(Box<figment::Error>),
     /// A value is out of range or inconsistent with another one.
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -71,6 +75,54 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<Box<figment::Error>> for ConfigError {
+    fn from(e: Box<figment::Error>) -> Self {
+        Self::Load(e)
+    }
+}
+
+/// A figment error as a person reads it: the key as written where it came
+/// from, what is wrong, and for an unknown key the nearest known one.
+fn describe(e: &figment::Error) -> String {
+    let name = e.metadata.as_ref().map(|m| m.name.to_string());
+    let source = e.metadata.as_ref().and_then(|m| m.source.as_ref());
+    let dotted = e.path.join(".");
+    let key = match (name.as_deref(), source) {
+        (_, Some(figment::Source::File(path))) => format!("{dotted} in {}", path.display()),
+        (Some(n), _) if n.contains("PORTCULLIS_") => {
+            format!("PORTCULLIS_{}", e.path.join("__").to_ascii_uppercase())
+        }
+        (Some(n), _) if n.contains("environment") => dotted.to_ascii_uppercase(),
+        (Some(n), _) => format!("{dotted} in {n}"),
+        (None, _) => dotted,
+    };
+    let what = match &e.kind {
+        Kind::UnknownField(found, _) => format!(
+            "unknown setting; did you mean `{}`? (portcullis.example.toml and the README's \
+             Configuration table list every setting)",
+            nearest_key(found)
+        ),
+        kind => kind.to_string(),
+    };
+    if key.is_empty() {
+        what
+    } else {
+        format!("{key}: {what}")
+    }
+}
+
+/// The known key most like `unknown`.
+fn nearest_key(unknown: &str) -> &'static str {
+    let unknown = unknown.to_ascii_lowercase();
+    known_keys()
+        .iter()
+        .max_by(|a, b| {
+            strsim::jaro_winkler(&unknown, a).total_cmp(&strsim::jaro_winkler(&unknown, b))
+        })
+        .copied()
+        .unwrap_or("listen")
 }
 
 /// The server's settings, by section. Every key is documented in the README

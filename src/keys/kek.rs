@@ -21,10 +21,20 @@ pub enum KekError {
     /// No KEK is configured and generating one is not allowed.
     #[error(
         "no key-encryption key: {path} does not exist and PORTCULLIS_KEK is not set. \
-         Create one with `head -c 32 /dev/urandom | base64 > {path}` (or set kek_generate = true)"
+         Create one with `portcullis kek generate` (it writes {path}, creating its directory) \
+         and keep it safe: it protects every signing key"
     )]
     Missing {
         /// The configured KEK file.
+        path: String,
+    },
+    /// `portcullis kek generate` found a KEK file already there.
+    #[error(
+        "{path} already exists: refusing to overwrite a key-encryption key (the signing keys it \
+         sealed would be lost). Move it away yourself if you really mean to replace it"
+    )]
+    Exists {
+        /// The existing file.
         path: String,
     },
     /// The KEK is not 32 bytes of base64.
@@ -132,15 +142,31 @@ impl Kek {
                         path: path.display().to_string(),
                     });
                 }
-                let mut bytes = Zeroizing::new([0u8; 32]);
-                SystemRandom::new()
-                    .fill(bytes.as_mut())
-                    .map_err(|_| KekError::Random)?;
-                write_private_file(path, STANDARD.encode(bytes.as_ref()).as_bytes()).map_err(io)?;
-                Ok((Self::from_bytes(bytes.as_ref())?, true))
+                Ok((Self::generate_file(path)?, true))
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// Generates a new KEK into `path` (mode 0600, its directory created with
+    /// mode 0700). An existing file is never overwritten: [`KekError::Exists`].
+    pub fn generate_file(path: &Path) -> Result<Self, KekError> {
+        let shown = || path.display().to_string();
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        SystemRandom::new()
+            .fill(bytes.as_mut())
+            .map_err(|_| KekError::Random)?;
+        write_private_file(path, STANDARD.encode(bytes.as_ref()).as_bytes()).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                KekError::Exists { path: shown() }
+            } else {
+                KekError::Io {
+                    path: shown(),
+                    source,
+                }
+            }
+        })?;
+        Self::from_bytes(bytes.as_ref())
     }
 
     /// The KEK's public fingerprint, stored beside every key it seals.
@@ -353,6 +379,24 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(exposed_mode(&path), Some(0o644));
         assert_eq!(exposed_mode(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn a_generated_kek_file_is_private_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new-dir").join("kek");
+        let kek = Kek::generate_file(&path).unwrap();
+        let written = fs::read_to_string(&path).unwrap();
+        assert_eq!(Kek::from_base64(&written).unwrap().id(), kek.id());
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+
+        let err = Kek::generate_file(&path).unwrap_err();
+        assert!(matches!(err, KekError::Exists { .. }), "{err}");
+        assert!(err.to_string().contains("refusing to overwrite"), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), written, "left as it was");
     }
 
     #[test]

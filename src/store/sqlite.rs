@@ -52,14 +52,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let dir = options
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map(ToOwned::to_owned);
-        if let Some(dir) = dir {
-            std::fs::create_dir_all(&dir).map_err(|e| StoreError::Backend(sqlx::Error::Io(e)))?;
-        }
+        create_private_file(options.get_filename())
+            .map_err(|e| StoreError::Backend(sqlx::Error::Io(e)))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -67,6 +61,32 @@ impl SqliteStore {
             .await?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Self { pool })
+    }
+}
+
+/// Creates the database file readable only by its owner (0600; its
+/// directory 0700 when created), as it holds secret hashes and sealed keys.
+/// SQLite gives its `-wal` and `-shm` files the database file's mode. An
+/// existing file is left as it is; `:memory:` databases have no file.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{auth::AdminPrincipal, page};
 use crate::{
-    clients::{ClientView, RegistrationRequest, RegistryError},
+    clients::{members, ClientView, RegistrationRequest, RegistryError},
     config::ListenerSettings,
     http::state::AppState,
     http::{errors::ApiError, has_media_type, read_body, BodyError},
@@ -42,6 +42,24 @@ pub(super) async fn json_body<T: DeserializeOwned + Default>(
         .map_err(|e| invalid(format!("the request body is not valid: {e}")))
 }
 
+/// Reads a registration body: a JSON object of accepted members
+/// ([`members::parse`]), or `invalid_client_metadata` naming the problem.
+async fn registration_body(
+    req: &HttpRequest,
+    body: Body,
+    state: &AppState,
+) -> Result<RegistrationRequest, ApiError> {
+    let value: serde_json::Value = json_body(
+        req,
+        body,
+        &state.settings.listeners,
+        false,
+        ApiError::InvalidClientMetadata,
+    )
+    .await?;
+    members::parse(value).map_err(ApiError::InvalidClientMetadata)
+}
+
 fn path_id(path: &web::Path<String>) -> &str {
     path.as_str()
 }
@@ -53,14 +71,7 @@ pub async fn create(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let request: RegistrationRequest = json_body(
-        &req,
-        body,
-        &state.settings.listeners,
-        false,
-        ApiError::InvalidClientMetadata,
-    )
-    .await?;
+    let request = registration_body(&req, body, &state).await?;
     let (client, secret) = state
         .registry
         .create(&admin.actor, request, state.clock.now())
@@ -133,14 +144,7 @@ pub async fn update(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let request: RegistrationRequest = json_body(
-        &req,
-        body,
-        &state.settings.listeners,
-        false,
-        ApiError::InvalidClientMetadata,
-    )
-    .await?;
+    let request = registration_body(&req, body, &state).await?;
     let client = state
         .registry
         .update(&admin.actor, path_id(&path), request, state.clock.now())

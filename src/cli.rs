@@ -349,9 +349,7 @@ async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<(
                 client_id: id,
                 ..RegistrationRequest::default()
             };
-            let (client, secret) = registry
-                .create(CLI, fields.apply_to(request)?, now)
-                .await?;
+            let (client, secret) = registry.create(CLI, fields.apply_to(request)?, now).await?;
             json!(ClientView::new(&client, secret.as_ref()))
         }
         ClientCommand::List { limit, after } => {

@@ -90,8 +90,7 @@ fn used() -> &'static [&'static str] {
 /// closest member this server uses is suggested. `None` when it is accepted.
 #[must_use]
 pub fn refusal(name: &str) -> Option<String> {
-    if used().contains(&name) || REGISTERED_ELSEWHERE.contains(&name) || READ_ONLY.contains(&name)
-    {
+    if used().contains(&name) || REGISTERED_ELSEWHERE.contains(&name) || READ_ONLY.contains(&name) {
         return None;
     }
     let closest = used()

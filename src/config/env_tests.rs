@@ -232,7 +232,10 @@ fn kubernetes_service_link_variables_are_ignored() {
             message.contains("PORTCULLIS_LISTNE: unknown setting; did you mean `listen`?"),
             "{message}"
         );
-        assert!(!message.contains("admin_listen"), "no list of every key: {message}");
+        assert!(
+            !message.contains("admin_listen"),
+            "no list of every key: {message}"
+        );
         Ok(())
     });
 }

@@ -39,11 +39,11 @@ use figment::{
 use secrecy::SecretString;
 use serde::Deserialize;
 
-pub(crate) use de::keys_of;
 pub use admin::AdminSettings;
 pub use audit::{AuditExport, AuditSettings};
 pub use client_auth::ClientAuthSettings;
 pub use database::DatabaseSettings;
+pub(crate) use de::keys_of;
 pub use journal::JournalSettings;
 pub use keys::KeySettings;
 pub use limits::LimitSettings;

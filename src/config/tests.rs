@@ -138,7 +138,9 @@ fn an_unknown_key_is_refused_with_its_name_and_source() {
     let err = Settings::from_figment(&Figment::new().merge(Toml::string(toml))).unwrap_err();
     let message = err.to_string();
     assert!(
-        message.contains("listen_adress in TOML source string: unknown setting; did you mean `listen`?"),
+        message.contains(
+            "listen_adress in TOML source string: unknown setting; did you mean `listen`?"
+        ),
         "{message}"
     );
 }
@@ -205,7 +207,10 @@ fn keys_in_a_toml_file_are_named_as_written_there() {
         .unwrap_err()
         .to_string();
     assert!(
-        message.starts_with(&format!("invalid configuration: access_token_ttl in {}: invalid type", path.display())),
+        message.starts_with(&format!(
+            "invalid configuration: access_token_ttl in {}: invalid type",
+            path.display()
+        )),
         "{message}"
     );
     assert!(!message.contains("default."), "{message}");

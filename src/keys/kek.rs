@@ -396,7 +396,11 @@ mod tests {
         let err = Kek::generate_file(&path).unwrap_err();
         assert!(matches!(err, KekError::Exists { .. }), "{err}");
         assert!(err.to_string().contains("refusing to overwrite"), "{err}");
-        assert_eq!(fs::read_to_string(&path).unwrap(), written, "left as it was");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            written,
+            "left as it was"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod shared_audit;
 mod shared_consumers;
 mod shared_tokens;
 mod sqlite;
+pub mod sqlite_changes;
 mod storage;
 
 use std::future::Future;
@@ -66,6 +67,18 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database error")]
     Backend(#[source] sqlx::Error),
+    /// The first connection to the database failed. The message names the
+    /// server (never the URL, which may hold a password) and the cause.
+    #[error("could not connect to PostgreSQL at {host}:{port}: {cause}")]
+    Connect {
+        /// The host from the URL (or socket directory).
+        host: String,
+        /// The port.
+        port: u16,
+        /// What went wrong: refused, no answer within the deadline, a
+        /// host name that does not resolve, authentication, TLS, …
+        cause: String,
+    },
     /// Migrations could not be applied.
     #[error("database migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -82,7 +95,7 @@ impl StoreError {
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Unavailable(_) => true,
+            Self::Unavailable(_) | Self::Connect { .. } => true,
             Self::Backend(e) => health::is_connection_error(e),
             _ => false,
         }

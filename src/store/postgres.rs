@@ -52,6 +52,7 @@ impl PgStore {
         acquire_timeout: Duration,
     ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("portcullis");
+        first_connection(&options, acquire_timeout).await?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
@@ -59,6 +60,43 @@ impl PgStore {
             .await?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Self { pool })
+    }
+}
+
+/// Opens (and closes) one connection, so that a server that cannot be
+/// reached is reported with its host, port and the cause — the pool would
+/// only say that it timed out waiting for a connection. Waits at most
+/// `deadline` (at least 5 s: a server starting up, a slow DNS).
+async fn first_connection(
+    options: &PgConnectOptions,
+    deadline: Duration,
+) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let deadline = deadline.max(Duration::from_secs(5));
+    let failed = |cause: String| StoreError::Connect {
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+        cause,
+    };
+    match tokio::time::timeout(deadline, options.connect()).await {
+        Err(_) => Err(failed(format!("no answer within {} s", deadline.as_secs()))),
+        Ok(Err(e)) => Err(failed(connect_cause(&e))),
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// The innermost useful description of a connection failure ("Connection
+/// refused (os error 111)", "failed to lookup address information: …",
+/// "password authentication failed for user …").
+fn connect_cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Tls(tls) => format!("TLS: {tls}"),
+        other => other.to_string(),
     }
 }
 

@@ -35,6 +35,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// How to open a connection of its own (the client-change watcher's).
+    options: SqliteConnectOptions,
 }
 
 impl SqliteStore {
@@ -57,10 +59,10 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool })
+        Ok(Self { pool, options })
     }
 }
 
@@ -99,12 +101,24 @@ impl Store for SqliteStore {
     shared_store_methods!();
     shared_token_methods!();
     shared_consumer_methods!();
+    /// Records the change for other processes' watchers
+    /// ([`super::sqlite_changes`]), dropping rows far behind it.
     async fn notify_client_changed(&self, id: &ClientId) -> Result<(), StoreError> {
-        let _ = id;
+        let mut tx = self.pool.begin().await?;
+        let seq = sqlx::query("INSERT INTO client_changes (client_id) VALUES (?)")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+        sqlx::query("DELETE FROM client_changes WHERE seq <= ?")
+            .bind(seq - super::sqlite_changes::KEPT)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
     fn subscribe_client_changes(&self) -> Option<tokio::sync::mpsc::Receiver<ClientChange>> {
-        None
+        Some(super::sqlite_changes::subscribe(self.options.clone()))
     }
 
     shared_audit_methods!(Sqlite);

@@ -91,8 +91,8 @@ async fn a_grace_period_ends_for_cached_credentials_too(
 
 #[rstest]
 #[tokio::test]
-async fn a_second_server_on_the_same_postgresql_drops_its_cache_on_changes(
-    #[values(Engine::Postgres)] engine: Engine,
+async fn a_second_server_on_the_same_database_drops_its_cache_on_changes(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
     let a = TestApp::spawn(engine).await;
     let b_dir = tempfile::tempdir().unwrap();
@@ -106,7 +106,8 @@ async fn a_second_server_on_the_same_postgresql_drops_its_cache_on_changes(
         "B has the client and the credential cached"
     );
 
-    // A disables the client; B hears of it through NOTIFY within milliseconds.
+    // A disables the client; B hears of it within milliseconds (NOTIFY on
+    // PostgreSQL, the client_changes rows SQLite's data_version points to).
     a.admin(Method::POST, &format!("/admin/clients/{id}/disable"), None)
         .await;
     assert!(
@@ -129,6 +130,59 @@ async fn a_second_server_on_the_same_postgresql_drops_its_cache_on_changes(
     );
     assert_eq!(
         status(&b, &id, rotated["client_secret"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+}
+
+/// The CLI is another process: a change it makes reaches a running server
+/// at once (README: "stops at once"), on SQLite as on PostgreSQL.
+#[rstest]
+#[tokio::test]
+async fn a_cli_change_reaches_a_running_server_at_once(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.standard_client().await;
+    assert_eq!(status(&app, &id, &secret).await, StatusCode::OK);
+    assert_eq!(status(&app, &id, &secret).await, StatusCode::OK, "cached");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .current_dir(app.dir.path())
+            .env_remove("DATABASE_URL")
+            .env("PORTCULLIS_DATABASE_URL", &app.database_url)
+            .env("PORTCULLIS_LOG_LEVEL", "warn")
+            .output()
+            .expect("run portcullis");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+    };
+    cli(&["client", "disable", &id]);
+    assert!(
+        eventually(|| async { status(&app, &id, &secret).await == StatusCode::UNAUTHORIZED }).await,
+        "the server still accepts a client the CLI disabled"
+    );
+    cli(&["client", "enable", &id]);
+    assert!(eventually(|| async { status(&app, &id, &secret).await == StatusCode::OK }).await);
+    let rotated = cli(&["client", "rotate-secret", &id]);
+    // The CLI ends the old secret at its own (wall-clock) now: bring the
+    // server's manual clock past it.
+    app.clock.advance(chrono::Duration::seconds(1));
+    let now = chrono::Utc::now();
+    if app.clock.now() < now {
+        app.clock
+            .advance(now - app.clock.now() + chrono::Duration::seconds(1));
+    }
+    assert!(
+        eventually(|| async { status(&app, &id, &secret).await == StatusCode::UNAUTHORIZED }).await,
+        "the secret the CLI replaced still works"
+    );
+    assert_eq!(
+        status(&app, &id, rotated["client_secret"].as_str().unwrap()).await,
         StatusCode::OK
     );
 }

@@ -229,7 +229,21 @@ async fn an_unreachable_database_is_a_clear_error(
     let err = Storage::connect(&SecretString::from(url), 1)
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    match engine {
+        Engine::Sqlite => assert!(matches!(err, StoreError::Backend(_)), "{err:?}"),
+        Engine::Postgres => {
+            // Host, port and the cause; not the URL (it may hold a password).
+            assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with("could not connect to PostgreSQL at 127.0.0.1:1: ")
+                    && message.contains("Connection refused"),
+                "{message}"
+            );
+            assert!(!message.contains("nobody"), "{message}");
+            assert!(err.is_unavailable());
+        }
+    }
 }
 
 #[rstest]
@@ -245,15 +259,9 @@ async fn client_changes_are_heard_through_the_store_and_a_lost_subscription_is_r
     let store = Storage::connect(&SecretString::from(url.clone()), 3)
         .await
         .unwrap();
-    let Some(mut changes) = store.subscribe_client_changes() else {
-        assert_eq!(
-            engine,
-            Engine::Sqlite,
-            "only SQLite (one process) hears nothing"
-        );
-        return;
-    };
-    assert_eq!(engine, Engine::Postgres);
+    let mut changes = store
+        .subscribe_client_changes()
+        .expect("both engines announce client changes");
     assert_eq!(next_change(&mut changes).await, ClientChange::Subscribed);
     let id = ClientId::parse("c1").unwrap();
     store.notify_client_changed(&id).await.unwrap();
@@ -262,6 +270,22 @@ async fn client_changes_are_heard_through_the_store_and_a_lost_subscription_is_r
         ClientChange::Changed("c1".into())
     );
 
+    if engine == Engine::Sqlite {
+        // Another process (a second store on the same file, as the CLI is)
+        // is heard too: SQLite's data_version tells the watcher to look.
+        let other = Storage::connect(&SecretString::from(url.clone()), 1)
+            .await
+            .unwrap();
+        other
+            .notify_client_changed(&ClientId::parse("c2").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            next_change(&mut changes).await,
+            ClientChange::Changed("c2".into())
+        );
+        return;
+    }
     // The listening connection dies: the loss is reported, then the
     // subscription is established again (a second later) and notices flow.
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();

@@ -122,7 +122,7 @@ fn sections_read_disjoint_keys_and_together_every_documented_one() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), keys.len(), "a key read by two sections");
-    assert_eq!(keys.len(), 73);
+    assert_eq!(keys.len(), 74);
     let readme = include_str!("../../README.md");
     for key in keys {
         assert!(
@@ -235,4 +235,14 @@ fn a_host_name_to_listen_on_is_refused_with_the_address_to_write() {
     assert!(message.contains("such as 127.0.0.1:8080"), "{message}");
     let s = settings(&[("listen", "[::1]:9000".into())]).unwrap();
     assert_eq!(s.listeners.listen.to_string(), "[::1]:9000");
+}
+
+#[test]
+fn public_scopes_must_be_scope_tokens() {
+    let s = settings(&[("public_scopes", "a, b:c".into())]).unwrap();
+    assert_eq!(s.tokens.public_scopes, ["a", "b:c"]);
+    let message = settings(&[("public_scopes", "a\"b".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("public_scopes"), "{message}");
 }

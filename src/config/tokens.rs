@@ -39,6 +39,11 @@ pub struct TokenSettings {
     /// and the request refused (`503`, fail closed).
     #[serde(default = "defaults::policy_timeout_ms")]
     pub policy_timeout_ms: u64,
+    /// Scopes listed as `scopes_supported` in the public metadata document
+    /// (RFC 8414 lets a server advertise only some): none by default, so
+    /// the metadata does not reveal what clients are registered for.
+    #[serde(default, deserialize_with = "comma_strings")]
+    pub public_scopes: Vec<String>,
 }
 
 mod defaults {
@@ -69,6 +74,9 @@ impl TokenSettings {
     /// Lifetimes positive, ordered and bounded; the policy file present.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if crate::oauth::scope::ScopeSet::parse(&self.public_scopes.join(" ")).is_err() {
+            return invalid("public_scopes must be scope tokens (RFC 6749 §3.3: printable ASCII without space, \" or \\)");
+        }
         if self.access_token_ttl == 0 || self.max_access_token_ttl == 0 {
             return invalid("access_token_ttl and max_access_token_ttl must be at least 1 second");
         }

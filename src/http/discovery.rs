@@ -22,8 +22,6 @@ use super::{
 use crate::{
     clients::{AuthMethod, GrantType},
     keys::{Algorithm, JwksDocument},
-    oauth::scope::ScopeSet,
-    store::Store,
 };
 
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
@@ -54,14 +52,14 @@ fn public(mut response: HttpResponseBuilder, state: &AppState) -> HttpResponseBu
 }
 
 async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::StoreError> {
-    let scopes: BTreeSet<String> = state
-        .oauth
-        .store
-        .client_scopes()
-        .await?
+    // Only the scopes the operator made public: the registered ones would
+    // tell anyone what every client may do.
+    let scopes: BTreeSet<&str> = state
+        .settings
+        .tokens
+        .public_scopes
         .iter()
-        .filter_map(|s| ScopeSet::parse(s).ok())
-        .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
+        .map(String::as_str)
         .collect();
     let issuer = &state.oauth.issuer;
     let settings = &state.settings;
@@ -98,7 +96,6 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
         "registration_endpoint": format!("{issuer}/admin/clients"),
         "introspection_endpoint": format!("{issuer}/introspect"),
         "revocation_endpoint": format!("{issuer}/revoke"),
-        "scopes_supported": scopes,
         "response_types_supported": [],
         "grant_types_supported": [GrantType::ClientCredentials.as_str(), GrantType::RefreshToken.as_str()],
         "token_endpoint_auth_methods_supported": auth_methods,
@@ -110,6 +107,9 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
         "access_token_signing_alg_values_supported": algs,
         "tls_client_certificate_bound_access_tokens": mtls,
     });
+    if !scopes.is_empty() {
+        body["scopes_supported"] = json!(scopes);
+    }
     if mtls {
         body["mtls_endpoint_aliases"] = json!({
             "token_endpoint": format!("{mtls_base}/token"),

@@ -1,5 +1,5 @@
 //! [`MetadataCache`]: the rendered RFC 8414 metadata document, rebuilt at
-//! most every [`METADATA_TTL`] (it lists the scopes of all clients and the
+//! most every [`METADATA_TTL`] (it lists the
 //! algorithms of the published keys). Time comes from the injected clock.
 
 use std::sync::Mutex;

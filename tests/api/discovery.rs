@@ -35,7 +35,6 @@ async fn metadata_is_served_at_both_well_known_paths(
             "registration_endpoint": format!("{issuer}/admin/clients"),
             "introspection_endpoint": format!("{issuer}/introspect"),
             "revocation_endpoint": format!("{issuer}/revoke"),
-            "scopes_supported": ["read", "write"],
             "response_types_supported": [],
             "grant_types_supported": ["client_credentials", "refresh_token"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
@@ -155,4 +154,26 @@ async fn a_tampered_token_does_not_verify(
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     validation.set_audience(&["https://api.example.com"]);
     assert!(jsonwebtoken::decode::<Value>(&tampered, &key, &validation).is_err());
+}
+
+/// The registered scopes stay private: `scopes_supported` lists only the
+/// scopes the operator made public (`public_scopes`), and is absent without.
+#[rstest]
+#[tokio::test]
+async fn scopes_supported_lists_only_public_scopes(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    app.standard_client().await;
+    let meta: Value = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert!(meta.get("scopes_supported").is_none(), "{meta}");
+
+    let app = TestApp::spawn_with(engine, json!({"public_scopes": "write,orders:read"})).await;
+    app.standard_client().await;
+    let meta: Value = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(meta["scopes_supported"], json!(["orders:read", "write"]));
 }

@@ -43,3 +43,9 @@ ensure_python_tools || exit 1
 
 # Every integration test runs once per engine (SQLite and the PostgreSQL above).
 cargo test --workspace --all-targets "$@"
+
+# The README's walk-through, block by block, against a server of its own
+# (skipped when a test filter or other arguments were given).
+if [ "$#" -eq 0 ]; then
+    scripts/readme_check.sh
+fi

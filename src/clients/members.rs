@@ -86,6 +86,16 @@ fn used() -> &'static [&'static str] {
     crate::config::keys_of::<RegistrationRequest>()
 }
 
+/// Every member name a registration body may hold: those this server uses,
+/// the IANA-registered ones it ignores, and the read-only view members.
+#[must_use]
+pub fn accepted() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = [used(), REGISTERED_ELSEWHERE, READ_ONLY].concat();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Why `name` is refused: it is neither used here nor registered; the
 /// closest member this server uses is suggested. `None` when it is accepted.
 #[must_use]

@@ -160,11 +160,9 @@ fn environment_variables_load_through_the_sections() {
 
         jail.set_env("PORTCULLIS_UNKNOWN_KEY", "1");
         let message = Settings::load(None).unwrap_err().to_string();
-        assert!(message.contains("found `unknown_key`"), "{message}");
-        assert!(message.contains("UNKNOWN_KEY"), "{message}");
         assert!(
-            message.contains("`PORTCULLIS_` environment variable(s)"),
-            "{message}"
+            message.contains("PORTCULLIS_UNKNOWN_KEY: unknown setting (portcullis.example.toml"),
+            "nothing alike to suggest: {message}"
         );
         Ok(())
     });
@@ -177,8 +175,10 @@ fn a_mistyped_environment_variable_is_named() {
         jail.set_env("PORTCULLIS_DATABASE_URL", "sqlite://x.db");
         jail.set_env("PORTCULLIS_REQUEST_TIMEOUT", "soon");
         let message = Settings::load(None).unwrap_err().to_string();
-        assert!(message.contains("REQUEST_TIMEOUT"), "{message}");
-        assert!(message.contains("environment variable(s)"), "{message}");
+        assert!(
+            message.contains("PORTCULLIS_REQUEST_TIMEOUT: invalid type"),
+            "{message}"
+        );
         Ok(())
     });
 }
@@ -249,7 +249,11 @@ fn a_service_link_shape_in_the_toml_file_is_still_refused() {
         let message = Settings::load(Some("portcullis.toml".as_ref()))
             .unwrap_err()
             .to_string();
-        assert!(message.contains("found `port`"), "{message}");
+        assert!(message.contains("port in "), "{message}");
+        assert!(
+            message.contains("portcullis.toml: unknown setting"),
+            "{message}"
+        );
         Ok(())
     });
 }

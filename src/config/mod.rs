@@ -99,11 +99,15 @@ fn describe(e: &figment::Error) -> String {
         (None, _) => dotted,
     };
     let what = match &e.kind {
-        Kind::UnknownField(found, _) => format!(
-            "unknown setting; did you mean `{}`? (portcullis.example.toml and the README's \
-             Configuration table list every setting)",
-            nearest_key(found)
-        ),
+        Kind::UnknownField(found, _) => {
+            let hint = nearest_key(found)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_default();
+            format!(
+                "unknown setting{hint} (portcullis.example.toml and the README's \
+                 Configuration table list every setting)"
+            )
+        }
         kind => kind.to_string(),
     };
     if key.is_empty() {
@@ -113,16 +117,16 @@ fn describe(e: &figment::Error) -> String {
     }
 }
 
-/// The known key most like `unknown`.
-fn nearest_key(unknown: &str) -> &'static str {
+/// The known key most like `unknown`, when one is alike enough to be the
+/// key meant (Jaro-Winkler similarity of at least 0.8).
+fn nearest_key(unknown: &str) -> Option<&'static str> {
     let unknown = unknown.to_ascii_lowercase();
     known_keys()
         .iter()
-        .max_by(|a, b| {
-            strsim::jaro_winkler(&unknown, a).total_cmp(&strsim::jaro_winkler(&unknown, b))
-        })
-        .copied()
-        .unwrap_or("listen")
+        .map(|k| (strsim::jaro_winkler(&unknown, k), *k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
 }
 
 /// The server's settings, by section. Every key is documented in the README

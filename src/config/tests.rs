@@ -101,6 +101,16 @@ fn the_example_configuration_file_loads() {
     let s = Settings::from_figment(&Figment::new().merge(Toml::file(path))).unwrap();
     assert_eq!(s.listeners.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(s.logging.log_format, LogFormat::Json);
+    // It lists every key, set or commented out.
+    let text = std::fs::read_to_string(path).unwrap();
+    for key in known_keys() {
+        assert!(
+            text.lines().any(|l| l
+                .trim_start_matches(['#', ' '])
+                .starts_with(&format!("{key} ="))),
+            "{key} is not in portcullis.example.toml"
+        );
+    }
 }
 
 #[test]

@@ -492,3 +492,81 @@ async fn a_taken_client_id_is_a_conflict(
         .unwrap();
     assert_eq!(shown["scope"], "a", "the existing client is unchanged");
 }
+
+/// Typos do not create useless clients: an unknown member is refused with
+/// the member meant, a wrong type names its member, a non-object body is
+/// refused; IANA-registered metadata and a client's own view are accepted.
+#[rstest]
+#[tokio::test]
+async fn misspelt_or_mistyped_registration_members_are_refused_with_the_member_meant(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let cases = [
+        (
+            json!({"scope": "a", "allowed_audience": ["https://a.example"]}),
+            "unknown client metadata \"allowed_audience\": did you mean \"allowed_audiences\"?",
+        ),
+        (
+            json!({"scopes": "a"}),
+            "unknown client metadata \"scopes\": did you mean \"scope\"?",
+        ),
+        (
+            json!({"access_token_ttl": "300"}),
+            "access_token_ttl: invalid type: string \"300\", expected i64",
+        ),
+        (
+            json!([]),
+            "the request body must be a JSON object of client metadata, not an array",
+        ),
+    ];
+    for (body, message) in cases {
+        for (method, path) in [
+            (Method::POST, "/admin/clients".to_owned()),
+            (Method::PUT, "/admin/clients/nobody".to_owned()),
+        ] {
+            let res = app.admin(method, &path, Some(body.clone())).await;
+            let error = assert_error(
+                res,
+                StatusCode::BAD_REQUEST,
+                "invalid_client_metadata",
+                &body.to_string(),
+            )
+            .await;
+            let description = error["error_description"].as_str().unwrap();
+            assert!(description.starts_with(message), "{body}: {description}");
+        }
+    }
+    let list: Value = app
+        .admin(Method::GET, "/admin/clients", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["clients"], json!([]), "nothing was created: {list}");
+
+    // Registered metadata that does not apply here is ignored, and what GET
+    // shows can be sent back with PUT.
+    let created = app
+        .register_client(
+            json!({"scope": "a", "redirect_uris": ["https://x/cb"], "logo_uri": "https://x/l.png"}),
+        )
+        .await;
+    let id = created["client_id"].as_str().unwrap();
+    let shown: Value = app
+        .admin(Method::GET, &format!("/admin/clients/{id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let res = app
+        .admin(
+            Method::PUT,
+            &format!("/admin/clients/{id}"),
+            Some(shown.clone()),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let updated: Value = res.json().await.unwrap();
+    assert_eq!(updated["scope"], shown["scope"]);
+}

@@ -42,3 +42,27 @@ fn openapi_lists_exactly_the_served_routes() {
         "in openapi.yaml but not served: {phantom:?}"
     );
 }
+
+/// The registration schema's `propertyNames` are exactly the member names
+/// the server accepts (used, IANA-registered and ignored, read-only).
+#[test]
+fn registration_property_names_are_the_accepted_members() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml");
+    let doc: Value = serde_yaml_ng::from_str(&text).expect("openapi.yaml parses");
+    let documented: Vec<&str> = doc["components"]["schemas"]["ClientRegistration"]["propertyNames"]
+        ["enum"]
+        .as_sequence()
+        .expect("propertyNames enum")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(documented, portcullis::clients::members::accepted());
+    // Every documented property is accepted.
+    for (name, _) in doc["components"]["schemas"]["ClientRegistration"]["properties"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert!(documented.contains(&name.as_str().unwrap()), "{name:?}");
+    }
+}

@@ -37,7 +37,7 @@ enum OneOrMany {
 }
 
 /// An IP address and port (`listen`, `admin_listen`). A host name is not
-/// resolved (`localhost` may mean 127.0.0.1, ::1 or both): the message says
+/// resolved (`localhost` may mean `127.0.0.1`, `::1` or both): the message says
 /// to write the address.
 pub(super) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     let text = Scalar::deserialize(d)?.into_string();

@@ -14,11 +14,7 @@ use actix_web::{
 };
 use serde_json::json;
 
-use super::{
-    caller::caller_ip,
-    errors::{json_error, unavailable},
-    state::AppState,
-};
+use super::{caller::caller_ip, errors::json_error, state::AppState};
 use crate::{
     clients::{AuthMethod, GrantType},
     keys::{Algorithm, JwksDocument},
@@ -27,16 +23,11 @@ use crate::{
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let now = state.clock.now();
-    let body = match state.metadata.get(now) {
-        Some(body) => body,
-        None => match render_metadata(&state).await {
-            Ok(body) => {
-                state.metadata.put(now, body.clone());
-                body
-            }
-            Err(e) => return unavailable("the metadata document is temporarily unavailable", &e),
-        },
-    };
+    let body = state.metadata.get(now).unwrap_or_else(|| {
+        let body = render_metadata(&state);
+        state.metadata.put(now, body.clone());
+        body
+    });
     public(HttpResponse::Ok(), &state)
         .content_type("application/json")
         .body(body)
@@ -51,7 +42,7 @@ fn public(mut response: HttpResponseBuilder, state: &AppState) -> HttpResponseBu
     response
 }
 
-async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::StoreError> {
+fn render_metadata(state: &AppState) -> web::Bytes {
     // Only the scopes the operator made public: the registered ones would
     // tell anyone what every client may do.
     let scopes: BTreeSet<&str> = state
@@ -117,7 +108,7 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
             "revocation_endpoint": format!("{mtls_base}/revoke"),
         });
     }
-    Ok(body.to_string().into())
+    body.to_string().into()
 }
 
 /// `GET /.well-known/jwks.json`: public keys only; `304` when `If-None-Match`

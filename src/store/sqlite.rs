@@ -36,7 +36,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     /// How to open a connection of its own (the client-change watcher's).
-    options: SqliteConnectOptions,
+    options: Box<SqliteConnectOptions>,
 }
 
 impl SqliteStore {
@@ -62,7 +62,10 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options: Box::new(options),
+        })
     }
 }
 
@@ -118,7 +121,7 @@ impl Store for SqliteStore {
         Ok(())
     }
     fn subscribe_client_changes(&self) -> Option<tokio::sync::mpsc::Receiver<ClientChange>> {
-        Some(super::sqlite_changes::subscribe(self.options.clone()))
+        Some(super::sqlite_changes::subscribe((*self.options).clone()))
     }
 
     shared_audit_methods!(Sqlite);

@@ -145,37 +145,49 @@ async fn a_cli_change_reaches_a_running_server_at_once(
     let (id, secret) = app.standard_client().await;
     assert_eq!(status(&app, &id, &secret).await, StatusCode::OK);
     assert_eq!(status(&app, &id, &secret).await, StatusCode::OK, "cached");
+    // The CLI runs on a blocking thread: this test's runtime also runs the
+    // server, which must keep serving (and applying its audit journal, under
+    // the lock the CLI's own audit write waits for) meanwhile.
+    let dir = app.dir.path().to_owned();
+    let url = app.database_url.clone();
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(args)
-            .current_dir(app.dir.path())
-            .env_remove("DATABASE_URL")
-            .env("PORTCULLIS_DATABASE_URL", &app.database_url)
-            .env("PORTCULLIS_LOG_LEVEL", "warn")
-            .output()
-            .expect("run portcullis");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let (dir, url) = (dir.clone(), url.clone());
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                    .args(&args)
+                    .current_dir(dir)
+                    .env_remove("DATABASE_URL")
+                    .env("PORTCULLIS_DATABASE_URL", url)
+                    .env("PORTCULLIS_LOG_LEVEL", "warn")
+                    .output()
+                    .expect("run portcullis")
+            })
+            .await
+            .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+        }
     };
-    cli(&["client", "disable", &id]);
+    cli(&["client", "disable", &id]).await;
     assert!(
         eventually(|| async { status(&app, &id, &secret).await == StatusCode::UNAUTHORIZED }).await,
         "the server still accepts a client the CLI disabled"
     );
-    cli(&["client", "enable", &id]);
+    cli(&["client", "enable", &id]).await;
     assert!(eventually(|| async { status(&app, &id, &secret).await == StatusCode::OK }).await);
-    let rotated = cli(&["client", "rotate-secret", &id]);
-    // The CLI ends the old secret at its own (wall-clock) now: bring the
-    // server's manual clock past it.
-    app.clock.advance(chrono::Duration::seconds(1));
-    let now = chrono::Utc::now();
-    if app.clock.now() < now {
+    let rotated = cli(&["client", "rotate-secret", &id]).await;
+    // The CLI ends the old secret at its own now (the system clock, read
+    // after the server's manual clock started): bring the server's clock past it.
+    let cli_now = portcullis::clock::Clock::System.now();
+    if app.clock.now() <= cli_now {
         app.clock
-            .advance(now - app.clock.now() + chrono::Duration::seconds(1));
+            .advance(cli_now - app.clock.now() + chrono::Duration::seconds(1));
     }
     assert!(
         eventually(|| async { status(&app, &id, &secret).await == StatusCode::UNAUTHORIZED }).await,

@@ -51,7 +51,7 @@ fn image() -> Image {
                     .next()
                     .unwrap()
                     .parse()
-                    .expect("USER is numeric")
+                    .expect("USER is numeric");
             }
             "ENV" => image.env.extend(rest.split_whitespace().map(|pair| {
                 let (k, v) = pair.split_once('=').expect("ENV KEY=value");

@@ -2,7 +2,8 @@
 # Python tools the tests use (an independent JOSE implementation, API and
 # manifest checkers): a virtual environment under the cargo target directory,
 # (re)installed from scripts/requirements-test.txt whenever that file changes.
-# Sourced by scripts/test.sh; exports PORTCULLIS_TEST_PYTHON.
+# Sourced by scripts/test.sh; exports TEST_PYTHON (not PORTCULLIS_…: every
+# PORTCULLIS_* variable is a setting, and an unknown one stops the server).
 
 ensure_python_tools() {
     if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
@@ -27,5 +28,5 @@ ensure_python_tools() {
             { log "could not install scripts/requirements-test.txt from PyPI"; return 1; }
         echo "$want" >"$venv/.requirements"
     fi
-    export PORTCULLIS_TEST_PYTHON="$venv/bin/python"
+    export TEST_PYTHON="$venv/bin/python"
 }

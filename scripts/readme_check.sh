@@ -14,6 +14,10 @@ repo=$PWD
 
 log() { printf 'readme_check: %s\n' "$*" >&2; }
 
+# A reader's fresh shell: no settings from the caller's environment (the
+# test command's DATABASE_URL would move the walk-through to PostgreSQL).
+while read -r variable; do unset "$variable"; done < <(compgen -e | grep -E '^(PORTCULLIS_|DATABASE_URL$)' || true)
+
 for tool in curl jq; do
     command -v "$tool" >/dev/null || { log "needs $tool (the README's blocks use it)"; exit 1; }
 done

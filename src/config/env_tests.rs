@@ -124,6 +124,8 @@ fn a_mistyped_value_is_refused_with_its_key_named() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn environment_variables_load_through_the_sections() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables set here (the test command exports variables of its own).
+        jail.clear_env();
         jail.set_env("PORTCULLIS_DATABASE_URL", "postgres://db/x");
         jail.set_env("PORTCULLIS_LISTEN", "0.0.0.0:9443");
         jail.set_env("PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:9444");
@@ -172,6 +174,7 @@ fn environment_variables_load_through_the_sections() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn a_mistyped_environment_variable_is_named() {
     figment::Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("PORTCULLIS_DATABASE_URL", "sqlite://x.db");
         jail.set_env("PORTCULLIS_REQUEST_TIMEOUT", "soon");
         let message = Settings::load(None).unwrap_err().to_string();

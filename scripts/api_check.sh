@@ -46,7 +46,7 @@ free_port() {
 start_server() {
     local dir="$WORK/$2"
     mkdir -p "$dir"
-    head -c 32 /dev/urandom | base64 >"$dir/kek"
+    (umask 077 && head -c 32 /dev/urandom | base64 >"$dir/kek")
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
     # Only the settings below: the server refuses unknown PORTCULLIS_*

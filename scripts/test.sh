@@ -7,7 +7,9 @@
 #   scripts/test.sh                    # throwaway PostgreSQL
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres scripts/test.sh
 #
-# Extra arguments go to `cargo test` (e.g. a test name filter).
+# Extra arguments go to `cargo test` (e.g. a test name filter); without them,
+# the API check (scripts/api_check.sh: schemathesis against a running server)
+# and the manifest check (scripts/manifests_check.sh) run afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,8 +46,12 @@ ensure_python_tools || exit 1
 # Every integration test runs once per engine (SQLite and the PostgreSQL above).
 cargo test --workspace --all-targets "$@"
 
-# The README's walk-through, block by block, against a server of its own
-# (skipped when a test filter or other arguments were given).
+# With a test name filter, only those tests; the whole command also runs the
+# README's walk-through block by block against a server of its own, checks
+# openapi.yaml against the running server on both engines, and checks the
+# Kubernetes manifests.
 if [ "$#" -eq 0 ]; then
     scripts/readme_check.sh
+    scripts/manifests_check.sh
+    scripts/api_check.sh
 fi

@@ -25,7 +25,7 @@ pub use kek::KekCommand;
 
 use crate::{
     audit::{AuditEvent, Auditor},
-    clients::{ClientView, RegistrationRequest, Registry},
+    clients::{whole::WholeNumber, ClientView, RegistrationRequest, Registry},
     clock::Clock,
     config::Settings,
     keys::{self, KekRing, KeyManager},
@@ -275,7 +275,7 @@ impl ClientFields {
             r.allowed_audiences = Some(self.audiences);
         }
         r.default_audience = self.default_audience.or(r.default_audience);
-        r.access_token_ttl = self.ttl.or(r.access_token_ttl);
+        r.access_token_ttl = self.ttl.map(WholeNumber).or(r.access_token_ttl);
         r.token_endpoint_auth_method = self.auth_method.or(r.token_endpoint_auth_method);
         if !self.grant_types.is_empty() {
             r.grant_types = Some(self.grant_types);

@@ -11,6 +11,7 @@ use super::{
         assertion_algorithm, validate_jwks, validate_jwks_uri, KeyMaterial, ASSERTION_ALGORITHMS,
     },
     model::{ClientMetadata, RegistrationRequest},
+    whole::WholeNumber,
     AuthMethod, ClientId, GrantType,
 };
 use crate::{certs::SubjectMatcher, oauth::scope::ScopeSet};
@@ -138,8 +139,8 @@ fn key_material(
 }
 
 /// A count in `1..=max`, or an error naming `field`.
-fn count(value: Option<i64>, max: u32, field: &str) -> Result<Option<u32>, String> {
-    match value {
+fn count(value: Option<WholeNumber>, max: u32, field: &str) -> Result<Option<u32>, String> {
+    match value.map(|n| n.0) {
         None => Ok(None),
         Some(n) if n >= 1 && n <= i64::from(max) => Ok(Some(n as u32)),
         Some(_) => Err(format!("{field} must be between 1 and {max}")),
@@ -147,8 +148,8 @@ fn count(value: Option<i64>, max: u32, field: &str) -> Result<Option<u32>, Strin
 }
 
 /// A lifetime in `1..=max` seconds, or an error naming `field`.
-fn lifetime(value: Option<i64>, max: u32, field: &str) -> Result<Option<u32>, String> {
-    match value {
+fn lifetime(value: Option<WholeNumber>, max: u32, field: &str) -> Result<Option<u32>, String> {
+    match value.map(|n| n.0) {
         None => Ok(None),
         Some(t) if t >= 1 && t <= i64::from(max) => Ok(Some(t as u32)),
         Some(_) => Err(format!("{field} must be between 1 and {max} seconds")),

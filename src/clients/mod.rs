@@ -17,6 +17,7 @@ pub mod model;
 pub mod registry;
 pub mod secret;
 pub mod view;
+pub mod whole;
 
 pub use cache::ClientCache;
 pub use credentials::KeyMaterial;

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{credentials::KeyMaterial, fields::client_fields};
+use super::{credentials::KeyMaterial, fields::client_fields, whole::WholeNumber};
 // Re-exported so that `clients::model::…` paths keep naming them.
 pub use super::{
     id::ClientId,
@@ -37,11 +37,12 @@ impl Member for bool {
     }
 }
 
-/// Counts and lifetimes are accepted as any JSON integer and range-checked.
+/// Counts and lifetimes are accepted as any JSON integer (`300` or
+/// `300.0`) and range-checked.
 impl Member for u32 {
-    type Wire = i64;
-    fn to_member(&self) -> Option<i64> {
-        Some(i64::from(*self))
+    type Wire = WholeNumber;
+    fn to_member(&self) -> Option<WholeNumber> {
+        Some(WholeNumber(i64::from(*self)))
     }
 }
 

@@ -32,6 +32,10 @@ pub enum RegistryError {
     /// The requested client id is taken.
     #[error("a client with this client_id already exists")]
     Conflict,
+    /// The client's current registration does not allow the operation (a
+    /// secret rotation for a client that authenticates without a secret).
+    #[error("{0}")]
+    StateConflict(String),
     /// Something outside the caller's control failed.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -338,7 +342,7 @@ impl Registry {
         }
         let client = self.get(id).await?;
         if !client.auth_method.uses_secret() {
-            return Err(RegistryError::InvalidMetadata(format!(
+            return Err(RegistryError::StateConflict(format!(
                 "the client authenticates with {} and has no secret; register it for client_secret_basic or client_secret_post first",
                 client.auth_method.as_str()
             )));

@@ -117,6 +117,9 @@ pub enum ApiError {
     /// The client id is taken.
     #[error("a client with this client_id already exists")]
     Conflict,
+    /// The client's registration does not allow the operation (409 `conflict`).
+    #[error("{0}")]
+    StateConflict(String),
     /// Invalid client metadata (RFC 7591 §3.2.2).
     #[error("{0}")]
     InvalidClientMetadata(String),
@@ -158,7 +161,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => "invalid_token",
             Self::NotFound(_) => "not_found",
-            Self::Conflict => "conflict",
+            Self::Conflict | Self::StateConflict(_) => "conflict",
             Self::RotationUnsafe(_) => "rotation_unsafe",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
             Self::InvalidRequest(_)
@@ -177,6 +180,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::InvalidMetadata(m) => Self::InvalidClientMetadata(m),
             RegistryError::NotFound => Self::NotFound("no client with this client_id"),
             RegistryError::Conflict => Self::Conflict,
+            RegistryError::StateConflict(m) => Self::StateConflict(m),
             RegistryError::Internal(e) => Self::Internal(e),
         }
     }
@@ -190,7 +194,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict | Self::RotationUnsafe(_) => StatusCode::CONFLICT,
+            Self::Conflict | Self::StateConflict(_) | Self::RotationUnsafe(_) => {
+                StatusCode::CONFLICT
+            }
             Self::InvalidClientMetadata(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -513,11 +513,11 @@ async fn misspelt_or_mistyped_registration_members_are_refused_with_the_member_m
         ),
         (
             json!({"access_token_ttl": "300"}),
-            "access_token_ttl: invalid type: string \"300\", expected i64",
+            "access_token_ttl: invalid type: string \"300\", expected an integer",
         ),
         (
             json!([]),
-            "the request body must be a JSON object of client metadata, not an array",
+            "the request body must be a JSON object",
         ),
     ];
     for (body, message) in cases {
@@ -569,4 +569,87 @@ async fn misspelt_or_mistyped_registration_members_are_refused_with_the_member_m
     assert_eq!(res.status(), StatusCode::OK);
     let updated: Value = res.json().await.unwrap();
     assert_eq!(updated["scope"], shown["scope"]);
+}
+
+/// Integer members take any JSON number without a fraction, as JSON Schema
+/// (and so `openapi.yaml`) counts integers; a fraction, or a body that is not
+/// a JSON object, is refused and changes nothing.
+#[rstest]
+#[tokio::test]
+async fn integers_may_be_written_as_whole_floats_and_bodies_must_be_objects(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+
+    let res = app
+        .admin(
+            Method::POST,
+            "/admin/clients",
+            Some(json!({ "client_id": "whole", "access_token_ttl": 300.0, "token_quota_per_hour": 2.5e3 })),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["access_token_ttl"], 300);
+    assert_eq!(created["token_quota_per_hour"], 2500);
+
+    let res = app
+        .admin(
+            Method::POST,
+            "/admin/clients/whole/secret",
+            Some(json!({ "grace_period": 60.0 })),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/admin/clients",
+            json!({ "client_id": "fraction", "access_token_ttl": 300.5 }),
+        ),
+        (Method::POST, "/admin/clients", json!([null, null])),
+        (Method::PUT, "/admin/clients/whole", json!(["whole"])),
+        (
+            Method::POST,
+            "/admin/clients/whole/secret",
+            json!({ "grace_period": 0.5 }),
+        ),
+        (Method::POST, "/admin/clients/whole/secret", json!([])),
+        (Method::POST, "/admin/keys/rotate", json!([false, false])),
+    ] {
+        let res = app.admin(method.clone(), path, Some(body.clone())).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::BAD_REQUEST,
+            "{method} {path} {body}"
+        );
+        let err: Value = res.json().await.unwrap();
+        assert!(
+            err["error"] == "invalid_client_metadata" || err["error"] == "invalid_request",
+            "{err}"
+        );
+    }
+
+    // Nothing was created or changed by the refused requests.
+    let listed: Value = app
+        .admin(Method::GET, "/admin/clients", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["whole"]);
+    let shown: Value = app
+        .admin(Method::GET, "/admin/clients/whole", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["access_token_ttl"], 300);
 }

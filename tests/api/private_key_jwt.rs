@@ -489,7 +489,13 @@ async fn secretless_registration_metadata_is_validated(
             Some(json!({})),
         )
         .await;
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"], "conflict");
+    assert!(err["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("has no secret"));
     let shown: Value = app
         .admin(Method::GET, &format!("/admin/clients/{id}"), None)
         .await

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{auth::AdminPrincipal, page};
 use crate::{
-    clients::{members, ClientView, RegistrationRequest, RegistryError},
+    clients::{members, whole::WholeNumber, ClientView, RegistrationRequest, RegistryError},
     config::ListenerSettings,
     http::state::AppState,
     http::{errors::ApiError, has_media_type, read_body, BodyError},
@@ -37,6 +37,10 @@ pub(super) async fn json_body<T: DeserializeOwned + Default>(
     }
     if !has_media_type(req, "application/json") {
         return Err(ApiError::UnsupportedMediaType);
+    }
+    // Serde would also fill a struct from a JSON array, member by member.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(invalid("the request body must be a JSON object".into()));
     }
     serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the request body is not valid: {e}")))
@@ -171,7 +175,7 @@ pub async fn delete(
 pub struct RotateRequest {
     /// Seconds the previous secret(s) stay valid; 0 (default) ends them now.
     #[serde(default)]
-    grace_period: i64,
+    grace_period: WholeNumber,
 }
 
 /// `POST /admin/clients/{client_id}/secret`: issue a new secret.
@@ -193,7 +197,7 @@ pub async fn rotate_secret(
     let now = state.clock.now();
     let (secret, until) = state
         .registry
-        .rotate_secret(&admin.actor, path_id(&path), request.grace_period, now)
+        .rotate_secret(&admin.actor, path_id(&path), request.grace_period.0, now)
         .await
         .map_err(|e| match e {
             RegistryError::InvalidMetadata(m) => ApiError::InvalidRequest(m),

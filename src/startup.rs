@@ -131,7 +131,8 @@ impl Application {
         });
         if let Some(cert) = tls {
             let every = Duration::from_secs(state.settings.listeners.tls_reload_interval);
-            tasks.push(cert.spawn_reloader(every));
+            let metrics = state.oauth.metrics.clone();
+            tasks.push(cert.spawn_reloader(every, move || metrics.tls_reload_failed()));
         }
         tracing::info!(%addr, admin_port, issuer = %state.oauth.issuer, "portcullis listening");
         Ok(Self {

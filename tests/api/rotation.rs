@@ -390,7 +390,7 @@ async fn two_replicas_due_at_the_same_moment_create_exactly_one_key(
 
 #[rstest]
 #[tokio::test]
-async fn a_replica_picks_up_another_replicas_rotation_within_the_refresh_interval(
+async fn a_replica_picks_up_another_replicas_rotation_at_its_next_key_check(
     #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
     let a = TestApp::spawn_with(engine, fast_rotation()).await;
@@ -403,8 +403,10 @@ async fn a_replica_picks_up_another_replicas_rotation_within_the_refresh_interva
     assert_eq!(rotate(&a, json!({})).await.status(), StatusCode::OK);
     let new_kid = a.state.oauth.keys.current().kid().to_owned();
 
-    // B keeps signing with the old (still published) key until its next check, at most 1 s later.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // B keeps signing with the old (still published) key until its next check
+    // (every second). No timing is asserted: the 30 s bound only stops a
+    // broken build from hanging.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while b.state.oauth.keys.current().kid() != new_kid {
         assert!(
             std::time::Instant::now() < deadline,

@@ -380,6 +380,94 @@ mod tests {
     }
 
     #[test]
+    fn a_compromised_key_without_a_published_successor_is_replaced_at_once() {
+        // An algorithm change removed the next key; then the current key is compromised.
+        let keys = run(&[], &policy(), Trigger::Scheduled, t(0));
+        let old = kid(&keys, KeyState::Current);
+        let p = Policy {
+            alg: Algorithm::EdDsa,
+            ..policy()
+        };
+        assert!(
+            plan(&keys, &p, Trigger::Scheduled, t(60), |_| Err(())).is_err(),
+            "a new next key is due"
+        );
+        let without_next: Vec<_> = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Current)
+            .cloned()
+            .collect();
+        let after = run(&without_next, &p, Trigger::Compromised, t(60));
+        assert!(
+            after.iter().all(|k| k.kid != old),
+            "compromised key removed"
+        );
+        assert_eq!(states(&after), [KeyState::Current, KeyState::Next]);
+        assert!(after.iter().all(|k| k.alg == Algorithm::EdDsa));
+        // A scheduled check in the same state keeps the current key.
+        let scheduled = run(&without_next, &p, Trigger::Scheduled, t(60));
+        assert_eq!(kid(&scheduled, KeyState::Current), old);
+    }
+
+    #[test]
+    fn each_change_names_its_audit_kind_and_key() {
+        let keys = run(&[], &policy(), Trigger::Scheduled, t(0));
+        let key = keys[0].clone();
+        let kid = key.kid.clone();
+        let changes = [
+            KeyChange::Insert(key),
+            KeyChange::Promote {
+                kid: kid.clone(),
+                at: t(1),
+            },
+            KeyChange::Retire {
+                kid: kid.clone(),
+                at: t(1),
+            },
+            KeyChange::Remove { kid: kid.clone() },
+            KeyChange::Reseal {
+                kid: kid.clone(),
+                sealed: vec![2],
+                kek_id: "kek2".into(),
+            },
+        ];
+        let kinds: Vec<_> = changes.iter().map(KeyChange::summary).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("key_published", kid.as_str()),
+                ("key_activated", kid.as_str()),
+                ("key_retired", kid.as_str()),
+                ("key_removed", kid.as_str()),
+                ("key_rewrapped", kid.as_str()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reseal_replaces_only_the_named_keys_sealed_part() {
+        let keys = run(&[], &policy(), Trigger::Scheduled, t(0));
+        let current = kid(&keys, KeyState::Current);
+        let resealed = apply(
+            &keys,
+            &[KeyChange::Reseal {
+                kid: current.clone(),
+                sealed: vec![9],
+                kek_id: "kek2".into(),
+            }],
+        );
+        for k in &resealed {
+            let (sealed, kek) = if k.kid == current {
+                (vec![9], "kek2")
+            } else {
+                (vec![1], "kek")
+            };
+            assert_eq!(k.sealed_private_key.as_deref(), Some(sealed.as_slice()));
+            assert_eq!(k.kek_id.as_deref(), Some(kek));
+        }
+    }
+
+    #[test]
     fn a_changed_algorithm_republishes_the_next_key() {
         let keys = run(&[], &policy(), Trigger::Scheduled, t(0));
         let p = Policy {

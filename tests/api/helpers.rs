@@ -103,7 +103,9 @@ impl Running {
             u.scheme().starts_with("postgres") && u.path().starts_with("/portcullis_test_")
         });
         if let Some(url) = &database {
-            let mut in_use = DATABASES_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
+            let mut in_use = DATABASES_IN_USE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match in_use.iter_mut().find(|(n, _)| n == url.path()) {
                 Some((_, users)) => *users += 1,
                 None => in_use.push((url.path().to_owned(), 1)),
@@ -123,7 +125,9 @@ impl Drop for Running {
             return;
         };
         let last = {
-            let mut in_use = DATABASES_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
+            let mut in_use = DATABASES_IN_USE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let i = in_use.iter().position(|(n, _)| n == url.path());
             i.is_some_and(|i| {
                 in_use[i].1 -= 1;

@@ -2,7 +2,8 @@
 # Python tools the tests use (an independent JOSE implementation, API and
 # manifest checkers): a virtual environment under the cargo target directory,
 # (re)installed from scripts/requirements-test.txt whenever that file changes.
-# Sourced by scripts/test.sh; exports PORTCULLIS_TEST_PYTHON.
+# Sourced by scripts/test.sh; exports TEST_PYTHON_FOR_PORTCULLIS (not PORTCULLIS_*:
+# that prefix is the server's configuration, and an unknown key there fails it).
 
 ensure_python_tools() {
     if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
@@ -27,5 +28,5 @@ ensure_python_tools() {
             { log "could not install scripts/requirements-test.txt from PyPI"; return 1; }
         echo "$want" >"$venv/.requirements"
     fi
-    export PORTCULLIS_TEST_PYTHON="$venv/bin/python"
+    export TEST_PYTHON_FOR_PORTCULLIS="$venv/bin/python"
 }

@@ -36,6 +36,7 @@ pub struct Metrics {
     lockouts: Counter,
     secret_verifications: Counter,
     tokens_issued_degraded: Counter,
+    tls_reload_failures: Counter,
     journal_syncs: Histogram,
     journal_synced_events: Counter,
 }
@@ -70,6 +71,7 @@ impl Default for Metrics {
             journal_syncs: sync_histogram(),
             journal_synced_events: Counter::default(),
             tokens_issued_degraded: Counter::default(),
+            tls_reload_failures: Counter::default(),
         }
     }
 }
@@ -136,6 +138,12 @@ impl Metrics {
         self.secret_verifications.inc();
     }
 
+    /// Changed TLS certificate files that could not be loaded (the previous
+    /// certificate stays in use).
+    pub fn tls_reload_failed(&self) {
+        self.tls_reload_failures.inc();
+    }
+
     /// A token issued while the database was unavailable (from memory).
     pub fn token_issued_degraded(&self) {
         self.tokens_issued_degraded.inc();
@@ -185,6 +193,11 @@ impl Metrics {
             "secret_verifications",
             "argon2 client-secret verifications run",
             self.secret_verifications.clone(),
+        );
+        r.register(
+            "tls_reload_failures",
+            "TLS certificate files that could not be loaded when they changed",
+            self.tls_reload_failures.clone(),
         );
         self.register_journal(&mut r, scrape.audit_journal);
         let keys = Family::<Labels, Gauge>::default();

@@ -131,7 +131,8 @@ impl Application {
         });
         if let Some(cert) = tls {
             let every = Duration::from_secs(state.settings.listeners.tls_reload_interval);
-            tasks.push(cert.spawn_reloader(every));
+            let metrics = state.oauth.metrics.clone();
+            tasks.push(cert.spawn_reloader(every, move || metrics.tls_reload_failed()));
         }
         tracing::info!(%addr, admin_port, issuer = %state.oauth.issuer, "portcullis listening");
         Ok(Self {
@@ -156,6 +157,15 @@ impl Application {
         self.admin_port
     }
 
+    /// Handles that stop the listeners (what a signal does): an embedding
+    /// program or a test stops the server with them.
+    #[must_use]
+    pub fn handles(&self) -> Vec<actix_web::dev::ServerHandle> {
+        let mut handles = vec![self.server.handle()];
+        handles.extend(self.admin_server.as_ref().map(Server::handle));
+        handles
+    }
+
     /// The server state (tests reach the clock and the store through it).
     #[must_use]
     pub fn state(&self) -> &AppState {
@@ -169,8 +179,7 @@ impl Application {
     /// ten seconds; the rest stays in the journal for the next start) and
     /// token count is written before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let mut handles = vec![self.server.handle()];
-        handles.extend(self.admin_server.as_ref().map(Server::handle));
+        let handles = self.handles();
         let delay = Duration::from_secs(self.state.settings.listeners.shutdown_drain_delay);
         let signals = tokio::spawn(crate::http::drain::on_signal(
             Arc::clone(&self.state.draining),

@@ -147,14 +147,18 @@ impl ReloadingCert {
     }
 
     /// Runs [`reload`](Self::reload) every `interval` on the tokio runtime, logging swaps at
-    /// info and failures at warn, forever.
+    /// info and failures at warn (calling `failed` for each), forever.
     ///
     /// The files are small, so they are read on the runtime thread.
     ///
     /// # Panics
     ///
     /// When called outside a tokio runtime.
-    pub fn spawn_reloader(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_reloader(
+        self: Arc<Self>,
+        interval: Duration,
+        failed: impl Fn() + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
@@ -165,10 +169,13 @@ impl ReloadingCert {
                         "TLS certificate reloaded"
                     ),
                     Ok(false) => {}
-                    Err(error) => tracing::warn!(
-                        %error,
-                        "TLS certificate not reloaded; the previous one stays in use"
-                    ),
+                    Err(error) => {
+                        failed();
+                        tracing::warn!(
+                            %error,
+                            "TLS certificate not reloaded; the previous one stays in use"
+                        );
+                    }
                 }
             }
         })

@@ -317,29 +317,53 @@ mod tests {
 
     #[test]
     fn a_next_key_younger_than_prepublish_is_not_promoted_by_schedule() {
+        // The current key has served its interval at 24 h, but an algorithm
+        // change at 23 h published a new next key: it signs only once it has
+        // been published for the full 2 h, at 25 h.
+        let keys = run(&[], &policy(), Trigger::Scheduled, t(0));
         let p = Policy {
-            rotation_interval: Some(Duration::hours(2)),
+            alg: Algorithm::EdDsa,
             ..policy()
         };
-        let keys = run(&[], &p, Trigger::Scheduled, t(0));
-        // Manual rotation at 1 h publishes a fresh next key.
-        let keys = run(&keys, &p, Trigger::Manual, t(3600));
+        let keys = run(&keys, &p, Trigger::Scheduled, t(23 * 3600));
         let next = kid(&keys, KeyState::Next);
-        // The current key has served 2 h at t=3 h, but the next key is only 2 h old at t=3 h... exactly due.
-        assert_eq!(
-            kid(
-                &run(&keys, &p, Trigger::Scheduled, t(3 * 3600 - 1)),
-                KeyState::Next
-            ),
-            next
-        );
-        assert_eq!(
-            kid(
-                &run(&keys, &p, Trigger::Scheduled, t(3 * 3600)),
-                KeyState::Current
-            ),
-            next
-        );
+        assert_eq!(next_rotation_at(&keys, &p), Some(t(25 * 3600)));
+        for at in [24 * 3600, 25 * 3600 - 1] {
+            let same = run(&keys, &p, Trigger::Scheduled, t(at));
+            assert_eq!(kid(&same, KeyState::Next), next, "not yet due at {at}");
+            assert_eq!(same.len(), 2);
+        }
+        let rotated = run(&keys, &p, Trigger::Scheduled, t(25 * 3600));
+        assert_eq!(kid(&rotated, KeyState::Current), next);
+    }
+
+    #[test]
+    fn the_rotation_is_due_when_both_the_interval_and_the_prepublication_have_passed() {
+        let p = policy();
+        let keys = run(&[], &p, Trigger::Scheduled, t(0));
+        // Next key published long before the interval ends: the interval decides.
+        assert_eq!(next_rotation_at(&keys, &p), Some(t(24 * 3600)));
+        let mut late = keys.clone();
+        for k in &mut late {
+            if k.state == KeyState::Next {
+                k.created_at = t(23 * 3600);
+            }
+        }
+        // Published 1 h before the interval ends: the prepublication decides.
+        assert_eq!(next_rotation_at(&late, &p), Some(t(25 * 3600)));
+        // Without a next key the interval alone decides; without rotation, never.
+        let alone: Vec<_> = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Current)
+            .cloned()
+            .collect();
+        assert_eq!(next_rotation_at(&alone, &p), Some(t(24 * 3600)));
+        let off = Policy {
+            rotation_interval: None,
+            ..policy()
+        };
+        assert_eq!(next_rotation_at(&keys, &off), None);
+        assert_eq!(next_rotation_at(&late[..0], &p), None, "no current key");
     }
 
     #[test]
@@ -353,6 +377,94 @@ mod tests {
         );
         assert_eq!(kid(&after, KeyState::Current), next);
         assert_eq!(states(&after), [KeyState::Current, KeyState::Next]);
+    }
+
+    #[test]
+    fn a_compromised_key_without_a_published_successor_is_replaced_at_once() {
+        // An algorithm change removed the next key; then the current key is compromised.
+        let keys = run(&[], &policy(), Trigger::Scheduled, t(0));
+        let old = kid(&keys, KeyState::Current);
+        let p = Policy {
+            alg: Algorithm::EdDsa,
+            ..policy()
+        };
+        assert!(
+            plan(&keys, &p, Trigger::Scheduled, t(60), |_| Err(())).is_err(),
+            "a new next key is due"
+        );
+        let without_next: Vec<_> = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Current)
+            .cloned()
+            .collect();
+        let after = run(&without_next, &p, Trigger::Compromised, t(60));
+        assert!(
+            after.iter().all(|k| k.kid != old),
+            "compromised key removed"
+        );
+        assert_eq!(states(&after), [KeyState::Current, KeyState::Next]);
+        assert!(after.iter().all(|k| k.alg == Algorithm::EdDsa));
+        // A scheduled check in the same state keeps the current key.
+        let scheduled = run(&without_next, &p, Trigger::Scheduled, t(60));
+        assert_eq!(kid(&scheduled, KeyState::Current), old);
+    }
+
+    #[test]
+    fn each_change_names_its_audit_kind_and_key() {
+        let keys = run(&[], &policy(), Trigger::Scheduled, t(0));
+        let key = keys[0].clone();
+        let kid = key.kid.clone();
+        let changes = [
+            KeyChange::Insert(key),
+            KeyChange::Promote {
+                kid: kid.clone(),
+                at: t(1),
+            },
+            KeyChange::Retire {
+                kid: kid.clone(),
+                at: t(1),
+            },
+            KeyChange::Remove { kid: kid.clone() },
+            KeyChange::Reseal {
+                kid: kid.clone(),
+                sealed: vec![2],
+                kek_id: "kek2".into(),
+            },
+        ];
+        let kinds: Vec<_> = changes.iter().map(KeyChange::summary).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("key_published", kid.as_str()),
+                ("key_activated", kid.as_str()),
+                ("key_retired", kid.as_str()),
+                ("key_removed", kid.as_str()),
+                ("key_rewrapped", kid.as_str()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reseal_replaces_only_the_named_keys_sealed_part() {
+        let keys = run(&[], &policy(), Trigger::Scheduled, t(0));
+        let current = kid(&keys, KeyState::Current);
+        let resealed = apply(
+            &keys,
+            &[KeyChange::Reseal {
+                kid: current.clone(),
+                sealed: vec![9],
+                kek_id: "kek2".into(),
+            }],
+        );
+        for k in &resealed {
+            let (sealed, kek) = if k.kid == current {
+                (vec![9], "kek2")
+            } else {
+                (vec![1], "kek")
+            };
+            assert_eq!(k.sealed_private_key.as_deref(), Some(sealed.as_slice()));
+            assert_eq!(k.kek_id.as_deref(), Some(kek));
+        }
     }
 
     #[test]

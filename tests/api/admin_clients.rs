@@ -379,8 +379,12 @@ async fn invalid_registrations_are_refused_and_store_nothing(
             "public client",
         ),
         (
-            json!({"token_endpoint_auth_method": "private_key_jwt"}),
+            json!({"token_endpoint_auth_method": "client_secret_jwt"}),
             "unsupported auth method",
+        ),
+        (
+            json!({"token_endpoint_auth_method": "private_key_jwt"}),
+            "private_key_jwt without jwks or jwks_uri",
         ),
         (json!({"scope": "bad\"scope"}), "malformed scope"),
         (json!({"scope": 5}), "scope not a string"),

@@ -140,19 +140,35 @@ async fn eddsa_keys_sign_tokens_that_verify_against_the_jwks(
 
 #[rstest]
 #[tokio::test]
-async fn a_tampered_token_does_not_verify(
+async fn a_tampered_token_is_refused_by_the_server_and_by_its_published_key(
     #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
     let app = TestApp::spawn(engine).await;
-    let (id, secret) = app.standard_client().await;
+    let (id, secret) = app.refresh_client(json!({})).await;
     let token = app.access_token(&id, &secret).await;
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
     parts[1] = parts[1].replacen('e', "f", 1);
     let tampered = parts.join(".");
+    assert_ne!(tampered, token);
+
+    // The server: introspection answers inactive, with nothing else.
+    assert_eq!(app.introspect(&id, &secret, &token).await["active"], true);
+    assert_eq!(
+        app.introspect(&id, &secret, &tampered).await,
+        json!({"active": false})
+    );
+
+    // The published key of the token's kid (not whichever key is listed first)
+    // verifies the token and refuses the tampered one. Times are the manual
+    // clock's, checked by `TestApp::verify`, not the wall clock's.
+    app.verify(&token, "https://api.example.com").await;
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
     let jwks = app.jwks().await;
-    let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     validation.set_audience(&["https://api.example.com"]);
+    validation.validate_exp = false;
+    assert!(jsonwebtoken::decode::<Value>(&token, &key, &validation).is_ok());
     assert!(jsonwebtoken::decode::<Value>(&tampered, &key, &validation).is_err());
 }
 

@@ -85,6 +85,87 @@ pub fn test_settings(database_url: &str, dir: &TempDir, overrides: Value) -> Set
     .expect("valid test settings")
 }
 
+/// Test databases in use, by name, with the number of servers using each:
+/// the last server to stop drops its database.
+static DATABASES_IN_USE: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// The running server of a [`TestApp`]: dropping it stops the listeners and,
+/// when no other test server uses it, drops the per-test PostgreSQL database.
+/// (SQLite files go with the temporary directory.)
+pub struct Running {
+    handles: Vec<actix_web::dev::ServerHandle>,
+    database: Option<url::Url>,
+}
+
+impl Running {
+    fn new(handles: Vec<actix_web::dev::ServerHandle>, database_url: &str) -> Self {
+        let database = url::Url::parse(database_url).ok().filter(|u| {
+            u.scheme().starts_with("postgres") && u.path().starts_with("/portcullis_test_")
+        });
+        if let Some(url) = &database {
+            let mut in_use = DATABASES_IN_USE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match in_use.iter_mut().find(|(n, _)| n == url.path()) {
+                Some((_, users)) => *users += 1,
+                None => in_use.push((url.path().to_owned(), 1)),
+            }
+        }
+        Self { handles, database }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for handle in &self.handles {
+            // The stop command is sent at once; its completion is not awaited.
+            drop(handle.stop(false));
+        }
+        let Some(url) = self.database.take() else {
+            return;
+        };
+        let last = {
+            let mut in_use = DATABASES_IN_USE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let i = in_use.iter().position(|(n, _)| n == url.path());
+            i.is_some_and(|i| {
+                in_use[i].1 -= 1;
+                in_use[i].1 == 0 && {
+                    in_use.swap_remove(i);
+                    true
+                }
+            })
+        };
+        if last {
+            drop_database(url);
+        }
+    }
+}
+
+/// Drops the per-test PostgreSQL database `url` (terminating the stopped
+/// server's connections), on a thread of its own: this runs inside `Drop`.
+fn drop_database(mut url: url::Url) {
+    let name = url.path().trim_start_matches('/').to_owned();
+    url.set_path("/postgres");
+    let dropped = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let mut conn = PgConnection::connect(url.as_str()).await.ok()?;
+            conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                .await
+                .ok()?;
+            conn.close().await.ok()
+        })
+    })
+    .join();
+    // scripts/test.sh drops what is left over (a database the test still held open).
+    let _ = dropped;
+}
+
 pub struct TestApp {
     pub base: String,
     /// The CA of the server's certificate, when it serves HTTPS.
@@ -95,6 +176,8 @@ pub struct TestApp {
     pub state: AppState,
     pub database_url: String,
     pub dir: TempDir,
+    /// Stops the server (and drops its database) when the test ends.
+    _running: Running,
 }
 
 impl TestApp {
@@ -115,6 +198,31 @@ impl TestApp {
         dir: TempDir,
         overrides: Value,
     ) -> Self {
+        Self::spawn_at(
+            database_url,
+            dir,
+            overrides,
+            Clock::manual(Clock::System.now()),
+        )
+        .await
+    }
+
+    /// A second replica of this server: the same database and KEK, the same
+    /// clock, its own journal and `overrides` (e.g. a changed setting, as a
+    /// restart with a new configuration).
+    pub async fn replica(&self, overrides: Value) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(self.dir.path().join("kek"), dir.path().join("kek")).expect("copy the KEK");
+        Self::spawn_at(
+            self.database_url.clone(),
+            dir,
+            overrides,
+            self.clock.clone(),
+        )
+        .await
+    }
+
+    async fn spawn_at(database_url: String, dir: TempDir, overrides: Value, clock: Clock) -> Self {
         let settings = test_settings(&database_url, &dir, overrides);
         // Over TLS, the certificate file ends with the test CA: trust it.
         let root = settings.listeners.tls_cert_file.as_ref().map(|path| {
@@ -124,7 +232,6 @@ impl TestApp {
                 .expect("a PEM certificate");
             reqwest::Certificate::from_pem(&pem.as_bytes()[last..]).expect("CA certificate")
         });
-        let clock = Clock::manual(Clock::System.now());
         let app = Application::build(settings, clock.clone())
             .await
             .expect("server builds");
@@ -134,6 +241,7 @@ impl TestApp {
         };
         let admin_port = app.admin_port();
         let state = app.state().clone();
+        let running = Running::new(app.handles(), &database_url);
         tokio::spawn(app.run_until_stopped());
         Self {
             base,
@@ -144,6 +252,7 @@ impl TestApp {
             state,
             database_url,
             dir,
+            _running: running,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use chrono::Duration;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use rstest::rstest;
 use serde_json::{json, Value};
 
@@ -161,71 +161,6 @@ async fn anything_but_an_active_token_is_just_inactive(
         app.introspect(&rs, &rs_secret, &token).await,
         json!({"active": false}),
         "expired"
-    );
-}
-
-#[rstest]
-#[tokio::test]
-async fn tokens_of_disabled_deleted_or_revoked_clients_are_inactive(
-    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
-) {
-    let app = TestApp::spawn(engine).await;
-    let (rs, rs_secret) = app.refresh_client(json!({})).await;
-    let (id, secret) = app
-        .refresh_client(json!({"allow_introspection": false}))
-        .await;
-    let body = app.token(&id, &secret, &CC).await;
-    let (access, refresh) = (
-        body["access_token"].as_str().unwrap().to_owned(),
-        body["refresh_token"].as_str().unwrap().to_owned(),
-    );
-
-    app.admin(Method::POST, &format!("/admin/clients/{id}/disable"), None)
-        .await;
-    for t in [&access, &refresh] {
-        assert_eq!(
-            app.introspect(&rs, &rs_secret, t).await,
-            json!({"active": false}),
-            "disabled"
-        );
-    }
-    app.admin(Method::POST, &format!("/admin/clients/{id}/enable"), None)
-        .await;
-    assert_eq!(
-        app.introspect(&rs, &rs_secret, &access).await["active"],
-        true,
-        "enabled again"
-    );
-
-    app.admin(
-        Method::POST,
-        &format!("/admin/clients/{id}/revoke-tokens"),
-        None,
-    )
-    .await;
-    for t in [&access, &refresh] {
-        assert_eq!(
-            app.introspect(&rs, &rs_secret, t).await,
-            json!({"active": false}),
-            "revoked by admin"
-        );
-    }
-    app.clock.advance(Duration::seconds(1));
-    let later = app.token(&id, &secret, &CC).await;
-    assert_eq!(
-        app.introspect(&rs, &rs_secret, later["access_token"].as_str().unwrap())
-            .await["active"],
-        true,
-        "new tokens work"
-    );
-
-    app.admin(Method::DELETE, &format!("/admin/clients/{id}"), None)
-        .await;
-    assert_eq!(
-        app.introspect(&rs, &rs_secret, later["access_token"].as_str().unwrap())
-            .await,
-        json!({"active": false}),
-        "deleted"
     );
 }
 

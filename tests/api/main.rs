@@ -16,6 +16,7 @@ mod audit_retention;
 mod audit_storage;
 mod cache;
 mod cli;
+mod client_actions;
 mod container;
 mod crash;
 mod discovery;

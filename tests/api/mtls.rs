@@ -407,7 +407,13 @@ async fn the_forwarded_client_certificate_counts_only_from_trusted_proxies(
 ) {
     let ca = Ca::new("mesh CA");
     let cert = ca.issue(&Leaf::spiffe(SPIFFE));
-    for (trusted, proxies) in [(true, "127.0.0.1"), (false, "10.0.0.0/8")] {
+    // (forwarded_client_cert, trusted_proxies, the header counts): the header
+    // counts only when the setting is on and the peer is a trusted proxy.
+    for (forwarded, proxies, trusted) in [
+        (true, "127.0.0.1", true),
+        (true, "10.0.0.0/8", false),
+        (false, "127.0.0.1", false),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let url = fresh_database(engine, &dir).await;
         let bundle = ca.write(dir.path(), "client-ca");
@@ -417,7 +423,7 @@ async fn the_forwarded_client_certificate_counts_only_from_trusted_proxies(
             dir,
             json!({
                 "tls_client_ca_file": bundle,
-                "forwarded_client_cert": true,
+                "forwarded_client_cert": forwarded,
                 "trusted_proxies": [proxies],
             }),
         )
@@ -446,6 +452,24 @@ async fn the_forwarded_client_certificate_counts_only_from_trusted_proxies(
                 )
                 .await;
             assert_eq!(claims["cnf"]["x5t#S256"], cert.thumbprint());
+            // The same SPIFFE ID in a certificate of a CA the server does not
+            // trust, delivered by the trusted proxy: refused.
+            let stranger = Ca::new("other mesh CA").issue(&Leaf::spiffe(SPIFFE));
+            let res = app
+                .http
+                .post(app.url("/token"))
+                .header("x-forwarded-client-cert", stranger.xfcc())
+                .form(&[CC, ("client_id", &id)])
+                .send()
+                .await
+                .unwrap();
+            assert_error(
+                res,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "certificate of an untrusted CA through XFCC",
+            )
+            .await;
             // A malformed header from the trusted proxy is refused, not a 500.
             let res = app
                 .http
@@ -470,8 +494,8 @@ async fn the_forwarded_client_certificate_counts_only_from_trusted_proxies(
                 .unwrap();
             assert_eq!(res.status(), StatusCode::OK);
         } else {
-            let body =
-                assert_error(res, StatusCode::UNAUTHORIZED, "invalid_client", "untrusted").await;
+            let case = format!("forwarded_client_cert={forwarded}, trusted_proxies={proxies}");
+            let body = assert_error(res, StatusCode::UNAUTHORIZED, "invalid_client", &case).await;
             assert!(body["error_description"]
                 .as_str()
                 .unwrap()
@@ -553,26 +577,60 @@ async fn served_leaf(app: &TestApp) -> Vec<u8> {
         .to_vec()
 }
 
+/// The leaf certificate `client`'s connection to `app` presents (a pooled
+/// connection is reused when one is open).
+async fn leaf_on(client: &reqwest::Client, app: &TestApp) -> Vec<u8> {
+    let res = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .expect("TLS peer certificate")
+        .to_vec()
+}
+
+/// Waits until the reloader has refused changed files `n` times in all
+/// (`portcullis_tls_reload_failures_total`). The 30 s bound only stops a
+/// broken build from hanging; no timing is asserted.
+async fn reload_failures_reach(app: &TestApp, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = app.metrics_text().await;
+        let failures: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("portcullis_tls_reload_failures_total "))
+            .expect("tls_reload_failures in /metrics")
+            .parse()
+            .unwrap();
+        if failures >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reloader never examined the changed files"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[rstest]
 #[tokio::test]
 async fn a_renewed_server_certificate_is_served_without_a_restart(
-    #[values(Engine::Sqlite)] engine: Engine,
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
     let server_ca = Ca::new("server CA");
     let app = tls_app_signed_by(engine, &server_ca, &Ca::new("mesh CA"), json!({})).await;
     let before = served_leaf(&app).await;
     // A live connection opened before the renewal.
     let kept = app.client(None);
-    assert_eq!(
-        kept.get(app.url("/healthz")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(leaf_on(&kept, &app).await, before);
 
     let cert_path = app.state.settings.listeners.tls_cert_file.clone().unwrap();
     let key_path = app.state.settings.listeners.tls_key_file.clone().unwrap();
-    // Half-written files (a key that does not match yet) are not picked up.
+    // Half-written files (a key that does not match yet) are examined, refused
+    // and not served.
     std::fs::write(&key_path, Issued::self_signed("x").key_pem).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    reload_failures_reach(&app, 1).await;
     assert_eq!(
         served_leaf(&app).await,
         before,
@@ -581,23 +639,21 @@ async fn a_renewed_server_certificate_is_served_without_a_restart(
 
     // cert-manager writes the renewed pair in place.
     let renewed = server_ca.write_server_leaf(&cert_path, &key_path);
+    assert_ne!(renewed.der, before);
     let mut after = before.clone();
-    for _ in 0..50 {
+    for _ in 0..300 {
         after = served_leaf(&app).await;
         if after != before {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_ne!(
-        after, before,
+    assert_eq!(
+        after, renewed.der,
         "the new certificate is served on new connections"
     );
-    assert_eq!(after, renewed.der);
-    assert_eq!(
-        kept.get(app.url("/healthz")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    // The connection opened before keeps its certificate (and still works).
+    assert_eq!(leaf_on(&kept, &app).await, before, "the open connection");
 }
 
 #[rstest]

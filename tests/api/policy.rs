@@ -10,16 +10,18 @@ const MATRIX: &str = include_str!("../../examples/policies/audience-scope-matrix
 const OFFICE: &str = include_str!("../../examples/policies/office-hours-and-network.rego");
 
 async fn app_with_policy(engine: Engine, text: &str, claims: Value) -> TestApp {
+    // The policy file lives in the server's own temporary directory, removed with it.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.rego");
     std::fs::write(&path, text).unwrap();
-    let app = TestApp::spawn_with(
+    let url = crate::helpers::fresh_database(engine, &dir).await;
+    TestApp::spawn_on(
         engine,
+        url,
+        dir,
         json!({"policy_file": path, "policy_claims": claims}),
     )
-    .await;
-    std::mem::forget(dir);
-    app
+    .await
 }
 
 fn policy_path(app: &TestApp) -> std::path::PathBuf {
@@ -186,7 +188,9 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_fails_closed(
 
 #[rstest]
 #[tokio::test]
-async fn a_policy_that_does_not_compile_stops_the_start(#[values(Engine::Sqlite)] engine: Engine) {
+async fn a_policy_that_does_not_compile_stops_the_start(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.rego");
     std::fs::write(&path, "package portcullis\nnot rego at all {").unwrap();

@@ -8,7 +8,7 @@ use rstest::rstest;
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{assert_error, fresh_database, Engine, TestApp},
+    helpers::{assert_error, Engine, TestApp},
     pki::{ClientKey, JwksServer},
 };
 
@@ -280,12 +280,8 @@ async fn every_bad_assertion_is_refused_with_invalid_client(
 async fn an_assertion_is_accepted_once_across_servers_sharing_the_database(
     #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database(engine, &dir).await;
-    let b_dir = tempfile::tempdir().unwrap();
-    let a = TestApp::spawn_on(engine, url.clone(), dir, json!({ "issuer": ISSUER })).await;
-    std::fs::copy(a.dir.path().join("kek"), b_dir.path().join("kek")).unwrap();
-    let b = TestApp::spawn_on(engine, url, b_dir, json!({ "issuer": ISSUER })).await;
+    let a = TestApp::spawn_with(engine, json!({ "issuer": ISSUER })).await;
+    let b = a.replica(json!({ "issuer": ISSUER })).await;
     let key = ClientKey::new("k1");
     let id = register(&a, json!({ "jwks": ClientKey::jwks(&[&key]) })).await;
 

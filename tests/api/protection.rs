@@ -209,6 +209,57 @@ async fn clients_are_limited_by_the_default_or_their_own_rate(
 
 #[rstest]
 #[tokio::test]
+async fn the_daily_token_quota_holds_until_the_next_utc_day(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    // Arrange: the server's default is 2 tokens a day; one client has its own 3.
+    let app = TestApp::spawn_with(engine, json!({"token_quota_per_day": 2})).await;
+    let (id, secret) = app.standard_client().await;
+    let own = app
+        .register_client(
+            json!({"allowed_audiences": ["https://a.example"], "token_quota_per_day": 3}),
+        )
+        .await;
+    let (own_id, own_secret) = (
+        own["client_id"].as_str().unwrap().to_owned(),
+        own["client_secret"].as_str().unwrap().to_owned(),
+    );
+    // Start the day at 01:00 UTC, so the hours below stay within it.
+    let now = app.clock.now();
+    let day = now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    app.clock
+        .advance(day + Duration::days(1) + Duration::hours(1) - now);
+
+    // Act and assert
+    for (client, secret, quota) in [(&id, &secret, 2), (&own_id, &own_secret, 3)] {
+        for i in 0..quota {
+            let res = token_status(&app, client, secret, None).await;
+            assert_eq!(res.status(), StatusCode::OK, "token {i} of {quota}");
+        }
+        let retry = assert_limited(
+            token_status(&app, client, secret, None).await,
+            "daily quota",
+        )
+        .await;
+        assert_eq!(retry, 23 * 3600, "Retry-After: until the next UTC day");
+    }
+    // Hours later the same day: still refused (no hourly quota hides it).
+    app.clock
+        .advance(Duration::hours(22) + Duration::minutes(59));
+    assert_limited(token_status(&app, &id, &secret, None).await, "same day").await;
+    // The next UTC day: a fresh quota.
+    app.clock.advance(Duration::minutes(1));
+    for (client, secret) in [(&id, &secret), (&own_id, &own_secret)] {
+        assert_eq!(
+            token_status(&app, client, secret, None).await.status(),
+            StatusCode::OK,
+            "a new day"
+        );
+    }
+}
+
+#[rstest]
+#[tokio::test]
 async fn token_quotas_hold_per_hour_across_replicas(
     #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
@@ -222,10 +273,7 @@ async fn token_quotas_hold_per_hour_across_replicas(
         c["client_id"].as_str().unwrap().to_owned(),
         c["client_secret"].as_str().unwrap().to_owned(),
     );
-    let b_dir = tempfile::tempdir().unwrap();
-    std::fs::copy(a.dir.path().join("kek"), b_dir.path().join("kek")).unwrap();
-    let b = TestApp::spawn_on(engine, a.database_url.clone(), b_dir, json!({})).await;
-    b.clock.advance(a.clock.now() - b.clock.now());
+    let b = a.replica(json!({})).await;
 
     assert_eq!(
         token_status(&a, &id, &secret, None).await.status(),
@@ -358,28 +406,29 @@ async fn repeated_failures_lock_a_client_silently_and_the_lock_is_audited(
 
 #[rstest]
 #[tokio::test]
-async fn unknown_and_known_client_ids_take_the_same_time_to_reject(
-    #[values(Engine::Sqlite)] engine: Engine,
+async fn unknown_and_known_client_ids_cost_the_same_argon2_work_to_reject(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
+    // Counted rather than timed: a wall-clock comparison is noise on a loaded
+    // machine. Each rejection runs exactly one argon2 verification, whether the
+    // client exists (its hash) or not (the dummy hash).
     let app = TestApp::spawn(engine).await;
     let (id, _) = app.standard_client().await;
-    let mut known = Vec::new();
-    let mut unknown = Vec::new();
-    for i in 0..6 {
-        for (client, times) in [(id.as_str(), &mut known), ("no-such-client", &mut unknown)] {
-            let started = std::time::Instant::now();
-            token_status(&app, client, &format!("wrong-{i}"), None).await;
-            times.push(started.elapsed());
-        }
+    let verifications = |text: String| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("portcullis_secret_verifications_total "))
+            .expect("secret_verifications in /metrics")
+            .parse()
+            .unwrap()
+    };
+    let mut seen = verifications(app.metrics_text().await);
+    for client in [id.as_str(), "no-such-client", id.as_str(), "no-such-client"] {
+        let res = token_status(&app, client, "wrong", None).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{client}");
+        let now = verifications(app.metrics_text().await);
+        assert_eq!(now - seen, 1.0, "one argon2 verification for {client}");
+        seen = now;
     }
-    known.sort();
-    unknown.sort();
-    let (k, u) = (known[3].as_secs_f64(), unknown[3].as_secs_f64());
-    // Both run one argon2 verification; a skipped one would be ten times faster.
-    assert!(
-        u > k / 3.0 && k > u / 3.0,
-        "median known {k:.4}s vs unknown {u:.4}s"
-    );
 }
 
 fn raw_request(port: u16, request: &[u8], wait: StdDuration) -> String {
@@ -397,7 +446,7 @@ fn raw_request(port: u16, request: &[u8], wait: StdDuration) -> String {
 #[rstest]
 #[tokio::test]
 async fn oversized_headers_and_slow_clients_get_a_4xx_not_a_hang(
-    #[values(Engine::Sqlite)] engine: Engine,
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
     let app = TestApp::spawn_with(engine, json!({"request_timeout": 1})).await;
     let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
@@ -428,8 +477,8 @@ async fn oversized_headers_and_slow_clients_get_a_4xx_not_a_hang(
     );
     assert!(answer.contains("\"error\":\"invalid_request\""), "{answer}");
 
-    // A client that stops in the middle of its request head is answered 408 and dropped.
-    let started = std::time::Instant::now();
+    // A client that stops in the middle of its request head is answered 408 and
+    // dropped (the reader gives up after 10 s, so a hang leaves no answer).
     let answer = tokio::task::spawn_blocking(move || {
         raw_request(
             port,
@@ -440,7 +489,6 @@ async fn oversized_headers_and_slow_clients_get_a_4xx_not_a_hang(
     .await
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 408"), "slow client: {answer}");
-    assert!(started.elapsed() < StdDuration::from_secs(5));
 }
 
 #[rstest]
@@ -620,7 +668,9 @@ async fn the_admin_api_can_live_on_its_own_listener(
 
 #[rstest]
 #[tokio::test]
-async fn the_admin_api_is_rate_limited_per_address(#[values(Engine::Sqlite)] engine: Engine) {
+async fn the_admin_api_is_rate_limited_per_address(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
     let app = TestApp::spawn_with(
         engine,
         json!({"rate_limit_admin_per_second": 1, "rate_limit_admin_burst": 2}),

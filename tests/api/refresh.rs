@@ -125,7 +125,7 @@ async fn a_refresh_rotates_and_reusing_the_old_token_revokes_the_family(
 
 #[rstest]
 #[tokio::test]
-async fn of_many_concurrent_refreshes_of_one_token_at_most_one_succeeds(
+async fn of_many_concurrent_refreshes_of_one_token_exactly_one_succeeds(
     #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {
     let app = TestApp::spawn_with(
@@ -144,7 +144,7 @@ async fn of_many_concurrent_refreshes_of_one_token_at_most_one_succeeds(
         .collect();
 
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    assert!(ok <= 1, "{ok} concurrent refreshes succeeded: {statuses:?}");
+    assert_eq!(ok, 1, "{ok} concurrent refreshes succeeded: {statuses:?}");
     assert!(
         statuses
             .iter()
@@ -380,65 +380,4 @@ async fn bad_refresh_requests_get_clear_errors(
         "idle beyond absolute",
     )
     .await;
-}
-
-#[rstest]
-#[tokio::test]
-async fn disabled_deleted_or_revoked_clients_cannot_refresh(
-    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
-) {
-    let app = TestApp::spawn(engine).await;
-    let (id, secret) = app.refresh_client(json!({})).await;
-    let token = rt(&app.token(&id, &secret, &CC).await);
-
-    app.admin(Method::POST, &format!("/admin/clients/{id}/disable"), None)
-        .await;
-    assert_error(
-        refresh(&app, &id, &secret, &token, &[]).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        "disabled",
-    )
-    .await;
-    app.admin(Method::POST, &format!("/admin/clients/{id}/enable"), None)
-        .await;
-
-    let res = app
-        .admin(
-            Method::POST,
-            &format!("/admin/clients/{id}/revoke-tokens"),
-            None,
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["refresh_token_families_revoked"], 1);
-    assert_error(
-        refresh(&app, &id, &secret, &token, &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-        "revoked by admin",
-    )
-    .await;
-
-    let token = rt(&app.token(&id, &secret, &CC).await);
-    app.admin(Method::DELETE, &format!("/admin/clients/{id}"), None)
-        .await;
-    assert_error(
-        refresh(&app, &id, &secret, &token, &[]).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        "deleted",
-    )
-    .await;
-    assert!(
-        app.column("SELECT token_hash FROM refresh_tokens")
-            .await
-            .is_empty(),
-        "deleted with the client"
-    );
-    let res = app
-        .admin(Method::POST, "/admin/clients/nobody/revoke-tokens", None)
-        .await;
-    assert_error(res, StatusCode::NOT_FOUND, "not_found", "unknown client").await;
 }

@@ -470,36 +470,6 @@ async fn failed_client_authentication_is_401_with_www_authenticate(
 
 #[rstest]
 #[tokio::test]
-async fn a_disabled_client_gets_no_token_until_enabled(
-    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
-) {
-    let app = TestApp::spawn(engine).await;
-    let (id, secret) = app.standard_client().await;
-    let cc = [("grant_type", "client_credentials")];
-
-    let res = app
-        .admin(
-            reqwest::Method::POST,
-            &format!("/admin/clients/{id}/disable"),
-            None,
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let res = app.token_basic(&id, &secret, &cc).await;
-    let body = assert_error(res, StatusCode::UNAUTHORIZED, "invalid_client", "disabled").await;
-    assert_eq!(body["error_description"], "the client is disabled");
-
-    app.admin(
-        reqwest::Method::POST,
-        &format!("/admin/clients/{id}/enable"),
-        None,
-    )
-    .await;
-    app.token(&id, &secret, &cc).await;
-}
-
-#[rstest]
-#[tokio::test]
 async fn a_client_without_audience_or_resource_gets_invalid_target(
     #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
 ) {

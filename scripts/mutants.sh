@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Mutation testing (cargo-mutants) of the modules that carry the security
+# promises, each file checked only by the tests that cover it, so a run fits on
+# a small machine. Not part of scripts/test.sh: every mutant is a rebuild.
+#
+#   scripts/mutants.sh                  # every entry below
+#   scripts/mutants.sh lifecycle scope  # the named entries
+#
+# Needs `cargo install cargo-mutants`. Entries that run HTTP tests need
+# DATABASE_URL (as scripts/test.sh). Results go to target/mutants/<entry>/
+# (mutants.out/caught.txt, missed.txt, ...); a summary per entry is printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'mutants.sh: %s\n' "$*" >&2; }
+
+if ! cargo mutants --version >/dev/null 2>&1; then
+    log "cargo-mutants is not installed: cargo install cargo-mutants"
+    exit 1
+fi
+
+# name | files | test targets (what is built for each mutant) | test name filters
+ENTRIES=(
+    "lifecycle|src/keys/lifecycle.rs|--lib|keys::lifecycle"
+    "chain|src/audit/chain.rs|--lib|audit::"
+    "scope|src/oauth/scope.rs|--lib|oauth::scope"
+    "audience|src/oauth/audience.rs|--lib|oauth::audience"
+    "subject|src/certs/subject.rs|--lib|certs::"
+    "verify|src/token/verify.rs|--lib|token::"
+    "refresh|src/token/refresh.rs src/oauth/refresh.rs|--lib --test=api|refresh token::refresh"
+    "lockout|src/protect/lockout.rs|--lib --test=api|protect::lockout protection::"
+    "credential-cache|src/clients/cache.rs|--lib --test=api|clients::cache cache:: protection::"
+)
+
+wanted=("$@")
+out_root="${CARGO_TARGET_DIR:-target}/mutants"
+mkdir -p "$out_root"
+status=0
+for entry in "${ENTRIES[@]}"; do
+    IFS='|' read -r name files targets filters <<<"$entry"
+    if [ "${#wanted[@]}" -gt 0 ] && [[ ! " ${wanted[*]} " =~ " $name " ]]; then
+        continue
+    fi
+    args=()
+    for f in $files; do args+=(--file "$f"); done
+    for t in $targets; do args+=("--cargo-arg=$t"); done
+    log "$name: $files (cargo test $targets -- $filters)"
+    # shellcheck disable=SC2086 # the filters are words
+    if ! cargo mutants --no-shuffle --baseline=skip --timeout 300 \
+        --output "$out_root/$name" "${args[@]}" -- -- $filters; then
+        status=1
+    fi
+    dir="$out_root/$name/mutants.out"
+    count() { [ -f "$dir/$1.txt" ] && wc -l <"$dir/$1.txt" || echo 0; }
+    printf '%-18s caught %4s  missed %4s  timeout %4s  unviable %4s\n' "$name" \
+        "$(count caught)" "$(count missed)" "$(count timeout)" "$(count unviable)"
+done
+exit "$status"

@@ -109,6 +109,7 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "access_token_signing_alg_values_supported": algs,
         "tls_client_certificate_bound_access_tokens": mtls,
+        "dpop_signing_alg_values_supported": settings.dpop.dpop_signing_algs,
     });
     if mtls {
         body["mtls_endpoint_aliases"] = json!({

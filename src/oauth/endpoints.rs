@@ -50,7 +50,8 @@ impl TokenServer {
                 return Err(OAuthError::AuditUnavailable);
             }
             let mut request = None;
-            let form = self
+            let dpop = post.dpop;
+            let mut form = self
                 .authenticate_form(post, caller, &mut claimed, |params| {
                     let parsed = TokenRequest::parse(params)?;
                     grant_name = parsed.grant_name();
@@ -59,9 +60,14 @@ impl TokenServer {
                 })
                 .await?;
             let request = request.ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
-            let issued = self
+            form.ctx.dpop_jkt = self.dpop_key(&form.client, dpop, caller.now).await?;
+            let bound_by_dpop = form.ctx.dpop_jkt.is_some();
+            let mut issued = self
                 .issue(&form.client, request, form.ctx, caller.now)
                 .await?;
+            if bound_by_dpop {
+                issued.dpop_nonce = self.next_dpop_nonce(caller.now);
+            }
             Ok::<_, OAuthError>((form.client, issued))
         }
         .await;
@@ -124,6 +130,7 @@ impl TokenServer {
             ip: caller.ip,
             auth_method: client.auth_method,
             certificate: caller.certificate.as_ref().ok().and_then(Clone::clone),
+            dpop_jkt: None,
         };
         Ok(Authenticated {
             params,
@@ -149,6 +156,7 @@ impl TokenServer {
                 "scope": issued.scope.to_string(),
                 "expires_in": issued.expires_in,
                 "refresh_token_issued": issued.refresh_token.is_some(),
+                "token_type": issued.token_type,
             }));
         if self.audit.record(event).await.is_err() {
             self.metrics

@@ -18,6 +18,7 @@ mod cache;
 mod cli;
 mod crash;
 mod discovery;
+mod dpop;
 mod drain;
 mod health;
 mod helpers;

@@ -312,7 +312,11 @@ async fn every_bad_proof_is_invalid_dpop_proof_and_issues_nothing(
     let denied = app.audit_details("token_denied").await;
     assert!(denied.len() >= 17, "every refusal is audited: {denied:?}");
     let issued = app.audit_details("token_issued").await;
-    assert_eq!(issued.len(), 1, "only the first use of the replayed proof got a token");
+    assert_eq!(
+        issued.len(),
+        1,
+        "only the first use of the replayed proof got a token"
+    );
 }
 
 #[rstest]

@@ -19,6 +19,7 @@ mod cli;
 mod crash;
 mod discovery;
 mod dpop;
+mod dpop_interop;
 mod drain;
 mod health;
 mod helpers;

@@ -124,6 +124,8 @@ fn a_mistyped_value_is_refused_with_its_key_named() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn environment_variables_load_through_the_sections() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports PORTCULLIS_TEST_PYTHON).
+        jail.clear_env();
         jail.set_env("PORTCULLIS_DATABASE_URL", "postgres://db/x");
         jail.set_env("PORTCULLIS_LISTEN", "0.0.0.0:9443");
         jail.set_env("PORTCULLIS_ADMIN_LISTEN", "127.0.0.1:9444");
@@ -174,6 +176,8 @@ fn environment_variables_load_through_the_sections() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn a_mistyped_environment_variable_is_named() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports PORTCULLIS_TEST_PYTHON).
+        jail.clear_env();
         jail.set_env("PORTCULLIS_DATABASE_URL", "sqlite://x.db");
         jail.set_env("PORTCULLIS_REQUEST_TIMEOUT", "soon");
         let message = Settings::load(None).unwrap_err().to_string();
@@ -205,6 +209,8 @@ const SERVICE_LINKS: &[(&str, &str)] = &[
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn kubernetes_service_link_variables_are_ignored() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports PORTCULLIS_TEST_PYTHON).
+        jail.clear_env();
         jail.clear_env();
         for (key, value) in SERVICE_LINKS {
             jail.set_env(key, value);
@@ -245,6 +251,8 @@ fn kubernetes_service_link_variables_are_ignored() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn a_service_link_shape_in_the_toml_file_is_still_refused() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports PORTCULLIS_TEST_PYTHON).
+        jail.clear_env();
         jail.clear_env();
         jail.create_file("portcullis.toml", "port = 8080\n")?;
         let message = Settings::load(Some("portcullis.toml".as_ref()))
@@ -259,6 +267,8 @@ fn a_service_link_shape_in_the_toml_file_is_still_refused() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn the_database_url_is_read_from_a_file() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports PORTCULLIS_TEST_PYTHON).
+        jail.clear_env();
         jail.clear_env();
         let url = "postgres://portcullis:s3cret-pw@db:5432/portcullis";
         jail.create_file("database-url", &format!("{url}\n"))?;
@@ -288,6 +298,8 @@ fn the_database_url_is_read_from_a_file() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn a_missing_database_url_file_is_named_with_its_setting() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports PORTCULLIS_TEST_PYTHON).
+        jail.clear_env();
         jail.clear_env();
         let path = jail.directory().join("no-such-secret");
         jail.set_env("PORTCULLIS_DATABASE_URL_FILE", path.display());
@@ -304,6 +316,8 @@ fn a_missing_database_url_file_is_named_with_its_setting() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn the_drain_delay_is_read_and_bounded() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports PORTCULLIS_TEST_PYTHON).
+        jail.clear_env();
         jail.clear_env();
         assert_eq!(
             Settings::load(None).unwrap().listeners.shutdown_drain_delay,

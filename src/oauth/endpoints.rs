@@ -146,18 +146,22 @@ impl TokenServer {
         grant_name: &'static str,
         caller: &Caller,
     ) -> Result<(), OAuthError> {
+        let mut details = json!({
+            "grant_type": grant_name,
+            "auth_method": client.auth_method.as_str(),
+            "jti": issued.jti,
+            "scope": issued.scope.to_string(),
+            "expires_in": issued.expires_in,
+            "refresh_token_issued": issued.refresh_token.is_some(),
+        });
+        // Only DPoP tokens say so: Bearer tokens keep their compact event.
+        if issued.token_type != "Bearer" {
+            details["token_type"] = issued.token_type.into();
+        }
         let event = AuditEvent::new("token_issued", format!("client:{}", client.id), caller.now)
             .request(caller.request_id.as_deref())
             .client(client.id.as_str())
-            .details(json!({
-                "grant_type": grant_name,
-                "auth_method": client.auth_method.as_str(),
-                "jti": issued.jti,
-                "scope": issued.scope.to_string(),
-                "expires_in": issued.expires_in,
-                "refresh_token_issued": issued.refresh_token.is_some(),
-                "token_type": issued.token_type,
-            }));
+            .details(details);
         if self.audit.record(event).await.is_err() {
             self.metrics
                 .token_denied(OAuthError::AuditUnavailable.code());

@@ -114,3 +114,13 @@ async fn a_python_joserfc_client_gets_dpop_tokens_and_the_verifier_accepts_its_p
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert!(denied[0].contains("nonce"), "{denied:?}");
 }
+
+#[test]
+fn the_readme_shows_exactly_the_python_client_the_test_runs() {
+    let script = include_str!("../../examples/python/dpop_client.py");
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(&format!("```python\n{script}```")),
+        "README's Python DPoP client differs from examples/python/dpop_client.py"
+    );
+}

@@ -48,6 +48,7 @@ impl std::fmt::Debug for IssuedToken {
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
             .field("token_type", &self.token_type)
+            .field("dpop_nonce", &self.dpop_nonce)
             .field(
                 "refresh_token",
                 &self.refresh_token.as_ref().map(|_| "[redacted]"),

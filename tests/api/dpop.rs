@@ -18,7 +18,7 @@ use crate::helpers::{assert_error, basic, Engine, TestApp};
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
 
-/// A DPoP key pair that signs proofs (ES256 or EdDSA).
+/// A DPoP key pair that signs proofs (ES256 or `EdDSA`).
 pub enum DpopKey {
     Es256(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
@@ -534,4 +534,64 @@ async fn a_dpop_bound_refresh_family_refreshes_only_with_its_key(
         )
         .await;
     assert_eq!(again["token_type"], "Bearer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_database_outage_proofs_are_single_use_in_the_process_and_stored_afterwards() {
+    // Arrange: a known client, then the database stops.
+    let pg = crate::pg_cluster::PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_on(
+        Engine::Postgres,
+        pg.url(),
+        dir,
+        json!({ "outage_grace": 300, "database_breaker_threshold": 2, "database_timeout_ms": 500 }),
+    )
+    .await;
+    let (id, secret) = app.standard_client().await;
+    app.access_token(&id, &secret).await;
+    tokio::task::block_in_place(|| pg.stop());
+    crate::outage::wait_for_readiness(&app, "degraded", std::time::Duration::from_secs(15)).await;
+    let key = DpopKey::es256();
+    let proof = proof_for(&app, &key);
+
+    // Act / Assert: a DPoP token from memory; the same proof again is a replay.
+    let (body, _) = ok(post(&app, &id, &secret, &[&proof], &[CC]).await).await;
+    assert_eq!(body["token_type"], "DPoP");
+    let res = post(&app, &id, &secret, &[&proof], &[CC]).await;
+    assert_error(
+        res,
+        StatusCode::BAD_REQUEST,
+        "invalid_dpop_proof",
+        "replay in the outage",
+    )
+    .await;
+
+    // After recovery the proof id is in the database, and still refused.
+    tokio::task::block_in_place(|| pg.start_again());
+    crate::outage::wait_for_readiness(&app, "ready", std::time::Duration::from_secs(30)).await;
+    let stored = app
+        .column("SELECT jti FROM client_assertion_jtis WHERE jti LIKE 'dpop:%'")
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut stored = stored;
+    while stored.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        stored = app
+            .column("SELECT jti FROM client_assertion_jtis WHERE jti LIKE 'dpop:%'")
+            .await;
+    }
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(
+        stored[0].starts_with(&format!("dpop:{}:", key.jkt())),
+        "{stored:?}"
+    );
+    let res = post(&app, &id, &secret, &[&proof], &[CC]).await;
+    assert_error(
+        res,
+        StatusCode::BAD_REQUEST,
+        "invalid_dpop_proof",
+        "replay after recovery",
+    )
+    .await;
 }

@@ -8,6 +8,14 @@
 //! cargo run --release -p portcullis-verify --example bench
 //! ```
 
+// A benchmark script: one scenario read top to bottom, paired names (`es_*`,
+// `ed_*`), and round counts far below f64's exact integer range.
+#![allow(
+    clippy::similar_names,
+    clippy::too_many_lines,
+    clippy::cast_precision_loss
+)]
+
 use std::time::Instant;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};

@@ -264,8 +264,8 @@ mod tests {
 
     #[test]
     fn a_signature_verifies_only_with_its_algorithm_and_message() {
-        let rng = ring::rand::SystemRandom::new();
         use ring::signature::{Ed25519KeyPair, KeyPair as _};
+        let rng = ring::rand::SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
         let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());

@@ -88,8 +88,12 @@ fn part(text: &str, what: &'static str) -> Result<Vec<u8>, ProofError> {
     URL_SAFE_NO_PAD.decode(text).map_err(|_| ProofError(what))
 }
 
-/// Checks `proof` against the request and the rules, at `now` (seconds since the epoch).
-pub fn check(proof: &str, expect: &Expectations<'_>, now: i64) -> Result<Proof, ProofError> {
+/// The key of a proof whose header follows the rules and whose signature
+/// verifies with it, and the proof's payload part.
+fn verified_key<'p>(
+    proof: &'p str,
+    expect: &Expectations<'_>,
+) -> Result<(PublicJwk, &'p str), ProofError> {
     if proof.len() > MAX_PROOF_LEN {
         return Err(ProofError("the DPoP proof is too long"));
     }
@@ -142,6 +146,12 @@ pub fn check(proof: &str, expect: &Expectations<'_>, now: i64) -> Result<Proof, 
             "the DPoP proof's signature does not verify with its jwk",
         ));
     }
+    Ok((jwk, p))
+}
+
+/// Checks `proof` against the request and the rules, at `now` (seconds since the epoch).
+pub fn check(proof: &str, expect: &Expectations<'_>, now: i64) -> Result<Proof, ProofError> {
+    let (jwk, p) = verified_key(proof, expect)?;
     let claims: Claims =
         serde_json::from_slice(&part(p, "the DPoP proof's payload is not base64url")?).map_err(
             |_| ProofError("the DPoP proof's payload is not a JSON object of its claims"),

@@ -122,7 +122,7 @@ fn every_bad_proof_is_refused_with_its_reason() {
     let (head, rest) = good.split_once('.').unwrap();
     let (payload, _) = rest.split_once('.').unwrap();
     let cases: Vec<(String, &str)> = vec![
-        ("".into(), "not a compact JWS"),
+        (String::new(), "not a compact JWS"),
         ("a.b".into(), "not a compact JWS"),
         (format!("{good}.x"), "not a compact JWS"),
         ("x".repeat(9000), "too long"),

@@ -5,18 +5,18 @@
 # the check. Run by scripts/test.sh, against SQLite and, when DATABASE_URL is
 # set, against PostgreSQL (in a database of its own, dropped afterwards).
 #
-#   scripts/api_check.sh     # needs PORTCULLIS_TEST_PYTHON (scripts/python.sh)
+#   scripts/api_check.sh     # needs TEST_PYTHON (scripts/python.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf 'api_check.sh: %s\n' "$*" >&2; }
 
-if [ -z "${PORTCULLIS_TEST_PYTHON:-}" ]; then
+if [ -z "${TEST_PYTHON:-}" ]; then
     # shellcheck source=scripts/python.sh
     . scripts/python.sh
     ensure_python_tools || exit 1
 fi
-ST="$(dirname "$PORTCULLIS_TEST_PYTHON")/st"
+ST="$(dirname "$TEST_PYTHON")/st"
 
 cargo build --quiet --bin portcullis
 BIN="${CARGO_TARGET_DIR:-target}/debug/portcullis"
@@ -37,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() {
-    "$PORTCULLIS_TEST_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    "$TEST_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # Starts the server on $1 (a database URL) with a fresh KEK and journal, the
@@ -50,7 +50,7 @@ start_server() {
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
     # Only the settings below: the server refuses unknown PORTCULLIS_*
-    # variables, such as PORTCULLIS_TEST_PYTHON.
+    # variables, such as TEST_PYTHON.
     local -a unset=()
     local name
     for name in $(compgen -e | grep '^PORTCULLIS_'); do unset+=(-u "$name"); done
@@ -71,7 +71,7 @@ start_server() {
     SERVER_PID=$!
     local i
     for i in $(seq 1 300); do
-        if "$PORTCULLIS_TEST_PYTHON" - "$BASE/readyz" 2>/dev/null <<'PY'
+        if "$TEST_PYTHON" - "$BASE/readyz" 2>/dev/null <<'PY'
 import sys, urllib.request
 sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=1).status == 200 else 1)
 PY
@@ -94,7 +94,7 @@ stop_server() {
 # /introspect and /revoke requests (client_secret_basic).
 register_client() {
     local answer
-    answer=$("$PORTCULLIS_TEST_PYTHON" - "$BASE" "$ADMIN_TOKEN" <<'PY'
+    answer=$("$TEST_PYTHON" - "$BASE" "$ADMIN_TOKEN" <<'PY'
 import json, sys, urllib.request
 base, token = sys.argv[1], sys.argv[2]
 body = json.dumps({

@@ -9,13 +9,13 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'manifests_check.sh: %s\n' "$*" >&2; }
 
-if [ -z "${PORTCULLIS_TEST_PYTHON:-}" ]; then
+if [ -z "${TEST_PYTHON:-}" ]; then
     # shellcheck source=scripts/python.sh
     . scripts/python.sh
     ensure_python_tools || exit 1
 fi
-BIN="$(dirname "$PORTCULLIS_TEST_PYTHON")"
+BIN="$(dirname "$TEST_PYTHON")"
 
 "$BIN/yamllint" --strict -c scripts/manifests/yamllint.yaml deploy/kubernetes
-"$PORTCULLIS_TEST_PYTHON" scripts/manifests/check.py deploy/kubernetes
+"$TEST_PYTHON" scripts/manifests/check.py deploy/kubernetes
 log "deploy/kubernetes: lint and validation passed"

@@ -216,6 +216,9 @@ pub struct ClientFields {
     /// Bind access tokens to the client's certificate (true or false).
     #[arg(long)]
     certificate_bound_tokens: Option<bool>,
+    /// Require DPoP proofs: access tokens bound to the client's DPoP key (true or false).
+    #[arg(long)]
+    dpop_bound_tokens: Option<bool>,
     /// Grant type (repeat for several): client_credentials (default), refresh_token.
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
@@ -269,6 +272,7 @@ impl ClientFields {
         r.tls_client_certificate_bound_access_tokens = self
             .certificate_bound_tokens
             .or(r.tls_client_certificate_bound_access_tokens);
+        r.dpop_bound_access_tokens = self.dpop_bound_tokens.or(r.dpop_bound_access_tokens);
         r.client_name = self.name.or(r.client_name);
         r.scope = self.scope.or(r.scope);
         if !self.audiences.is_empty() {

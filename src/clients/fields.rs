@@ -63,6 +63,9 @@ macro_rules! client_fields {
                 /// even when it authenticates otherwise.
                 certificate_bound_access_tokens: bool => tls_client_certificate_bound_access_tokens,
                     column certificate_bound_access_tokens;
+                /// Access tokens must be DPoP-bound (RFC 9449 §5.2): a token request
+                /// without a DPoP proof is refused.
+                dpop_bound_access_tokens: bool => dpop_bound_access_tokens;
                 /// Scopes the client may be granted (its allow-list), space-separated.
                 scope: ScopeSet => scope;
                 /// Audiences (RFC 8707 resources, absolute URIs) the client may request.

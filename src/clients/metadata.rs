@@ -220,15 +220,24 @@ impl RegistrationRequest {
                 );
             }
         }
+        let certificate_bound_access_tokens = self
+            .tls_client_certificate_bound_access_tokens
+            .unwrap_or(false);
+        let dpop_bound_access_tokens = self.dpop_bound_access_tokens.unwrap_or(false);
+        // A token is bound one way: to the certificate or to a DPoP key.
+        if dpop_bound_access_tokens
+            && (certificate_bound_access_tokens || auth_method.uses_certificate())
+        {
+            return Err("dpop_bound_access_tokens cannot be combined with certificate-bound tokens (tls_client_certificate_bound_access_tokens or a tls_client_auth method): a token is bound one way".into());
+        }
         Ok(ClientMetadata {
             client_id,
             name,
             grant_types,
             auth_method,
             keys,
-            certificate_bound_access_tokens: self
-                .tls_client_certificate_bound_access_tokens
-                .unwrap_or(false),
+            certificate_bound_access_tokens,
+            dpop_bound_access_tokens,
             scope,
             allowed_audiences,
             default_audience,

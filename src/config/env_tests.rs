@@ -208,6 +208,8 @@ const SERVICE_LINKS: &[(&str, &str)] = &[
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn kubernetes_service_link_variables_are_ignored() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports variables of its own).
+        jail.clear_env();
         jail.clear_env();
         for (key, value) in SERVICE_LINKS {
             jail.set_env(key, value);
@@ -247,6 +249,8 @@ fn kubernetes_service_link_variables_are_ignored() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn a_service_link_shape_in_the_toml_file_is_still_refused() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports variables of its own).
+        jail.clear_env();
         jail.clear_env();
         jail.create_file("portcullis.toml", "port = 8080\n")?;
         let message = Settings::load(Some("portcullis.toml".as_ref()))
@@ -265,6 +269,8 @@ fn a_service_link_shape_in_the_toml_file_is_still_refused() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn the_database_url_is_read_from_a_file() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports variables of its own).
+        jail.clear_env();
         jail.clear_env();
         let url = "postgres://portcullis:s3cret-pw@db:5432/portcullis";
         jail.create_file("database-url", &format!("{url}\n"))?;
@@ -294,6 +300,8 @@ fn the_database_url_is_read_from_a_file() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn a_missing_database_url_file_is_named_with_its_setting() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports variables of its own).
+        jail.clear_env();
         jail.clear_env();
         let path = jail.directory().join("no-such-secret");
         jail.set_env("PORTCULLIS_DATABASE_URL_FILE", path.display());
@@ -310,6 +318,8 @@ fn a_missing_database_url_file_is_named_with_its_setting() {
 #[allow(clippy::result_large_err)] // the closure type of figment::Jail
 fn the_drain_delay_is_read_and_bounded() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables the test sets (the test command exports variables of its own).
+        jail.clear_env();
         jail.clear_env();
         assert_eq!(
             Settings::load(None).unwrap().listeners.shutdown_drain_delay,

@@ -6,7 +6,7 @@
 //! The file and the environment are flat (`listen = …`,
 //! `PORTCULLIS_ACCESS_TOKEN_TTL=…`); in code the settings are grouped by
 //! concern, one section per module: [`listeners`], [`database`], [`admin`],
-//! [`keys`], [`tokens`], [`limits`], [`client_auth`], [`logging`], [`audit`] and [`journal`]. Each
+//! [`keys`], [`tokens`], [`limits`], [`client_auth`], [`dpop`], [`logging`], [`audit`] and [`journal`]. Each
 //! section reads its own keys from the same flat figment; a key no section
 //! reads is refused, except the service-link variables Kubernetes injects
 //! for a Service named `portcullis` (`PORTCULLIS_PORT`, `PORTCULLIS_SERVICE_HOST`, …).
@@ -16,6 +16,7 @@ pub mod audit;
 pub mod client_auth;
 pub mod database;
 mod de;
+pub mod dpop;
 #[cfg(test)]
 mod env_tests;
 pub mod journal;
@@ -44,6 +45,7 @@ pub use audit::{AuditExport, AuditSettings};
 pub use client_auth::ClientAuthSettings;
 pub use database::DatabaseSettings;
 pub(crate) use de::keys_of;
+pub use dpop::DpopSettings;
 pub use journal::JournalSettings;
 pub use keys::KeySettings;
 pub use limits::LimitSettings;
@@ -147,6 +149,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Client assertions, client JWKS fetching, client-certificate CAs.
     pub client_auth: ClientAuthSettings,
+    /// DPoP proofs at the token endpoint.
+    pub dpop: DpopSettings,
     /// Log format and filter.
     pub logging: LogSettings,
     /// Audit retention and export.
@@ -198,6 +202,7 @@ impl Settings {
             tokens: extract(figment)?,
             limits: extract(figment)?,
             client_auth: extract(figment)?,
+            dpop: extract(figment)?,
             logging: extract(figment)?,
             audit: extract(figment)?,
             journal: extract(figment)?,
@@ -219,6 +224,7 @@ impl Settings {
         self.limits.validate()?;
         self.keys.validate(&self.tokens)?;
         self.client_auth.validate()?;
+        self.dpop.validate()?;
         self.audit.validate()?;
         self.journal.validate()?;
         self.admin.validate()
@@ -265,6 +271,7 @@ fn known_keys() -> &'static [&'static str] {
             de::keys_of::<TokenSettings>(),
             de::keys_of::<LimitSettings>(),
             de::keys_of::<ClientAuthSettings>(),
+            de::keys_of::<DpopSettings>(),
             de::keys_of::<LogSettings>(),
             de::keys_of::<AuditSettings>(),
             de::keys_of::<JournalSettings>(),

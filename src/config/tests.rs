@@ -132,7 +132,7 @@ fn sections_read_disjoint_keys_and_together_every_documented_one() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), keys.len(), "a key read by two sections");
-    assert_eq!(keys.len(), 74);
+    assert_eq!(keys.len(), 78);
     let readme = include_str!("../../README.md");
     for key in keys {
         assert!(

@@ -97,6 +97,7 @@ fn render_metadata(state: &AppState) -> web::Bytes {
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "access_token_signing_alg_values_supported": algs,
         "tls_client_certificate_bound_access_tokens": mtls,
+        "dpop_signing_alg_values_supported": settings.dpop.dpop_signing_algs,
     });
     if !scopes.is_empty() {
         body["scopes_supported"] = json!(scopes);

@@ -95,6 +95,9 @@ impl ResponseError for OAuthError {
         if let Self::RateLimited(limited) = self {
             builder.insert_header((header::RETRY_AFTER, limited.retry_after.to_string()));
         }
+        if let Self::UseDpopNonce(nonce) = self {
+            builder.insert_header(("DPoP-Nonce", nonce.as_str()));
+        }
         if let Self::AuditUnavailable = self {
             builder.insert_header((header::RETRY_AFTER, "1"));
         }

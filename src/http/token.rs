@@ -13,11 +13,15 @@ use super::{
     body_timed_out, caller::caller, has_media_type, read_body, state::AppState, BodyError,
 };
 use crate::{
-    oauth::{issuance::IssuedToken, request::FormParams, Endpoint, FormPost, OAuthError},
+    oauth::{
+        dpop::DpopHeader, issuance::IssuedToken, request::FormParams, Endpoint, FormPost,
+        OAuthError,
+    },
     token::refresh::RefreshToken,
 };
 
-/// RFC 6749 §5.1 successful response.
+/// RFC 6749 §5.1 successful response (`token_type` `DPoP` for a DPoP-bound
+/// token, RFC 9449 §5).
 #[derive(Serialize)]
 struct TokenResponse<'a> {
     access_token: &'a str,
@@ -56,8 +60,19 @@ async fn form_post<'a>(
             .headers()
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes),
+        dpop: dpop_header(req),
         form,
     })
+}
+
+/// The `DPoP` header (RFC 9449 §4.1): absent, one, or repeated.
+fn dpop_header(req: &HttpRequest) -> DpopHeader<'_> {
+    let mut values = req.headers().get_all("dpop");
+    match (values.next(), values.next()) {
+        (None, _) => DpopHeader::Absent,
+        (Some(one), None) => DpopHeader::One(one.as_bytes()),
+        (Some(_), Some(_)) => DpopHeader::Repeated,
+    }
 }
 
 fn no_store() -> HttpResponseBuilder {
@@ -69,9 +84,13 @@ fn no_store() -> HttpResponseBuilder {
 }
 
 fn render(issued: &IssuedToken) -> HttpResponse {
-    no_store().json(TokenResponse {
+    let mut response = no_store();
+    if let Some(nonce) = &issued.dpop_nonce {
+        response.insert_header(("DPoP-Nonce", nonce.as_str()));
+    }
+    response.json(TokenResponse {
         access_token: &issued.access_token,
-        token_type: "Bearer",
+        token_type: issued.token_type,
         expires_in: issued.expires_in,
         scope: &issued.scope.to_string(),
         refresh_token: issued.refresh_token.as_ref().map(RefreshToken::expose),

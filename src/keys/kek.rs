@@ -74,6 +74,8 @@ pub enum KekError {
 pub struct Kek {
     id: String,
     key: LessSafeKey,
+    /// The PRF key of [`Kek::derive_hmac_key`].
+    derived: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for Kek {
@@ -104,9 +106,11 @@ impl Kek {
             });
         let key = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| KekError::Malformed("wrong length"))?;
+        let derived = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes);
         Ok(Self {
             id,
             key: LessSafeKey::new(key),
+            derived,
         })
     }
 
@@ -173,6 +177,17 @@ impl Kek {
     #[must_use]
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// An HMAC-SHA-256 key derived from the KEK for one `purpose`
+    /// (HMAC-SHA-256 of the purpose under the KEK, HMAC as a PRF): the same
+    /// on every replica that has this KEK, and telling nothing about the KEK
+    /// or about the keys of other purposes.
+    #[must_use]
+    pub fn derive_hmac_key(&self, purpose: &'static str) -> ring::hmac::Key {
+        let label = [b"portcullis-derived-key:".as_slice(), purpose.as_bytes()].concat();
+        let bytes = ring::hmac::sign(&self.derived, &label);
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes.as_ref())
     }
 
     /// Seals `plaintext` for the key `kid`: `nonce || ciphertext || tag`.
@@ -340,6 +355,14 @@ mod tests {
 
     fn kek(byte: u8) -> Kek {
         Kek::from_bytes(&[byte; 32]).unwrap()
+    }
+
+    #[test]
+    fn derived_keys_depend_on_the_kek_and_the_purpose() {
+        let tag = |k: &Kek, purpose| ring::hmac::sign(&k.derive_hmac_key(purpose), b"m");
+        assert_eq!(tag(&kek(1), "a").as_ref(), tag(&kek(1), "a").as_ref());
+        assert_ne!(tag(&kek(1), "a").as_ref(), tag(&kek(2), "a").as_ref());
+        assert_ne!(tag(&kek(1), "a").as_ref(), tag(&kek(1), "b").as_ref());
     }
 
     #[test]

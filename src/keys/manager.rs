@@ -124,6 +124,13 @@ impl KeyManager {
         })
     }
 
+    /// A key derived from the primary KEK for `purpose` (see
+    /// [`super::kek::Kek::derive_hmac_key`]): shared by every replica with this KEK.
+    #[must_use]
+    pub fn derive_hmac_key(&self, purpose: &'static str) -> ring::hmac::Key {
+        self.ring.primary().derive_hmac_key(purpose)
+    }
+
     /// The loaded keys (what the token endpoint signs with).
     #[must_use]
     pub fn key_set(&self) -> Arc<KeySet> {

@@ -50,7 +50,8 @@ impl TokenServer {
                 return Err(OAuthError::AuditUnavailable);
             }
             let mut request = None;
-            let form = self
+            let dpop = post.dpop;
+            let mut form = self
                 .authenticate_form(post, caller, &mut claimed, |params| {
                     let parsed = TokenRequest::parse(params)?;
                     grant_name = parsed.grant_name();
@@ -59,9 +60,14 @@ impl TokenServer {
                 })
                 .await?;
             let request = request.ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
-            let issued = self
+            form.ctx.dpop_jkt = self.dpop_key(&form.client, dpop, caller.now).await?;
+            let bound_by_dpop = form.ctx.dpop_jkt.is_some();
+            let mut issued = self
                 .issue(&form.client, request, form.ctx, caller.now)
                 .await?;
+            if bound_by_dpop {
+                issued.dpop_nonce = self.next_dpop_nonce(caller.now);
+            }
             Ok::<_, OAuthError>((form.client, issued))
         }
         .await;
@@ -124,6 +130,7 @@ impl TokenServer {
             ip: caller.ip,
             auth_method: client.auth_method,
             certificate: caller.certificate.as_ref().ok().and_then(Clone::clone),
+            dpop_jkt: None,
         };
         Ok(Authenticated {
             params,
@@ -139,17 +146,22 @@ impl TokenServer {
         grant_name: &'static str,
         caller: &Caller,
     ) -> Result<(), OAuthError> {
+        let mut details = json!({
+            "grant_type": grant_name,
+            "auth_method": client.auth_method.as_str(),
+            "jti": issued.jti,
+            "scope": issued.scope.to_string(),
+            "expires_in": issued.expires_in,
+            "refresh_token_issued": issued.refresh_token.is_some(),
+        });
+        // Only DPoP tokens say so: Bearer tokens keep their compact event.
+        if issued.token_type != "Bearer" {
+            details["token_type"] = issued.token_type.into();
+        }
         let event = AuditEvent::new("token_issued", format!("client:{}", client.id), caller.now)
             .request(caller.request_id.as_deref())
             .client(client.id.as_str())
-            .details(json!({
-                "grant_type": grant_name,
-                "auth_method": client.auth_method.as_str(),
-                "jti": issued.jti,
-                "scope": issued.scope.to_string(),
-                "expires_in": issued.expires_in,
-                "refresh_token_issued": issued.refresh_token.is_some(),
-            }));
+            .details(details);
         if self.audit.record(event).await.is_err() {
             self.metrics
                 .token_denied(OAuthError::AuditUnavailable.code());

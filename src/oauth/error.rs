@@ -1,5 +1,5 @@
 //! [`OAuthError`]: the RFC 6749 §5.2 error vocabulary (plus RFC 8707's
-//! `invalid_target`). `code()` is the exact wire string; `Display` is the
+//! `invalid_target` and RFC 9449's `invalid_dpop_proof` and `use_dpop_nonce`). `code()` is the exact wire string; `Display` is the
 //! `error_description`, which never contains a secret.
 //!
 //! A database that cannot be reached is [`OAuthError::Unavailable`]
@@ -47,6 +47,17 @@ pub enum OAuthError {
         "grant_type is not supported; this server supports client_credentials and refresh_token"
     )]
     UnsupportedGrantType,
+    /// The DPoP proof is missing, malformed, invalid or replayed
+    /// ([RFC 9449 §5](https://www.rfc-editor.org/rfc/rfc9449#section-5)); the
+    /// description says why (a proof holds nothing secret).
+    #[error("{0}")]
+    InvalidDpopProof(&'static str),
+    /// The DPoP proof lacks a current server nonce; the nonce to use goes in
+    /// the `DPoP-Nonce` header ([RFC 9449 §8](https://www.rfc-editor.org/rfc/rfc9449#section-8)).
+    #[error(
+        "the authorization server requires a nonce in the DPoP proof: use the DPoP-Nonce header's"
+    )]
+    UseDpopNonce(String),
     /// A requested scope is malformed or outside the client's allow-list.
     #[error("{0}")]
     InvalidScope(&'static str),
@@ -87,6 +98,8 @@ impl OAuthError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce(_) => "use_dpop_nonce",
             Self::RateLimited(_) => "rate_limited",
             Self::AccessDenied(_) => "access_denied",
             Self::PolicyUnavailable | Self::AuditUnavailable | Self::Unavailable(_) => {

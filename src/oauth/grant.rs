@@ -86,7 +86,7 @@ impl TokenServer {
                 scope.clone(),
                 audiences,
                 grant,
-                binding.as_deref(),
+                binding.as_ref(),
                 now,
             )
             .await?;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{
-    issuance::confirmation,
+    issuance::{confirmation, Binding},
     request::{TokenHint, TokenReference},
     OAuthError, TokenServer,
 };
@@ -136,7 +136,16 @@ impl TokenServer {
             iat: claims.iat,
             nbf: Some(claims.nbf),
             jti: Some(claims.jti),
-            token_type: "Bearer",
+            // RFC 9449 §6.2: a token bound to a DPoP key is a DPoP token.
+            token_type: if claims
+                .extra
+                .get("cnf")
+                .is_some_and(|c| c.get("jkt").is_some())
+            {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             cnf: claims.extra.get("cnf").cloned(),
         }))
     }
@@ -169,7 +178,16 @@ impl TokenServer {
             nbf: None,
             jti: None,
             token_type: "refresh_token",
-            cnf: family.certificate_thumbprint.as_deref().map(confirmation),
+            cnf: family
+                .certificate_thumbprint
+                .as_deref()
+                .map(confirmation)
+                .or_else(|| {
+                    family
+                        .dpop_jkt
+                        .clone()
+                        .map(|jkt| Binding::Dpop(jkt).confirmation())
+                }),
         }))
     }
 

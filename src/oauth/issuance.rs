@@ -1,10 +1,11 @@
 //! Issuing an access token once a grant has decided scope and audiences:
 //! the token policy (deny, narrow, add claims), the certificate confirmation
-//! ([RFC 8705 §3]), the client's quotas, and the signed [RFC 9068] JWT with
+//! ([RFC 8705 §3]) or DPoP-key confirmation ([RFC 9449 §6]), the client's quotas, and the signed [RFC 9068] JWT with
 //! the claims of [RFC 9068 §2.2] (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`,
 //! `jti`, `client_id`, `scope`). Every grant ends here.
 //!
 //! [RFC 8705 §3]: https://www.rfc-editor.org/rfc/rfc8705#section-3
+//! [RFC 9449 §6]: https://www.rfc-editor.org/rfc/rfc9449#section-6
 //! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 //! [RFC 9068 §2.2]: https://www.rfc-editor.org/rfc/rfc9068#section-2.2
 
@@ -33,6 +34,10 @@ pub struct IssuedToken {
     pub scope: ScopeSet,
     /// A refresh token, for clients registered for the `refresh_token` grant.
     pub refresh_token: Option<RefreshToken>,
+    /// `Bearer`, or `DPoP` for a token bound to a DPoP key (RFC 9449 §5).
+    pub token_type: &'static str,
+    /// The DPoP nonce for the client's next proof (`DPoP-Nonce`), when nonces are required.
+    pub dpop_nonce: Option<String>,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -42,6 +47,8 @@ impl std::fmt::Debug for IssuedToken {
             .field("jti", &self.jti)
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
+            .field("token_type", &self.token_type)
+            .field("dpop_nonce", &self.dpop_nonce)
             .field(
                 "refresh_token",
                 &self.refresh_token.as_ref().map(|_| "[redacted]"),
@@ -59,19 +66,48 @@ pub struct RequestContext {
     pub auth_method: AuthMethod,
     /// The client's TLS certificate, when it presented one.
     pub certificate: Option<Arc<ClientCertificate>>,
+    /// The RFC 7638 thumbprint of the key of the request's valid DPoP proof.
+    pub dpop_jkt: Option<String>,
+}
+
+/// What a token is bound to (`cnf`): a client certificate or a DPoP key, never both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// The certificate's `x5t#S256` (RFC 8705 §3.1).
+    Certificate(String),
+    /// The DPoP key's `jkt` (RFC 9449 §6.1).
+    Dpop(String),
+}
+
+impl Binding {
+    /// The token's `cnf` claim.
+    #[must_use]
+    pub fn confirmation(&self) -> Value {
+        match self {
+            Self::Certificate(t) => confirmation(t),
+            Self::Dpop(jkt) => serde_json::json!({ "jkt": jkt }),
+        }
+    }
 }
 
 impl RequestContext {
-    /// The RFC 8705 `x5t#S256` the client's tokens are bound to: its
-    /// certificate's, when it authenticated with it or is registered for
-    /// certificate-bound tokens (then a certificate is required).
+    /// What the client's tokens are bound to: its certificate (RFC 8705
+    /// `x5t#S256`) when it authenticated with it or is registered for
+    /// certificate-bound tokens (then a certificate is required, and a DPoP
+    /// proof is refused: a token is bound one way); else the key of its DPoP
+    /// proof, if it sent one.
     pub fn binding(
         &self,
         client: &Client,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, OAuthError> {
+    ) -> Result<Option<Binding>, OAuthError> {
         if !(client.auth_method.uses_certificate() || client.certificate_bound_access_tokens) {
-            return Ok(None);
+            return Ok(self.dpop_jkt.clone().map(Binding::Dpop));
+        }
+        if self.dpop_jkt.is_some() {
+            return Err(OAuthError::InvalidDpopProof(
+                "this client's tokens are bound to its certificate (RFC 8705); a token is bound one way: send no DPoP proof",
+            ));
         }
         let Some(cert) = &self.certificate else {
             return Err(OAuthError::InvalidRequest(
@@ -80,7 +116,7 @@ impl RequestContext {
         };
         cert.check_validity(now)
             .map_err(|e| OAuthError::ProofRefused(e.to_string()))?;
-        Ok(Some(cert.thumbprint().to_owned()))
+        Ok(Some(Binding::Certificate(cert.thumbprint().to_owned())))
     }
 }
 
@@ -99,10 +135,10 @@ pub fn confirmation(thumbprint: &str) -> Value {
     serde_json::json!({ "x5t#S256": thumbprint })
 }
 
-/// Adds the certificate confirmation to token claims.
-pub fn confirm(claims: &mut Map<String, Value>, thumbprint: Option<&str>) {
-    if let Some(t) = thumbprint {
-        claims.insert("cnf".into(), confirmation(t));
+/// Adds the confirmation of a bound token to its claims.
+pub fn confirm(claims: &mut Map<String, Value>, binding: Option<&Binding>) {
+    if let Some(b) = binding {
+        claims.insert("cnf".into(), b.confirmation());
     }
 }
 
@@ -114,6 +150,8 @@ pub struct Decision {
     pub audiences: Vec<String>,
     /// Claims added by the policy and the confirmation.
     pub claims: Map<String, Value>,
+    /// `Bearer`, or `DPoP` when bound to a DPoP key.
+    pub token_type: &'static str,
 }
 
 impl TokenServer {
@@ -137,17 +175,22 @@ impl TokenServer {
         scope: ScopeSet,
         audiences: Vec<String>,
         grant: &Grant,
-        binding: Option<&str>,
+        binding: Option<&Binding>,
         now: DateTime<Utc>,
     ) -> Result<Decision, OAuthError> {
         let (scope, mut claims) = self
             .apply_policy(client, scope, &audiences, grant, now)
             .await?;
         confirm(&mut claims, binding);
+        let token_type = match binding {
+            Some(Binding::Dpop(_)) => "DPoP",
+            _ => "Bearer",
+        };
         Ok(Decision {
             scope,
             audiences,
             claims,
+            token_type,
         })
     }
 
@@ -214,6 +257,7 @@ impl TokenServer {
             .min(settings.tokens.max_access_token_ttl);
         let iat = now.timestamp();
         let scope = decision.scope;
+        let token_type = decision.token_type;
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
             sub: client.id.to_string(),
@@ -235,6 +279,8 @@ impl TokenServer {
             expires_in: ttl,
             scope,
             refresh_token,
+            token_type,
+            dpop_nonce: None,
         })
     }
 }
@@ -253,6 +299,8 @@ mod tests {
             expires_in: 300,
             scope: ScopeSet::parse("read").unwrap(),
             refresh_token: Some(refresh),
+            token_type: "Bearer",
+            dpop_nonce: None,
         };
         let shown = format!("{issued:?}");
         assert!(!shown.contains("eyJhbGciOiJFUzI1NiJ9"), "{shown}");

@@ -4,7 +4,7 @@
 //!
 //! Module map: [`server`] (the service and its request context), [`endpoints`] (one
 //! method per endpoint), [`authenticate`] and
-//! [`proof`] (client authentication), [`grant`] (dispatch and client
+//! [`proof`] (client authentication), [`dpop`] (DPoP proofs), [`grant`] (dispatch and client
 //! credentials), [`refresh`], [`issuance`] (policy, quota, signing),
 //! [`introspect`], [`revoke`], and the pure [`request`], [`client_auth`],
 //! [`assertion`], [`scope`], [`audience`] and [`error`].
@@ -13,6 +13,7 @@ pub mod assertion;
 pub mod audience;
 pub mod authenticate;
 pub mod client_auth;
+pub mod dpop;
 pub mod endpoints;
 pub mod error;
 pub mod grant;

@@ -115,10 +115,10 @@ impl TokenServer {
         Ok(())
     }
 
-    /// Records an assertion's `jti` until `until`: in the database (shared
-    /// by every replica), or — while it is unreachable — in this process's
-    /// bounded replay set. False for a replay.
-    async fn record_jti(
+    /// Records an assertion's (or, prefixed, a DPoP proof's) `jti` until
+    /// `until`: in the database (shared by every replica), or — while it is
+    /// unreachable — in this process's bounded replay set. False for a replay.
+    pub(super) async fn record_jti(
         &self,
         client: &Client,
         jti: &str,

@@ -2,11 +2,17 @@
 //! (RFC 9700 §4.14.2): every exchange consumes the presented token and issues
 //! its successor in the same family; presenting a consumed token revokes the
 //! whole family, so a stolen token stops working for the thief and the owner.
+//! A family keeps the binding of the grant that started it: the client
+//! certificate (RFC 8705 §4) or the DPoP key (RFC 9449 §5), also for
+//! confidential clients, whose refresh tokens RFC 9449 leaves unbound: a
+//! stolen refresh token and client secret are then still useless without
+//! the private key, and a client-credentials client that changes its key
+//! simply runs a new client-credentials grant.
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    issuance::{Grant, IssuedToken},
+    issuance::{Binding, Grant, IssuedToken},
     scope::ScopeSet,
     OAuthError, TokenServer,
 };
@@ -49,9 +55,14 @@ impl TokenServer {
         client: &Client,
         scope: &ScopeSet,
         audiences: &[String],
-        certificate_thumbprint: Option<String>,
+        binding: Option<Binding>,
         now: DateTime<Utc>,
     ) -> Result<RefreshToken, OAuthError> {
+        let (certificate_thumbprint, dpop_jkt) = match binding {
+            Some(Binding::Certificate(t)) => (Some(t), None),
+            Some(Binding::Dpop(jkt)) => (None, Some(jkt)),
+            None => (None, None),
+        };
         let (idle, absolute) = lifetimes(&self.settings, client);
         let family = RefreshFamily {
             id: uuid::Uuid::new_v4().to_string(),
@@ -62,6 +73,7 @@ impl TokenServer {
             expires_at: now + absolute,
             revoked_at: None,
             certificate_thumbprint,
+            dpop_jkt,
         };
         let token = RefreshToken::generate()
             .map_err(|_| OAuthError::server(anyhow::anyhow!("random generator failed")))?;
@@ -145,7 +157,7 @@ impl TokenServer {
         let audiences = narrow_audiences(&still_allowed, resources)?;
         let binding = family_binding(family, client, grant, now)?;
         let decision = self
-            .decide(client, scope, audiences, grant, binding.as_deref(), now)
+            .decide(client, scope, audiences, grant, binding.as_ref(), now)
             .await?;
         self.take_quota(client, now).await?;
         let (idle, _) = lifetimes(&self.settings, client);
@@ -176,26 +188,42 @@ impl TokenServer {
     }
 }
 
-/// The certificate the new access token is bound to: a bound family
-/// refreshes only with the certificate it is bound to (RFC 8705 §4).
+/// What the new access token is bound to: a bound family refreshes only
+/// with the certificate (RFC 8705 §4) or the DPoP key (RFC 9449 §5) it is
+/// bound to, for its whole lifetime. An unbound family's token is bound as
+/// the request is (a DPoP proof binds it; the family stays unbound).
 fn family_binding(
     family: &RefreshFamily,
     client: &Client,
     grant: &Grant,
     now: DateTime<Utc>,
-) -> Result<Option<String>, OAuthError> {
-    match &family.certificate_thumbprint {
-        Some(bound) => {
-            let presented = grant.ctx.certificate.as_ref().map(|c| c.thumbprint());
-            if presented != Some(bound.as_str()) {
-                return Err(OAuthError::InvalidGrant(
-                    "the refresh token is bound to a client certificate that was not presented",
-                ));
-            }
-            Ok(Some(bound.clone()))
+) -> Result<Option<Binding>, OAuthError> {
+    if let Some(bound) = &family.certificate_thumbprint {
+        if grant.ctx.dpop_jkt.is_some() {
+            return Err(OAuthError::InvalidDpopProof(
+                "the refresh token is bound to a client certificate; a token is bound one way: send no DPoP proof",
+            ));
         }
-        None => grant.ctx.binding(client, now),
+        let presented = grant.ctx.certificate.as_ref().map(|c| c.thumbprint());
+        if presented != Some(bound.as_str()) {
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token is bound to a client certificate that was not presented",
+            ));
+        }
+        return Ok(Some(Binding::Certificate(bound.clone())));
     }
+    if let Some(bound) = &family.dpop_jkt {
+        return match &grant.ctx.dpop_jkt {
+            None => Err(OAuthError::InvalidDpopProof(
+                "the refresh token is bound to a DPoP key: send a DPoP proof made with it",
+            )),
+            Some(jkt) if jkt != bound => Err(OAuthError::InvalidGrant(
+                "the refresh token is bound to another DPoP key",
+            )),
+            Some(_) => Ok(Some(Binding::Dpop(bound.clone()))),
+        };
+    }
+    grant.ctx.binding(client, now)
 }
 
 /// Requested resources must be among the grant's audiences; none means all of them.

@@ -15,7 +15,7 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use super::{request::FormParams, OAuthError};
+use super::{dpop::nonce::Nonces, dpop::DpopHeader, request::FormParams, OAuthError};
 use crate::{
     audit::AuditSink,
     certs::{CertError, ClientCertificate, TrustAnchors},
@@ -48,8 +48,10 @@ pub struct TokenServer {
     pub lockout: Arc<Lockout>,
     /// Token quotas.
     pub quotas: Arc<Quotas>,
-    /// Assertion ids accepted while the database was unavailable.
+    /// Assertion and DPoP proof ids accepted while the database was unavailable.
     pub replays: Arc<LocalReplays>,
+    /// DPoP server nonces (RFC 9449 §8), keyed from the KEK.
+    pub dpop_nonces: Nonces,
     /// Clients' public keys (inline or fetched from their `jwks_uri`).
     pub client_jwks: Arc<ClientJwks>,
     /// CAs that `tls_client_auth` certificates must chain to, when configured.
@@ -109,6 +111,8 @@ pub struct Caller {
 pub struct FormPost<'a> {
     /// The raw `Authorization` header, if any.
     pub authorization: Option<&'a [u8]>,
+    /// The `DPoP` header (read at the token endpoint only).
+    pub dpop: DpopHeader<'a>,
     /// The form, or why it could not be read (content type, size, encoding);
     /// the error is answered after the per-address limit.
     pub form: Result<FormParams, OAuthError>,

@@ -112,6 +112,7 @@ pub struct RefreshRow {
     family_expires_at: DbTime,
     family_revoked_at: Option<DbTime>,
     certificate_thumbprint: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 impl TryFrom<RefreshRow> for RefreshRecord {
@@ -130,6 +131,7 @@ impl TryFrom<RefreshRow> for RefreshRecord {
                 expires_at: r.family_expires_at.0,
                 revoked_at: r.family_revoked_at.map(|t| t.0),
                 certificate_thumbprint: r.certificate_thumbprint,
+                dpop_jkt: r.dpop_jkt,
             },
             issued_at: r.issued_at.0,
             expires_at: r.expires_at.0,

@@ -13,7 +13,7 @@ macro_rules! shared_token_methods {
             let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO refresh_families (id, client_id, scope, audiences, created_at, expires_at, \
-                 certificate_thumbprint) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 certificate_thumbprint, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&family.id)
             .bind(family.client_id.as_str())
@@ -22,6 +22,7 @@ macro_rules! shared_token_methods {
             .bind(DbTime(family.created_at))
             .bind(DbTime(family.expires_at))
             .bind(family.certificate_thumbprint.as_deref())
+            .bind(family.dpop_jkt.as_deref())
             .execute(&mut *tx)
             .await?;
             insert_refresh_token(&mut tx, token).await?;
@@ -33,7 +34,7 @@ macro_rules! shared_token_methods {
             sqlx::query_as::<_, RefreshRow>(
                 "SELECT t.issued_at, t.expires_at, t.consumed_at, f.id AS family_id, f.client_id, f.scope, \
                  f.audiences, f.created_at AS family_created_at, f.expires_at AS family_expires_at, \
-                 f.revoked_at AS family_revoked_at, f.certificate_thumbprint \
+                 f.revoked_at AS family_revoked_at, f.certificate_thumbprint, f.dpop_jkt \
                  FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1",
             )
             .bind(hash.as_str())

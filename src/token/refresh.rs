@@ -104,6 +104,9 @@ pub struct RefreshFamily {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The `x5t#S256` of the certificate the family is bound to (RFC 8705 §4).
     pub certificate_thumbprint: Option<String>,
+    /// The RFC 7638 thumbprint (`jkt`) of the DPoP key the family is bound
+    /// to (RFC 9449 §5); never set together with `certificate_thumbprint`.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token to store.

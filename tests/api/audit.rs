@@ -12,6 +12,7 @@ fn verify_cli(app: &TestApp) -> (bool, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["audit", "verify"])
         .env_remove("DATABASE_URL")
+        // The test command exports it for the Python tools; the server would refuse an unknown PORTCULLIS_ key.
         .env("PORTCULLIS_DATABASE_URL", &app.database_url)
         .env("PORTCULLIS_LOG_LEVEL", "error")
         .output()

@@ -32,6 +32,7 @@ fn export_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         .args(["audit", "export"])
         .args(args)
         .env_remove("DATABASE_URL")
+        // The test command exports it for the Python tools; the server would refuse an unknown PORTCULLIS_ key.
         .env("PORTCULLIS_DATABASE_URL", &app.database_url)
         .env("PORTCULLIS_LOG_LEVEL", "error")
         .output()

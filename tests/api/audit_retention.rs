@@ -23,6 +23,7 @@ pub fn verify_cli(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
         .args(["audit", "verify"])
         .args(args)
         .env_remove("DATABASE_URL")
+        // The test command exports it for the Python tools; the server would refuse an unknown PORTCULLIS_ key.
         .env("PORTCULLIS_DATABASE_URL", &app.database_url)
         .env("PORTCULLIS_LOG_LEVEL", "error")
         .output()

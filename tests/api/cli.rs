@@ -21,6 +21,7 @@ fn portcullis_with(
         .args(args)
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
+        // The test command exports it for the Python tools; the server would refuse an unknown PORTCULLIS_ key.
         .env("PORTCULLIS_DATABASE_URL", url)
         .env("PORTCULLIS_LOG_LEVEL", "warn")
         .envs(env.iter().copied())
@@ -310,6 +311,7 @@ async fn serve_issues_tokens_shuts_down_gracefully_and_logs_no_secret(
         .arg("serve")
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
+        // The test command exports it for the Python tools; the server would refuse an unknown PORTCULLIS_ key.
         .env("PORTCULLIS_DATABASE_URL", &url)
         .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
         .env("PORTCULLIS_KEK_GENERATE", "true")

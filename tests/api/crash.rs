@@ -61,6 +61,7 @@ fn start(dir: &Path, url: &str) -> (Server, String) {
         .arg("serve")
         .current_dir(dir)
         .env_remove("DATABASE_URL")
+        // The test command exports it for the Python tools; the server would refuse an unknown PORTCULLIS_ key.
         .env("PORTCULLIS_DATABASE_URL", url)
         .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
         .env("PORTCULLIS_ADMIN_TOKENS", ADMIN_TOKEN)
@@ -258,6 +259,7 @@ async fn replayed(dir: &Path, url: &str, received: &[String]) -> usize {
         .args(["audit", "verify"])
         .current_dir(dir)
         .env_remove("DATABASE_URL")
+        // The test command exports it for the Python tools; the server would refuse an unknown PORTCULLIS_ key.
         .env("PORTCULLIS_DATABASE_URL", url)
         .env("PORTCULLIS_LOG_LEVEL", "warn")
         .output()

@@ -44,6 +44,7 @@ async fn metadata_is_served_at_both_well_known_paths(
             "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
             "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
             "tls_client_certificate_bound_access_tokens": false,
+            "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256"],
             "access_token_signing_alg_values_supported": ["ES256"],
         })
     );

@@ -45,6 +45,7 @@ fn start(dir: &tempfile::TempDir) -> Server {
         .arg("serve")
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
+        // The test command exports it for the Python tools; the server would refuse an unknown PORTCULLIS_ key.
         .env_remove("PORTCULLIS_DATABASE_URL")
         .env("PORTCULLIS_DATABASE_URL_FILE", &url_file)
         .env("PORTCULLIS_LISTEN", "127.0.0.1:0")

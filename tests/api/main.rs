@@ -20,6 +20,8 @@ mod client_actions;
 mod container;
 mod crash;
 mod discovery;
+mod dpop;
+mod dpop_interop;
 mod drain;
 mod health;
 mod helpers;

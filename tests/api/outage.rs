@@ -48,7 +48,11 @@ async fn readyz(app: &TestApp) -> (StatusCode, Value) {
 }
 
 /// Polls `/readyz` until its status is `want`; panics after `within`.
-async fn wait_for_readiness(app: &TestApp, want: &str, within: Duration) -> (StatusCode, Value) {
+pub(crate) async fn wait_for_readiness(
+    app: &TestApp,
+    want: &str,
+    within: Duration,
+) -> (StatusCode, Value) {
     let deadline = Instant::now() + within;
     loop {
         let (status, body) = readyz(app).await;

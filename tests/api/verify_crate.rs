@@ -1,8 +1,8 @@
 //! The resource-server crate `portcullis-verify` against the real server:
 //! it discovers the JWKS through the metadata, accepts the server's tokens,
 //! refuses foreign, forged and revoked ones, checks certificate binding, and
-//! follows key rotation. (Proof-of-possession tokens of RFC 9449 are not
-//! issued by the server yet; the crate's own tests cover them with tokens they sign.)
+//! follows key rotation, and accepts the server's DPoP-bound tokens (RFC 9449)
+//! only with a good proof of the bound key.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use portcullis_verify::{
@@ -14,6 +14,7 @@ use rstest::rstest;
 use serde_json::{json, Value};
 
 use crate::{
+    dpop::{claims as proof_claims, DpopKey},
     helpers::{fresh_database, Engine, TestApp},
     pki::{Ca, Leaf},
 };
@@ -292,4 +293,113 @@ async fn a_revoked_token_is_refused_where_introspection_is_asked(
         v.verify(&parts).await.is_ok(),
         "without introspection the signature still holds"
     );
+}
+
+/// A resource-request proof for `token`: `GET URI` with its `ath`, at the server's time.
+fn resource_proof(app: &TestApp, key: &DpopKey, token: &str) -> String {
+    let mut c = proof_claims("GET", URI, app.clock.now().timestamp());
+    c["ath"] = portcullis_verify::ath(token).into();
+    key.sign(&key.header(), &c)
+}
+
+#[rstest]
+#[tokio::test]
+async fn server_dpop_tokens_pass_only_with_a_fresh_proof_of_their_key(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    // Arrange: a DPoP-bound token from the server, a verifier with DPoP on.
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.standard_client().await;
+    let key = DpopKey::es256();
+    let token_proof = key.proof(
+        "POST",
+        &format!("{}/token", app.state.oauth.issuer),
+        app.clock.now().timestamp(),
+    );
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .header("Authorization", crate::helpers::basic(&id, &secret))
+        .header("DPoP", token_proof)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let v = verifier_for(&app, |cfg| {
+        cfg.dpop = Some(portcullis_verify::DpopConfig::default());
+    });
+    let auth = format!("DPoP {token}");
+    let dpop = |proof: &str, method: &'static str, uri: &'static str| {
+        let (auth, proof) = (auth.clone(), proof.to_owned());
+        let v = &v;
+        async move {
+            v.verify(
+                &RequestParts::new(method, uri)
+                    .authorization(&auth)
+                    .dpop(&proof),
+            )
+            .await
+        }
+    };
+
+    // Act / Assert: the right proof passes, and the token's key is the proof's.
+    let proof = resource_proof(&app, &key, &token);
+    let verified = dpop(&proof, "GET", URI).await.unwrap();
+    assert_eq!(verified.claims().client_id, id);
+
+    // The same proof again is a replay.
+    let err = dpop(&proof, "GET", URI).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidDpopProof, "{err}");
+
+    // A proof by another key: the token is bound to a different one.
+    let other = resource_proof(&app, &DpopKey::es256(), &token);
+    assert_refused(
+        dpop(&other, "GET", URI).await,
+        "another DPoP key",
+        "other key",
+    );
+
+    // Wrong htm, wrong htu, no ath: the proof is refused.
+    let t = app.clock.now().timestamp();
+    let mut c = proof_claims("GET", URI, t);
+    c["ath"] = portcullis_verify::ath(&token).into();
+    let cases = [
+        (
+            {
+                let mut c = c.clone();
+                c["htm"] = "POST".into();
+                c
+            },
+            "htm",
+        ),
+        (
+            {
+                let mut c = c.clone();
+                c["htu"] = "https://api.example.com/other".into();
+                c
+            },
+            "htu",
+        ),
+        (
+            {
+                let mut c = c.clone();
+                c.as_object_mut().unwrap().remove("ath");
+                c
+            },
+            "ath",
+        ),
+    ];
+    for (claims, why) in cases {
+        let err = dpop(&key.sign(&key.header(), &claims), "GET", URI)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidDpopProof, "{why}: {err}");
+        assert!(err.description().contains(why), "{why}: {err}");
+    }
+
+    // The bound token presented as Bearer is refused.
+    assert_refused(bearer(&v, &token).await, "DPoP", "bound token as Bearer");
 }

@@ -4,11 +4,13 @@
 //! PORTCULLIS_ISSUER=http://127.0.0.1:8080 AUDIENCE=https://api.example.com \
 //!   cargo run -p portcullis-verify --features actix --example actix_resource_server
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/orders
+//! # a DPoP-bound token: examples/python/dpop_client.py at the repository root
 //! ```
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use portcullis_verify::{
-    actix::Verify, ProtectedResourceMetadata, Requirements, VerifiedToken, Verifier, VerifierConfig,
+    actix::Verify, DpopConfig, ProtectedResourceMetadata, Requirements, VerifiedToken, Verifier,
+    VerifierConfig,
 };
 
 #[actix_web::main]
@@ -19,6 +21,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env("AUDIENCE", "https://api.example.com"),
     );
     config.realm = Some("orders".into());
+    // Accept DPoP-bound tokens (RFC 9449) with a proof of their key, besides Bearer tokens.
+    config.dpop = Some(DpopConfig::default());
     let verifier = Verifier::new(config)?;
     if let Err(e) = verifier.warm_up().await {
         eprintln!("keys not fetched yet ({e}); the first request will try again");

@@ -4,6 +4,7 @@
 //! PORTCULLIS_ISSUER=http://127.0.0.1:8080 AUDIENCE=https://api.example.com \
 //!   cargo run -p portcullis-verify --features axum --example axum_resource_server
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/orders
+//! # a DPoP-bound token: examples/python/dpop_client.py at the repository root
 //! ```
 //!
 //! `/orders` needs scope `read`; `/orders/cancel` needs `write` and asks the
@@ -15,7 +16,7 @@ use axum::{
     Extension, Json, Router,
 };
 use portcullis_verify::{
-    tower::VerifyLayer, IntrospectionConfig, ProtectedResourceMetadata, Requirements,
+    tower::VerifyLayer, DpopConfig, IntrospectionConfig, ProtectedResourceMetadata, Requirements,
     VerifiedToken, Verifier, VerifierConfig,
 };
 
@@ -27,6 +28,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env("AUDIENCE", "https://api.example.com"),
     );
     config.realm = Some("orders".into());
+    // Accept DPoP-bound tokens (RFC 9449) with a proof of their key, besides Bearer tokens.
+    config.dpop = Some(DpopConfig::default());
     if let (Ok(id), Ok(secret)) = (
         std::env::var("RS_CLIENT_ID"),
         std::env::var("RS_CLIENT_SECRET"),

@@ -3,6 +3,7 @@
 //! `keys …` and `audit …` (in `cli/audit.rs`).
 
 mod audit;
+mod import;
 
 use std::path::PathBuf;
 
@@ -75,6 +76,10 @@ pub enum KeysCommand {
 pub enum ClientCommand {
     /// Register a client; prints it with its secret (shown once).
     Create(ClientFields),
+    /// Register a client with the secret it has at another server (migrating
+    /// from Keycloak or Ory Hydra): in clear or as a bcrypt, PBKDF2 or
+    /// argon2id hash, read from an environment variable or a file.
+    Import(Box<import::ImportArgs>),
     /// List clients, ordered by id.
     List {
         /// Page size (1-200).
@@ -132,7 +137,7 @@ pub enum ClientCommand {
 pub struct ClientFields {
     /// Client id (generated when omitted on create).
     #[arg(long = "id")]
-    id: Option<String>,
+    pub(crate) id: Option<String>,
     /// Human-readable name.
     #[arg(long)]
     name: Option<String>,
@@ -188,7 +193,10 @@ pub struct ClientFields {
 }
 
 impl ClientFields {
-    fn apply_to(self, mut r: RegistrationRequest) -> anyhow::Result<RegistrationRequest> {
+    pub(crate) fn apply_to(
+        self,
+        mut r: RegistrationRequest,
+    ) -> anyhow::Result<RegistrationRequest> {
         // A new method starts without the old one's keys and certificate subject.
         if self.auth_method.is_some() && self.auth_method != r.token_endpoint_auth_method {
             r.jwks = None;
@@ -299,6 +307,10 @@ async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<(
                 .create(CLI, fields.apply_to(RegistrationRequest::default())?, now)
                 .await?;
             json!(ClientView::new(&client, secret.as_ref()))
+        }
+        ClientCommand::Import(args) => {
+            let client = registry.import(CLI, args.into_request()?, now).await?;
+            json!(ClientView::new(&client, None))
         }
         ClientCommand::List { limit, after } => {
             anyhow::ensure!(

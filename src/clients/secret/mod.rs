@@ -306,7 +306,7 @@ mod tests {
         let legacy = SecretHash::from_stored(phc);
         assert_eq!(legacy.origin(), Origin::Generated, "written by Portcullis");
         assert_eq!(
-            SecretVerifier::costliest(&[legacy.clone()]),
+            SecretVerifier::costliest(std::slice::from_ref(&legacy)),
             Scheme::Argon2id
         );
         let verifier = SecretVerifier::new(1);

@@ -72,13 +72,17 @@ impl TokenServer {
                 description: "the client is disabled",
             });
         }
+        // Counted only once the client proved who it is: requests with a
+        // wrong secret for its (public) id must not use up its rate.
+        self.limits
+            .check_client(client.id.as_str(), Some(&client))
+            .map_err(|l| self.rate_limited(l))?;
         Ok(client)
     }
 
     /// The same failure, after the same hash work, for an unknown client, a
     /// wrong or expired secret, and a client locked for this address.
-    /// Applies the per-client rate limit (keyed by the claimed id, known or
-    /// not) and, for clients with an imported secret only, counts failures
+    /// For clients with an imported secret only, counts failures
     /// towards the lockout of this client from this address (see
     /// [`crate::protect::lockout`]).
     async fn authenticate_secret(
@@ -150,7 +154,7 @@ impl TokenServer {
         Ok(client)
     }
 
-    /// The client named by `client_id`, after the per-client rate limit.
+    /// The client named by `client_id` (none when unknown or malformed).
     async fn lookup(
         &self,
         client_id: &str,
@@ -164,9 +168,6 @@ impl TokenServer {
                 .map_err(OAuthError::server)?,
             Err(_) => None,
         };
-        self.limits
-            .check_client(client_id, entry.as_ref().map(|e| &e.client))
-            .map_err(|l| self.rate_limited(l))?;
         Ok(entry)
     }
 

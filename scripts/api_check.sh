@@ -50,7 +50,7 @@ start_server() {
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
     # Only the settings below: the server refuses unknown PORTCULLIS_*
-    # variables, such as TEST_PYTHON.
+    # variables left in the environment.
     local -a unset=()
     local name
     for name in $(compgen -e | grep '^PORTCULLIS_'); do unset+=(-u "$name"); done

@@ -2,9 +2,13 @@
 # The HTTP benchmark: a release build of the server on one core, wrk on the
 # other, 32 keep-alive connections, against SQLite and PostgreSQL. Reports
 # req/s, p50, p99, errors and server RSS per scenario; a scenario with any
-# non-2xx answer is reported INVALID instead of a number. Not a test: CI does
-# not run it.
+# non-2xx answer is reported INVALID instead of a number. In the same run it
+# measures the floor program (../shared/bench/floor: the irreducible work of a
+# client-credentials request) and prints Portcullis /token as a fraction of it.
+# Not a test: CI does not run it. Needs wrk (apt-get install wrk; installed
+# here when run as root), curl and python3.
 #
+#   BENCH_FLOOR_DIR=path/to/floor     # default ../shared/bench/floor; absent: no floor row
 #   scripts/bench.sh                 # both engines, 10 s per scenario
 #   BENCH_SECONDS=30 scripts/bench.sh
 #   BENCH_ENGINES=sqlite scripts/bench.sh
@@ -34,13 +38,22 @@ if ! command -v wrk >/dev/null; then
         log "installing wrk with apt-get"
         DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
     else
-        log "wrk is not installed (apt-get install wrk)"; exit 1
+        log "wrk is not installed: install it with 'apt-get install wrk' (Debian/Ubuntu) and run again"; exit 1
     fi
 fi
 command -v jq >/dev/null || { [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; } || true
 
 cargo build --release --quiet
-BIN="$PWD/target/release/portcullis"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+BIN="$TARGET/release/portcullis"
+FLOOR_DIR=${BENCH_FLOOR_DIR:-"$PWD/../shared/bench/floor"}
+FLOOR_BIN=""
+if [ -f "$FLOOR_DIR/Cargo.toml" ]; then
+    cargo build --release --quiet --manifest-path "$FLOOR_DIR/Cargo.toml" --target-dir "$TARGET/floor"
+    FLOOR_BIN="$TARGET/floor/release/asfloor"
+else
+    log "no floor program at $FLOOR_DIR (set BENCH_FLOOR_DIR): the fraction of the floor is not reported"
+fi
 CORES=$(nproc)
 if [ "$CORES" -ge 2 ]; then SERVER_CPU=(taskset -c 0); LOAD_CPU=(taskset -c 1); else SERVER_CPU=(); LOAD_CPU=(); fi
 
@@ -68,7 +81,7 @@ register() { # $1 = JSON body; prints "id secret"
 run() { # $1 = scenario, rest = wrk arguments; prints a table row
     local name=$1; shift
     local out
-    # A short warm-up first, so the first requests' one-time argon2 verifications are not measured.
+    # A short warm-up first (connections, caches), not measured.
     "${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d2s "$@" >/dev/null 2>&1 || true
     out=$("${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d"${SECONDS_PER_RUN}s" --latency "$@" 2>&1 | tail -n 1)
     local rss; rss=$(rss_mb)
@@ -84,6 +97,37 @@ run() { # $1 = scenario, rest = wrk arguments; prints a table row
 }
 
 # The audit journal's group commits so far: "syncs events seconds" (from /metrics).
+# The req/s of the last run() (also when it was INVALID: check its row).
+last_rps() { json '["rps"]' <"$WORK/last.json"; }
+
+# The floor program on the server's core: one row, and FLOOR_RPS for the fraction.
+FLOOR_RPS=""
+run_floor() {
+    [ -n "$FLOOR_BIN" ] || return 0
+    SECRET_MODE=sha256 WORKERS=1 AS_PORT=3100 "${SERVER_CPU[@]}" "$FLOOR_BIN" >"$WORK/floor.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:3100/ && break; sleep 0.1; done
+    BENCH_AUTH="Basic $(printf bench-client:bench-secret | base64 -w0)" BENCH_BODY="grant_type=client_credentials" \
+        run "floor program /token (same machine, same run)" -s bench/post.lua http://127.0.0.1:3100/token
+    FLOOR_RPS=$(last_rps)
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+# A known client with half its requests carrying a wrong secret: req/s of
+# all answers; valid when every answer is 200 or 401 and about half are 401.
+run_half_wrong() { # $1 = id, $2 = secret
+    printf 'Basic %s\nBasic %s\n' "$(printf '%s:%s' "$1" "$2" | base64 -w0)" \
+        "$(printf '%s:%s' "$1" "wrong-secret" | base64 -w0)" >"$WORK/half"
+    local out rss
+    "${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d2s -s bench/rotate.lua http://127.0.0.1:18099/token >/dev/null 2>&1 || true
+    out=$(BENCH_AUTH_FILE="$WORK/half" "${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d"${SECONDS_PER_RUN}s" --latency \
+        -s bench/rotate.lua http://127.0.0.1:18099/token 2>&1 | tail -n 1)
+    rss=$(rss_mb)
+    local share; share=$(echo "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["non2xx"] / max(1, r["requests"]), 2))')
+    printf '| %s | %s | %s | %s | %s | %s non-2xx (401) | %s |\n' "$ENGINE" "/token, one client, half the requests with a wrong secret" \
+        "$(echo "$out" | json '["rps"]')" "$(echo "$out" | json '["p50_ms"]')" "$(echo "$out" | json '["p99_ms"]')" "$share" "$rss"
+}
+
 journal_totals() {
     curl -fs http://127.0.0.1:18099/metrics -H "Authorization: Bearer $ADMIN" | awk '
         /^portcullis_audit_journal_sync_seconds_count/ { n = $2 }
@@ -103,6 +147,8 @@ journal_report() { # $1 = totals before the scenario
 
 echo "| engine | scenario | req/s | p50 ms | p99 ms | errors | server RSS MB |"
 echo "|---|---|---|---|---|---|---|"
+ENGINE=none
+run_floor
 for ENGINE in $ENGINES; do
     if [ "$ENGINE" = postgres ]; then
         [ -n "${DATABASE_URL:-}" ] || start_throwaway_postgres
@@ -122,6 +168,10 @@ for ENGINE in $ENGINES; do
     BEFORE=$(journal_totals)
     run "/token, one client (Basic, keep-alive)" -s bench/post.lua http://127.0.0.1:18099/token
     journal_report "$BEFORE"
+    TOKEN_RPS=$(last_rps)
+    if [ -n "$FLOOR_RPS" ] && [ -n "$TOKEN_RPS" ]; then
+        awk -v p="$TOKEN_RPS" -v f="$FLOOR_RPS" -v e="$ENGINE" 'BEGIN { printf "bench.sh: %s /token is %.0f %% of the floor (%.0f of %.0f req/s, same run)\n", e, 100 * p / f, p, f > "/dev/stderr" }'
+    fi
 
     log "registering 1000 clients"
     : >"$WORK/auths"
@@ -130,7 +180,7 @@ for ENGINE in $ENGINES; do
         printf 'Basic %s\n' "$(printf '%s:%s' "$CID" "$CSECRET" | base64 -w0)" >>"$WORK/auths"
     done
     export BENCH_AUTH_FILE="$WORK/auths"
-    # One pass so every credential has been verified once (argon2), as in steady state.
+    # One pass so every client is in the cache, as in steady state.
     "${LOAD_CPU[@]}" wrk -t1 -c8 -d60s -s bench/rotate.lua http://127.0.0.1:18099/token >/dev/null 2>&1 &
     WARM=$!; sleep 25; kill $WARM 2>/dev/null || true; wait $WARM 2>/dev/null || true
     run "/token, 1000 clients in rotation" -s bench/rotate.lua http://127.0.0.1:18099/token
@@ -146,7 +196,7 @@ for ENGINE in $ENGINES; do
     run "admin registration" -s bench/post.lua http://127.0.0.1:18099/admin/clients
     unset BENCH_TYPE
 
-    # Valid clients while a second load floods wrong secrets (each costs an argon2 run).
+    # Valid clients while a second load floods wrong secrets (a SHA-256 check each for a generated secret).
     export BENCH_BODY="grant_type=client_credentials"
     BENCH_AUTH="Basic $(printf '%s:%s' "$ID" "wrong-secret" | base64 -w0)" \
         "${LOAD_CPU[@]}" wrk -t1 -c32 -d"$((SECONDS_PER_RUN + 4))s" --timeout 10s \
@@ -156,6 +206,12 @@ for ENGINE in $ENGINES; do
     export BENCH_AUTH="Basic $(printf '%s:%s' "$ID" "$SECRET" | base64 -w0)"
     run "/token, one client, during a wrong-secret flood" -s bench/post.lua http://127.0.0.1:18099/token
     kill $FLOOD 2>/dev/null || true; wait $FLOOD 2>/dev/null || true
+    FLOODED_RPS=$(last_rps)
+    if [ -n "$FLOODED_RPS" ] && [ -n "$TOKEN_RPS" ]; then
+        awk -v a="$FLOODED_RPS" -v b="$TOKEN_RPS" -v e="$ENGINE" 'BEGIN { printf "bench.sh: %s /token during the flood is %.0f %% of unflooded\n", e, 100 * a / b > "/dev/stderr" }'
+    fi
+
+    run_half_wrong "$ID" "$SECRET"
 
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 done

@@ -11,6 +11,7 @@
 
 mod audit;
 mod health;
+mod import;
 mod kek;
 
 use std::path::PathBuf;
@@ -115,6 +116,10 @@ pub enum ClientCommand {
         #[command(flatten)]
         fields: ClientFields,
     },
+    /// Register a client with the secret it has at another server (migrating
+    /// from Keycloak or Ory Hydra): in clear or as a bcrypt, PBKDF2 or
+    /// argon2id hash, read from an environment variable or a file.
+    Import(Box<import::ImportArgs>),
     /// List clients, ordered by id.
     List {
         /// Page size (1-200).
@@ -228,7 +233,10 @@ pub struct ClientFields {
 }
 
 impl ClientFields {
-    fn apply_to(self, mut r: RegistrationRequest) -> anyhow::Result<RegistrationRequest> {
+    pub(crate) fn apply_to(
+        self,
+        mut r: RegistrationRequest,
+    ) -> anyhow::Result<RegistrationRequest> {
         // A new method starts without the old one's keys and certificate subject.
         if self.auth_method.is_some() && self.auth_method != r.token_endpoint_auth_method {
             r.jwks = None;
@@ -358,6 +366,10 @@ async fn run_client(registry: &Registry, cmd: ClientCommand) -> anyhow::Result<(
             };
             let (client, secret) = registry.create(CLI, fields.apply_to(request)?, now).await?;
             json!(ClientView::new(&client, secret.as_ref()))
+        }
+        ClientCommand::Import(args) => {
+            let client = registry.import(CLI, args.into_request()?, now).await?;
+            json!(ClientView::new(&client, None))
         }
         ClientCommand::List { limit, after } => {
             anyhow::ensure!(

@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod fetch_guard;
 pub mod fields;
 pub mod id;
+pub mod import;
 pub mod jwks;
 pub mod members;
 pub mod metadata;

@@ -54,9 +54,9 @@ impl From<StoreError> for RegistryError {
 /// The registry: storage plus the server limits metadata is checked against.
 #[derive(Clone, Debug)]
 pub struct Registry {
-    store: Storage,
-    limits: Limits,
-    auditor: Auditor,
+    pub(super) store: Storage,
+    pub(super) limits: Limits,
+    pub(super) auditor: Auditor,
     cache: Option<Arc<ClientCache>>,
     hasher: SecretVerifier,
 }
@@ -93,7 +93,7 @@ impl Registry {
     /// A change can be stored and audited now: the database is reachable and
     /// the audit journal has room. Checked before a change, so none is made
     /// that could not be audited.
-    fn writable(&self) -> Result<(), RegistryError> {
+    pub(super) fn writable(&self) -> Result<(), RegistryError> {
         self.store.check_available()?;
         if !self.auditor.has_room() {
             return Err(anyhow::Error::from(crate::audit::AuditUnavailable).into());
@@ -126,7 +126,7 @@ impl Registry {
         let id = meta.client_id.clone().unwrap_or_else(ClientId::generate);
         let client = apply(meta, id, None, now);
         let (secret, new) = if client.auth_method.uses_secret() {
-            let (secret, new) = new_secret(&self.hasher, now).await?;
+            let (secret, new) = new_secret(&self.hasher, now)?;
             (Some(secret), Some(new))
         } else {
             (None, None)
@@ -349,7 +349,7 @@ impl Registry {
         }
         let id = client.id;
         self.writable()?;
-        let (secret, new) = new_secret(&self.hasher, now).await?;
+        let (secret, new) = new_secret(&self.hasher, now)?;
         let until = now + Duration::seconds(grace_secs);
         self.store.rotate_client_secret(&id, &new, until).await?;
         tracing::info!(client_id = %id, grace_secs, "client secret rotated");
@@ -367,7 +367,7 @@ impl Registry {
 
 /// The client `meta` describes; what is not metadata (enabled state,
 /// registration time, revocation cut-off, lockout) is kept from `existing`.
-fn apply(
+pub(super) fn apply(
     meta: ClientMetadata,
     id: ClientId,
     existing: Option<&Client>,
@@ -383,12 +383,12 @@ fn apply(
     )
 }
 
-/// Generates and hashes a secret (argon2 runs on the blocking pool).
-async fn new_secret(
+/// Generates a secret and its stored hash (the fast format: it is random).
+fn new_secret(
     verifier: &SecretVerifier,
     now: DateTime<Utc>,
 ) -> Result<(PlainSecret, NewSecret), RegistryError> {
-    let (secret, hash) = verifier.new_secret().await?;
+    let (secret, hash) = verifier.new_secret()?;
     let new = NewSecret {
         id: uuid::Uuid::new_v4().to_string(),
         hash,

@@ -7,16 +7,19 @@
 //!
 //! An unknown client, a wrong or expired secret, a locked client and a client
 //! registered for another method get the same answer (status, headers and
-//! body); a presented secret costs the same argon2 work in every case, so
-//! neither the response nor its timing tells which client ids exist. The
-//! reason is logged (`reason` in the server log), never sent.
+//! body). A presented secret goes through the same code path in every case:
+//! an unknown client's is checked against a dummy hash in the fast format of
+//! generated secrets, so neither the response nor its timing tells whether a
+//! client with a generated secret exists (a client still on a slow hash —
+//! an older argon2id or an imported one — costs that hash until it is
+//! rotated). The reason is logged (`reason` in the server log), never sent.
 //!
 //! [RFC 6749 §2.3]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3
 //! [§3.2.1]: https://www.rfc-editor.org/rfc/rfc6749#section-3.2.1
 //! [RFC 7523 §3]: https://www.rfc-editor.org/rfc/rfc7523#section-3
 //! [RFC 8705 §2]: https://www.rfc-editor.org/rfc/rfc8705#section-2
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -28,9 +31,8 @@ use super::{
 };
 use crate::{
     audit::AuditEvent,
-    clients::{cache::CachedClient, Client, ClientId},
-    protect::Limited,
-    store::Store,
+    clients::{cache::CachedClient, secret::Origin, Client, ClientId, SecretVerifier},
+    protect::{client_ip::address_group, Limited},
 };
 
 impl TokenServer {
@@ -44,11 +46,13 @@ impl TokenServer {
         creds: &ClientCredentials,
         certificate: Presented<'_>,
         endpoint: &str,
+        ip: IpAddr,
         now: DateTime<Utc>,
     ) -> Result<Client, OAuthError> {
         let client = match &creds.credential {
             Credential::Secret { secret, basic } => {
-                self.authenticate_secret(creds, secret, *basic, now).await?
+                self.authenticate_secret(creds, secret, *basic, ip, now)
+                    .await?
             }
             Credential::Assertion(jwt) => {
                 let client = self.registered(creds, now).await?;
@@ -68,41 +72,52 @@ impl TokenServer {
                 description: "the client is disabled",
             });
         }
+        // Counted only once the client proved who it is: requests with a
+        // wrong secret for its (public) id must not use up its rate.
+        self.limits
+            .check_client(client.id.as_str(), Some(&client))
+            .map_err(|l| self.rate_limited(l))?;
         Ok(client)
     }
 
-    /// The same failure, and the same argon2 work, for an unknown client, a
-    /// wrong or expired secret, and a locked client. Applies the per-client
-    /// rate limit (keyed by the claimed id, known or not) and counts failures
-    /// towards lockout (of clients that have secrets: others cannot be locked
-    /// out by someone guessing).
+    /// The same failure, after the same hash work, for an unknown client, a
+    /// wrong or expired secret, and a client locked for this address.
+    /// For clients with an imported secret only, counts failures
+    /// towards the lockout of this client from this address (see
+    /// [`crate::protect::lockout`]).
     async fn authenticate_secret(
         &self,
         creds: &ClientCredentials,
         secret: &SecretString,
         basic: bool,
+        ip: IpAddr,
         now: DateTime<Utc>,
     ) -> Result<Client, OAuthError> {
         let entry = self.lookup(&creds.client_id, now).await?;
-        let locked = entry.as_ref().is_some_and(|e| {
-            e.client.locked_until.is_some_and(|t| t > now)
-                || self.lockout.locally_locked(e.client.id.as_str(), now)
-        });
-        // A credential verified before skips argon2; anything else pays for it,
-        // including unknown and locked clients, so timing tells nothing.
+        let hashes = entry
+            .as_ref()
+            .map_or_else(Vec::new, |e| e.active_hashes(now));
+        let imported = hashes.iter().any(|h| h.origin() == Origin::Imported);
+        let locked = imported
+            && entry
+                .as_ref()
+                .is_some_and(|e| self.lockout.locked(e.client.id.as_str(), ip, now));
+        // A slow hash verified before is remembered; anything else pays for
+        // its check, locked clients included (the result is then ignored), so
+        // timing tells nothing beyond the kind of hash the client has.
         let remembered = !locked
+            && !SecretVerifier::costliest(&hashes).is_fast()
             && entry
                 .as_ref()
                 .is_some_and(|e| self.clients.remembered(e, secret, now));
         let verified = remembered || {
-            let hashes = match &entry {
-                Some(e) if !locked => e.active_hashes(now),
-                _ => Vec::new(),
-            };
-            self.metrics.secret_verified();
-            let ok = self.verifier.verify(secret, hashes).await;
+            let scheme = SecretVerifier::costliest(&hashes);
+            self.metrics.secret_verified(scheme.as_str());
+            let ok = self.verifier.verify(secret, hashes).await && !locked;
             if let (true, Some(e)) = (ok, &entry) {
-                self.clients.remember(e, secret, now);
+                if !scheme.is_fast() {
+                    self.clients.remember(e, secret, now);
+                }
             }
             ok
         };
@@ -115,9 +130,10 @@ impl TokenServer {
                     "bad_credentials"
                 };
                 tracing::info!(reason, "client authentication failed");
-                if !locked && e.client.auth_method.uses_secret() {
-                    if let Some(until) = self.lockout.record_failure(e.client.id.as_str(), now) {
-                        self.lock(&e.client, until, now).await?;
+                if imported && !locked {
+                    if let Some(until) = self.lockout.record_failure(e.client.id.as_str(), ip, now)
+                    {
+                        self.locked_out(&e.client, ip, until, now).await;
                     }
                 }
                 return Err(OAuthError::authentication_failed(basic));
@@ -127,7 +143,9 @@ impl TokenServer {
                 return Err(OAuthError::authentication_failed(basic));
             }
         };
-        self.lockout.clear(client.id.as_str());
+        if imported {
+            self.lockout.clear(client.id.as_str(), ip);
+        }
         if !creds.fits(client.auth_method) {
             // The right secret by the wrong method: the same answer as an
             // unknown client, the reason in the log only.
@@ -136,7 +154,7 @@ impl TokenServer {
         Ok(client)
     }
 
-    /// The client named by `client_id`, after the per-client rate limit.
+    /// The client named by `client_id` (none when unknown or malformed).
     async fn lookup(
         &self,
         client_id: &str,
@@ -150,9 +168,6 @@ impl TokenServer {
                 .map_err(OAuthError::server)?,
             Err(_) => None,
         };
-        self.limits
-            .check_client(client_id, entry.as_ref().map(|e| &e.client))
-            .map_err(|l| self.rate_limited(l))?;
         Ok(entry)
     }
 
@@ -167,53 +182,34 @@ impl TokenServer {
             return Err(OAuthError::authentication_failed(false));
         };
         let client = entry.client.clone();
-        if client.locked_until.is_some_and(|t| t > now) {
-            tracing::info!(reason = "client_locked", "client authentication failed");
-            return Err(OAuthError::authentication_failed(false));
-        }
         if !creds.fits(client.auth_method) {
             return Err(wrong_method(creds, false));
         }
         Ok(client)
     }
 
-    /// Locks `client` until `until` after too many failures, and audits it.
-    /// While the database is unreachable the lock holds in this process only
-    /// (and the cached client is kept, so the other clients' service goes on).
-    async fn lock(
+    /// Counts and audits a lockout of `client` from the address of `ip` until `until`.
+    async fn locked_out(
         &self,
         client: &Client,
+        ip: IpAddr,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<(), OAuthError> {
-        match self.store.set_client_lock(&client.id, Some(until)).await {
-            Ok(()) => {
-                self.clients.invalidate(client.id.as_str());
-                // Other replicas see the stored lock at the latest when their cache entry ages out.
-                if let Err(e) = self.store.notify_client_changed(&client.id).await {
-                    tracing::warn!(error.cause_chain = ?e, "could not announce the lockout to other replicas");
-                }
-            }
-            Err(e) if e.is_unavailable() => {
-                tracing::warn!(error.cause_chain = ?e, "database unavailable: lockout kept in this process only");
-                self.lockout.lock_locally(client.id.as_str(), until, now);
-            }
-            Err(e) => return Err(OAuthError::server(e)),
-        }
+    ) {
         self.metrics.lockout();
-        tracing::warn!(locked_until = %until, "client locked after repeated failed authentication");
+        tracing::warn!(locked_until = %until, "client with an imported secret locked for one address after repeated failed authentication");
         let event = AuditEvent::new("client_locked", "system", now)
             .client(client.id.as_str())
-            .reason("repeated failed authentication")
+            .reason("repeated failed authentication from one address")
             .details(serde_json::json!({
                 "locked_until": until.timestamp(),
+                "address": address_group(ip),
                 "failures": self.settings.limits.lockout_threshold,
                 "window_seconds": self.settings.limits.lockout_window,
             }));
         // Refused, the event is still in its log line; the denial that
         // follows answers 503.
         let _ = self.audit.record(event).await;
-        Ok(())
     }
 
     /// Counts a limit hit and turns it into the OAuth error.

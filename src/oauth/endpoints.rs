@@ -124,7 +124,13 @@ impl TokenServer {
         *claimed = Some(creds.client_id.clone());
         let presented = caller.certificate.as_ref().map(Option::as_deref);
         let client = self
-            .authenticate(&creds, presented, caller.endpoint.path(), caller.now)
+            .authenticate(
+                &creds,
+                presented,
+                caller.endpoint.path(),
+                caller.ip,
+                caller.now,
+            )
             .await?;
         let ctx = RequestContext {
             ip: caller.ip,

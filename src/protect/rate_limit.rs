@@ -138,9 +138,9 @@ impl RateLimits {
         }
     }
 
-    /// The per-client limit, keyed by the claimed client id whether or not it
-    /// exists (so the limit reveals nothing): the client's own rate when it has
-    /// one, else the default.
+    /// The per-client limit of an authenticated client (never counted for
+    /// failed authentications, so nobody can use up another client's rate by
+    /// naming its id): the client's own rate when it has one, else the default.
     pub fn check_client(&self, claimed_id: &str, client: Option<&Client>) -> Result<(), Limited> {
         let Some((client, per_second)) =
             client.and_then(|c| c.rate_limit_per_second.map(|r| (c, r)))

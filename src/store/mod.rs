@@ -133,7 +133,7 @@ impl From<sqlx::Error> for StoreError {
 pub struct NewSecret {
     /// Row id.
     pub id: String,
-    /// The argon2id hash.
+    /// The stored hash (see [`crate::clients::secret`]).
     pub hash: SecretHash,
     /// Creation time.
     pub created_at: DateTime<Utc>,

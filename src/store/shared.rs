@@ -50,7 +50,7 @@ macro_rules! shared_store_methods {
             .bind(DbTime(now))
             .fetch_all(&self.pool)
             .await?;
-            Ok(rows.into_iter().map(|(h, e)| (SecretHash::from_phc(h), e.map(|t| t.0))).collect())
+            Ok(rows.into_iter().map(|(h, e)| (SecretHash::from_stored(h), e.map(|t| t.0))).collect())
         }
 
         async fn list_clients(&self, after: Option<&ClientId>, limit: u32) -> Result<Vec<Client>, StoreError> {
@@ -243,7 +243,7 @@ macro_rules! shared_store_helpers {
             )
             .bind(&secret.id)
             .bind(client.as_str())
-            .bind(secret.hash.as_phc())
+            .bind(secret.hash.as_stored())
             .bind(DbTime(secret.created_at))
             .execute(&mut **tx)
             .await?;

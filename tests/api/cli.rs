@@ -440,3 +440,82 @@ async fn serve_issues_tokens_shuts_down_gracefully_and_logs_no_secret(
         assert!(!all.contains(&url), "the database URL is not logged");
     }
 }
+
+#[rstest]
+#[tokio::test]
+async fn client_import_takes_the_secret_from_the_environment_or_a_file_never_an_argument(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(engine, &dir).await;
+    assert!(portcullis(&dir, &url, &["migrate"]).unwrap()["migrated"].is_string());
+    let hash_file = dir.path().join("hydra.hash");
+    std::fs::write(
+        &hash_file,
+        format!("{}\n", bcrypt::hash("hydra-secret-0123456", 4).unwrap()),
+    )
+    .unwrap();
+    let short_file = dir.path().join("short.txt");
+    std::fs::write(&short_file, "password\n").unwrap();
+    let env = [("LEGACY_SECRET", "keycloak-secret-0123456789")];
+    let import = |args: &[&str]| {
+        let mut all = vec!["client", "import", "--scope", "read"];
+        all.extend_from_slice(args);
+        portcullis_with(&dir, &url, &env, &all)
+    };
+
+    // Act and assert: both sources register the client (no secret printed).
+    let from_env = import(&["--id", "from-env", "--secret-env", "LEGACY_SECRET"]).unwrap();
+    assert_eq!(from_env["client_id"], "from-env");
+    assert!(from_env.get("client_secret").is_none(), "{from_env}");
+    let from_file = import(&[
+        "--id",
+        "from-file",
+        "--hash-file",
+        hash_file.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(from_file["client_id"], "from-file");
+
+    // Bad inputs: a clear message, nothing registered.
+    let cases: [(&[&str], &str); 6] = [
+        (&["--id", "x1"], "--secret-env"),
+        (
+            &["--id", "x2", "--secret-env", "NOT_SET_ANYWHERE"],
+            "NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            &["--id", "x3", "--secret-file", short_file.to_str().unwrap()],
+            "at least 16 characters",
+        ),
+        (
+            &["--id", "x4", "--hash-env", "LEGACY_SECRET"],
+            "no supported format",
+        ),
+        (&["--secret-env", "LEGACY_SECRET"], "--id is required"),
+        (
+            &[
+                "--id",
+                "x5",
+                "--secret-env",
+                "LEGACY_SECRET",
+                "--hash-file",
+                "f",
+            ],
+            "cannot be used with",
+        ),
+    ];
+    for (args, message) in cases {
+        let err = import(args).expect_err(message);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    let listed = portcullis(&dir, &url, &["client", "list"]).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["from-env", "from-file"]);
+}

@@ -40,6 +40,7 @@ mod protection;
 mod refresh;
 mod revocation;
 mod rotation;
+mod secrets;
 mod security_a;
 mod security_b;
 mod security_c;

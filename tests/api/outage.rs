@@ -204,7 +204,6 @@ async fn tokens_keep_flowing_through_a_database_outage_and_the_rest_fails_fast()
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let verifications = metric(&app, "portcullis_secret_verifications_total").await;
 
     // Act: stop PostgreSQL for at least ten seconds.
     tokio::task::block_in_place(|| pg.stop());
@@ -233,10 +232,9 @@ async fn tokens_keep_flowing_through_a_database_outage_and_the_rest_fails_fast()
         samples.extend(w.await.unwrap());
     }
     let needy = needy.await.unwrap();
-    assert_eq!(
-        metric(&app, "portcullis_secret_verifications_total").await,
-        verifications,
-        "remembered credentials survived the outage and the reconciliation"
+    assert!(
+        !app.metrics_text().await.contains("scheme=\"argon2id\""),
+        "generated secrets never cost a slow hash, through the outage either"
     );
 
     // Assert: known clients were served through the outage.

@@ -41,7 +41,7 @@ fn client(id: &str, now: DateTime<Utc>) -> Client {
 fn secret(tag: &str, now: DateTime<Utc>) -> NewSecret {
     NewSecret {
         id: format!("secret-{tag}"),
-        hash: SecretHash::from_phc(format!("hash-{tag}")),
+        hash: SecretHash::from_stored(format!("hash-{tag}")),
         created_at: now,
     }
 }
@@ -93,7 +93,7 @@ async fn store_contract(store: &impl Store) {
     ));
     assert_eq!(
         active_secrets(store, &c.id, now).await,
-        vec![SecretHash::from_phc("hash-a1".into())]
+        vec![SecretHash::from_stored("hash-a1".into())]
     );
 
     // Listing is ordered by id and paged by cursor.
@@ -140,7 +140,7 @@ async fn store_contract(store: &impl Store) {
     assert_eq!(active_secrets(store, &c.id, later).await.len(), 2);
     assert_eq!(
         active_secrets(store, &c.id, later + Duration::seconds(100)).await,
-        vec![SecretHash::from_phc("hash-a3".into())]
+        vec![SecretHash::from_stored("hash-a3".into())]
     );
     assert!(matches!(
         store

@@ -278,6 +278,6 @@ pub async fn unlock(
         .registry
         .unlock(&admin.actor, path_id(&path), state.clock.now())
         .await?;
-    state.oauth.lockout.clear(client.id.as_str());
+    state.oauth.lockout.unlock(client.id.as_str());
     Ok(HttpResponse::Ok().json(ClientView::new(&client, None)))
 }

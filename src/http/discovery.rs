@@ -69,6 +69,7 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
         AuthMethod::ClientSecretBasic.as_str(),
         AuthMethod::ClientSecretPost.as_str(),
         AuthMethod::PrivateKeyJwt.as_str(),
+        AuthMethod::FederatedJwt.as_str(),
     ];
     // Certificates reach the server over its own TLS or from a trusted proxy.
     let mtls = settings.listeners.tls_enabled() || settings.listeners.forwarded_client_cert;
@@ -100,7 +101,12 @@ async fn render_metadata(state: &AppState) -> Result<web::Bytes, crate::store::S
         "revocation_endpoint": format!("{issuer}/revoke"),
         "scopes_supported": scopes,
         "response_types_supported": [],
-        "grant_types_supported": [GrantType::ClientCredentials.as_str(), GrantType::RefreshToken.as_str()],
+        "grant_types_supported": [
+            GrantType::ClientCredentials.as_str(),
+            GrantType::RefreshToken.as_str(),
+            GrantType::JwtBearer.as_str(),
+            GrantType::TokenExchange.as_str(),
+        ],
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,

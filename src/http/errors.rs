@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::{
     clients::RegistryError,
+    federation::FederationError,
     oauth::{error::UNAVAILABLE_RETRY_AFTER, OAuthError},
     store::StoreError,
 };
@@ -117,6 +118,9 @@ pub enum ApiError {
     /// The client id is taken.
     #[error("a client with this client_id already exists")]
     Conflict,
+    /// The federation id or issuer is taken.
+    #[error("a federation with this federation_id or issuer already exists")]
+    FederationConflict,
     /// Invalid client metadata (RFC 7591 §3.2.2).
     #[error("{0}")]
     InvalidClientMetadata(String),
@@ -158,7 +162,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => "invalid_token",
             Self::NotFound(_) => "not_found",
-            Self::Conflict => "conflict",
+            Self::Conflict | Self::FederationConflict => "conflict",
             Self::RotationUnsafe(_) => "rotation_unsafe",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
             Self::InvalidRequest(_)
@@ -182,6 +186,17 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<FederationError> for ApiError {
+    fn from(e: FederationError) -> Self {
+        match e {
+            FederationError::Invalid(m) => Self::InvalidRequest(m),
+            FederationError::NotFound => Self::NotFound("no federation with this federation_id"),
+            FederationError::Conflict => Self::FederationConflict,
+            FederationError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         if self.database_unavailable() {
@@ -190,7 +205,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict | Self::RotationUnsafe(_) => StatusCode::CONFLICT,
+            Self::Conflict | Self::FederationConflict | Self::RotationUnsafe(_) => {
+                StatusCode::CONFLICT
+            }
             Self::InvalidClientMetadata(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

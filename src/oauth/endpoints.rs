@@ -15,6 +15,8 @@
 //! [RFC 7662 §2]: https://www.rfc-editor.org/rfc/rfc7662#section-2
 //! [RFC 7009 §2]: https://www.rfc-editor.org/rfc/rfc7009#section-2
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::{
@@ -114,6 +116,22 @@ impl TokenServer {
             .map_err(|l| self.rate_limited(l))?;
         let params = post.form?;
         before_auth(&params)?;
+        if let Some((client, identity)) = self
+            .federated_client(post.authorization, &params, claimed, caller.now)
+            .await?
+        {
+            let ctx = RequestContext {
+                ip: caller.ip,
+                auth_method: client.auth_method,
+                certificate: caller.certificate.as_ref().ok().and_then(Clone::clone),
+                federated: Some(Arc::new(identity)),
+            };
+            return Ok(Authenticated {
+                params,
+                client,
+                ctx,
+            });
+        }
         let creds = ClientCredentials::extract(post.authorization, &params)?;
         *claimed = Some(creds.client_id.clone());
         let presented = caller.certificate.as_ref().map(Option::as_deref);
@@ -124,6 +142,7 @@ impl TokenServer {
             ip: caller.ip,
             auth_method: client.auth_method,
             certificate: caller.certificate.as_ref().ok().and_then(Clone::clone),
+            federated: None,
         };
         Ok(Authenticated {
             params,
@@ -139,17 +158,23 @@ impl TokenServer {
         grant_name: &'static str,
         caller: &Caller,
     ) -> Result<(), OAuthError> {
+        let mut details = json!({
+            "grant_type": grant_name,
+            "auth_method": client.auth_method.as_str(),
+            "jti": issued.jti,
+            "scope": issued.scope.to_string(),
+            "expires_in": issued.expires_in,
+            "refresh_token_issued": issued.refresh_token.is_some(),
+        });
+        if let Some(obj) = details.as_object_mut() {
+            // Whom the token is about beyond the client: the federated
+            // subject (ext_sub, ext_iss), the exchanged subject and actor.
+            obj.extend(issued.provenance.clone());
+        }
         let event = AuditEvent::new("token_issued", format!("client:{}", client.id), caller.now)
             .request(caller.request_id.as_deref())
             .client(client.id.as_str())
-            .details(json!({
-                "grant_type": grant_name,
-                "auth_method": client.auth_method.as_str(),
-                "jti": issued.jti,
-                "scope": issued.scope.to_string(),
-                "expires_in": issued.expires_in,
-                "refresh_token_issued": issued.refresh_token.is_some(),
-            }));
+            .details(details);
         if self.audit.record(event).await.is_err() {
             self.metrics
                 .token_denied(OAuthError::AuditUnavailable.code());

@@ -5,7 +5,8 @@
 //! Module map: [`server`] (the service and its request context), [`endpoints`] (one
 //! method per endpoint), [`authenticate`] and
 //! [`proof`] (client authentication), [`grant`] (dispatch and client
-//! credentials), [`refresh`], [`issuance`] (policy, quota, signing),
+//! credentials), [`refresh`], [`federated`] (federated client assertions
+//! and the JWT-bearer grant), [`exchange`] (token exchange), [`issuance`] (policy, quota, signing),
 //! [`introspect`], [`revoke`], and the pure [`request`], [`client_auth`],
 //! [`assertion`], [`scope`], [`audience`] and [`error`].
 
@@ -15,6 +16,8 @@ pub mod authenticate;
 pub mod client_auth;
 pub mod endpoints;
 pub mod error;
+pub mod exchange;
+pub mod federated;
 pub mod grant;
 pub mod introspect;
 pub mod issuance;

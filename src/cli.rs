@@ -1,8 +1,10 @@
 //! The command line: `serve`, `migrate`, and `client …`, which manages clients
 //! directly in the database (same rules as the admin API) and prints JSON;
-//! `keys …` and `audit …` (in `cli/audit.rs`).
+//! `keys …`, `audit …` (in `cli/audit.rs`) and `federation …` (in
+//! `cli/federation.rs`).
 
 mod audit;
+mod federation;
 
 use std::path::PathBuf;
 
@@ -11,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 pub use audit::AuditCommand;
+pub use federation::FederationCommand;
 
 use crate::{
     audit::{AuditEvent, Auditor},
@@ -50,6 +53,9 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage trusted external token issuers directly in the database.
+    #[command(subcommand)]
+    Federation(FederationCommand),
 }
 
 /// `portcullis keys …`
@@ -269,6 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(cmd) => run_keys(&settings, cmd).await?,
         Command::Audit(cmd) => audit::run(&settings, cmd).await?,
+        Command::Federation(cmd) => federation::run(&settings, cmd).await?,
         Command::Client(cmd) => {
             let store = Storage::connect(&settings.database.database_url, 2).await?;
             let auditor = Auditor::Direct(store.clone());

@@ -102,14 +102,7 @@ impl Application {
             )
             .with_cache(Arc::clone(&oauth.clients))
             .with_verifier(oauth.verifier.clone()),
-            federations: FederationRegistry::new(
-                oauth.store.clone(),
-                FederationLimits {
-                    allow_loopback: settings.client_auth.jwks_uri_allow_loopback,
-                },
-                Auditor::Sink(oauth.audit.clone()),
-            )
-            .with_directory(Arc::clone(&oauth.federations)),
+            federations: federation_registry(&settings, &oauth),
             metadata: Arc::default(),
             proxies: Arc::new(
                 TrustedProxies::parse(&settings.listeners.trusted_proxies)
@@ -212,6 +205,18 @@ impl Application {
         tracing::info!("portcullis stopped");
         result
     }
+}
+
+/// Federation administration over the server's store, audit sink and directory.
+fn federation_registry(settings: &Settings, oauth: &TokenServer) -> FederationRegistry {
+    FederationRegistry::new(
+        oauth.store.clone(),
+        FederationLimits {
+            allow_loopback: settings.client_auth.jwks_uri_allow_loopback,
+        },
+        Auditor::Sink(oauth.audit.clone()),
+    )
+    .with_directory(Arc::clone(&oauth.federations))
 }
 
 /// The OAuth protocol service over the opened store and loaded keys.

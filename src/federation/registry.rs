@@ -48,7 +48,9 @@ impl From<StoreError> for FederationError {
     }
 }
 
-/// The federations the token endpoint trusts, held in memory.
+/// The federations the token endpoint trusts, held in memory. While the
+/// database is unreachable the last set read stays in force (none, if none
+/// was read since start).
 #[derive(Debug)]
 pub struct Directory {
     store: Storage,
@@ -106,6 +108,13 @@ impl Directory {
                 Some((set, _)) => {
                     tracing::warn!(error.cause_chain = ?e, "federations could not be re-read: the last set stays in force");
                     Ok(Arc::new(set.clone()))
+                }
+                // Never read since start: trust no federation until the
+                // database answers, rather than fail every assertion
+                // (private_key_jwt clients keep working through an outage).
+                None if e.is_unavailable() => {
+                    tracing::warn!(error.cause_chain = ?e, "federations could not be read: none is trusted until the database answers");
+                    Ok(Arc::new(Vec::new()))
                 }
                 None => Err(e),
             },

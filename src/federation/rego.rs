@@ -108,7 +108,10 @@ scopes := ["deploy"] if { input.claims.environment == "prod" }
 "#;
 
     fn claims(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+        let Value::Object(map) = v else {
+            panic!("claims must be an object")
+        };
+        map
     }
 
     #[tokio::test]

@@ -168,7 +168,10 @@ mod tests {
     }
 
     fn claims(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+        let Value::Object(map) = v else {
+            panic!("claims must be an object")
+        };
+        map
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub enum FederatedTokenError {
     /// The mapped client does not exist or is disabled.
     #[error("the token maps to a client that does not exist or is disabled")]
     NoClient,
+    /// The database could not be asked about the mapped client.
+    #[error("the client registry is temporarily unavailable")]
+    Unavailable,
 }
 
 /// The header and claims read before the signature is checked.

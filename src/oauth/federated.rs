@@ -100,17 +100,31 @@ fn message(e: &FederatedTokenError) -> &'static str {
         FederatedTokenError::NoClient => {
             "the token maps to a client that does not exist, is disabled, or is not registered for federated_jwt"
         }
+        FederatedTokenError::Unavailable => "the service is temporarily unavailable; retry later",
     }
+}
+
+/// The database could not be reached: 503, not a refusal of the token.
+fn unavailable() -> OAuthError {
+    OAuthError::Unavailable(anyhow::anyhow!(
+        "the mapped client could not be read from the database"
+    ))
 }
 
 /// A refused grant assertion or subject/actor token: `invalid_grant`.
 pub(super) fn grant_refused(e: &FederatedTokenError) -> OAuthError {
+    if *e == FederatedTokenError::Unavailable {
+        return unavailable();
+    }
     tracing::info!(reason = %e, "federated token refused");
     OAuthError::InvalidGrant(message(e))
 }
 
 /// A refused client assertion: `invalid_client`.
 fn client_refused(e: &FederatedTokenError) -> OAuthError {
+    if *e == FederatedTokenError::Unavailable {
+        return unavailable();
+    }
     tracing::info!(reason = %e, "federated client assertion refused");
     OAuthError::ProofRefused(message(e).to_owned())
 }
@@ -176,7 +190,7 @@ impl TokenServer {
         let client = self
             .live_client(&mapping.client_id, now)
             .await
-            .map_err(|_| FederatedTokenError::KeysUnavailable)?
+            .map_err(|_| FederatedTokenError::Unavailable)?
             .ok_or(FederatedTokenError::NoClient)?;
         let identity = FederatedIdentity {
             federation: federation.id.clone(),

@@ -52,6 +52,8 @@ impl std::fmt::Debug for IssuedToken {
                 "refresh_token",
                 &self.refresh_token.as_ref().map(|_| "[redacted]"),
             )
+            .field("issued_token_type", &self.issued_token_type)
+            .field("provenance", &self.provenance)
             .finish()
     }
 }

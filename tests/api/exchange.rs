@@ -445,3 +445,47 @@ async fn a_federated_subject_token_is_exchanged_only_by_the_actor_its_may_act_na
     assert_eq!(c["ext_sub"], "system:serviceaccount:pay:api");
     assert_eq!(body["scope"], "orders:read");
 }
+
+#[rstest]
+#[tokio::test]
+async fn the_token_policy_sees_the_subject_and_actor_tokens(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.rego");
+    std::fs::write(
+        &policy,
+        r#"package portcullis
+import rego.v1
+default decision := {"allow": true}
+decision := {"allow": false, "reason": "writers are not delegated"} if {
+    input.grant_type == "urn:ietf:params:oauth:grant-type:token-exchange"
+    contains(input.subject_token.scope, "orders:write")
+    input.actor_token != null
+}
+"#,
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(engine, json!({ "policy_file": policy })).await;
+    let (front, orders, _) = services(&app).await;
+    let t1 = own_token(&app, &front).await;
+    let st = [
+        ("subject_token", t1.as_str()),
+        ("subject_token_type", ACCESS_TOKEN),
+    ];
+    let (status, body) = exchange(&app, &orders, &st).await;
+    assert_eq!(status, StatusCode::OK, "no actor: allowed: {body}");
+    let actor = own_token(&app, &orders).await;
+    let mut with_actor = st.to_vec();
+    with_actor.extend([
+        ("actor_token", actor.as_str()),
+        ("actor_token_type", ACCESS_TOKEN),
+    ]);
+    let (status, body) = exchange(&app, &orders, &with_actor).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("access_denied")),
+        "{body}"
+    );
+    assert_eq!(body["error_description"], "writers are not delegated");
+}

@@ -826,6 +826,27 @@ async fn a_slow_huge_or_down_jwks_endpoint_is_a_bounded_clear_error_and_a_cached
     issuer.set_mode(Mode::Up);
     app.clock.advance(chrono::Duration::seconds(11));
     ok_token(grant(&app, &token(&issuer.url)).await, "recovered").await;
+
+    // The issuer rotates: a token with the new kid makes the server fetch
+    // again (at most once per jwks_refetch_interval), not wait for the cache.
+    let rotated = RsaKey::new("k2");
+    issuer.publish(json!({"keys": [key.public_jwk(), rotated.public_jwk()]}));
+    let hits = issuer.hits();
+    let new_kid = rotated.sign(
+        &json!({}),
+        &kubernetes_claims(&issuer.url, &aud, "pay", "api", now(&app)),
+    );
+    assert_error(
+        grant(&app, &new_kid).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        "within the interval",
+    )
+    .await;
+    assert_eq!(issuer.hits(), hits, "no fetch within the re-fetch interval");
+    app.clock.advance(chrono::Duration::seconds(10));
+    ok_token(grant(&app, &new_kid).await, "rotated key").await;
+    assert_eq!(issuer.hits(), hits + 1, "one fetch for the unknown kid");
 }
 
 #[rstest]

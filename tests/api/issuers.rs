@@ -106,7 +106,7 @@ impl Issuer {
         let jwks = Arc::new(Mutex::new(jwks));
         let mode = Arc::new(Mutex::new(Mode::Up));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (j, m, h, u) = (
+        let (keys, modes, count, base) = (
             Arc::clone(&jwks),
             Arc::clone(&mode),
             Arc::clone(&hits),
@@ -114,7 +114,12 @@ impl Issuer {
         );
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
-                let (j, m, h, u) = (Arc::clone(&j), Arc::clone(&m), Arc::clone(&h), u.clone());
+                let (keys, modes, count, base) = (
+                    Arc::clone(&keys),
+                    Arc::clone(&modes),
+                    Arc::clone(&count),
+                    base.clone(),
+                );
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 4096];
                     let mut read = 0;
@@ -124,10 +129,10 @@ impl Issuer {
                             Ok(n) => read += n,
                         }
                     }
-                    h.fetch_add(1, Ordering::SeqCst);
+                    count.fetch_add(1, Ordering::SeqCst);
                     let head = String::from_utf8_lossy(&buf[..read]).to_string();
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let mode = *m.lock().unwrap();
+                    let mode = *modes.lock().unwrap();
                     let (status, body) = match (mode, path.as_str()) {
                         (Mode::Slow, _) => {
                             tokio::time::sleep(Duration::from_secs(30)).await;
@@ -137,8 +142,8 @@ impl Issuer {
                         (_, "/.well-known/openid-configuration") => (
                             "200 OK",
                             json!({
-                                "issuer": u,
-                                "jwks_uri": format!("{u}/jwks"),
+                                "issuer": base,
+                                "jwks_uri": format!("{base}/jwks"),
                                 "response_types_supported": ["id_token"],
                                 "subject_types_supported": ["public"],
                                 "id_token_signing_alg_values_supported": ["RS256"],
@@ -149,7 +154,7 @@ impl Issuer {
                             "200 OK",
                             format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(1 << 20)),
                         ),
-                        (Mode::Up, "/jwks") => ("200 OK", j.lock().unwrap().to_string()),
+                        (Mode::Up, "/jwks") => ("200 OK", keys.lock().unwrap().to_string()),
                         _ => ("404 Not Found", "{}".to_owned()),
                     };
                     let response = format!(

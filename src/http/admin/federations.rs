@@ -20,7 +20,7 @@ async fn request(
     state: &AppState,
 ) -> Result<FederationRequest, ApiError> {
     json_body(
-        &req.clone(),
+        req,
         body,
         &state.settings.listeners,
         false,

@@ -1,7 +1,7 @@
 //! The command line: `serve`, `migrate`, and `client …`, which manages clients
 //! directly in the database (same rules as the admin API) and prints JSON;
-//! `keys …`, `audit …` (in `cli/audit.rs`), `kek generate` (`cli/kek.rs`) and
-//! `health` (`cli/health.rs`).
+//! `keys …`, `audit …` (in `cli/audit.rs`), `federation …` (`cli/federation.rs`),
+//! `kek generate` (`cli/kek.rs`) and `health` (`cli/health.rs`).
 //!
 //! Help texts are plain text (clap prints doc comments as written), so they
 //! do not use Markdown backticks.
@@ -10,6 +10,7 @@
 #![allow(clippy::doc_markdown)]
 
 mod audit;
+mod federation;
 mod health;
 mod import;
 mod kek;
@@ -21,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 pub use audit::AuditCommand;
+pub use federation::FederationCommand;
 pub use health::{readyz_url, HealthArgs};
 pub use kek::KekCommand;
 
@@ -84,6 +86,9 @@ pub enum Command {
     /// The container healthcheck: it reads the same settings as serve, so it
     /// asks the configured listen address (loopback for 0.0.0.0).
     Health(HealthArgs),
+    /// Manage trusted external token issuers directly in the database.
+    #[command(subcommand)]
+    Federation(FederationCommand),
 }
 
 /// `portcullis keys …`
@@ -319,6 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kek(cmd) => print(&kek::run(&settings, cmd)?)?,
         Command::Health(args) => print(&health::run(&settings, args).await?)?,
         Command::Audit(cmd) => audit::run(&settings, cmd).await?,
+        Command::Federation(cmd) => federation::run(&settings, cmd).await?,
         Command::Client(cmd) => {
             let store = Storage::connect(&settings.database.database_url, 2).await?;
             let auditor = Auditor::Direct(store.clone());

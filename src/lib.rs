@@ -17,6 +17,7 @@ pub mod cli;
 pub mod clients;
 pub mod clock;
 pub mod config;
+pub mod federation;
 pub mod http;
 pub mod keys;
 pub mod maintenance;

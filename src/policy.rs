@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
 /// Claims a policy can never set: the registered ones.
-const RESERVED_CLAIMS: [&str; 11] = [
+const RESERVED_CLAIMS: [&str; 15] = [
     "iss",
     "sub",
     "aud",
@@ -38,6 +38,10 @@ const RESERVED_CLAIMS: [&str; 11] = [
     "scope",
     "cnf",
     "typ",
+    "act",
+    "may_act",
+    "ext_sub",
+    "ext_iss",
 ];
 
 /// What the policy decided for an allowed request.

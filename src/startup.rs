@@ -16,6 +16,7 @@ use crate::{
     clients::{jwks::ClientJwks, ClientCache, Registry, SecretVerifier},
     clock::Clock,
     config::Settings,
+    federation::{Directory, FederationKeys, FederationLimits, FederationRegistry},
     http::{self, admin::tokens::AdminTokens, state::AppState, Plane},
     keys::{KekRing, KeyManager},
     maintenance::{self, Background},
@@ -101,6 +102,7 @@ impl Application {
             )
             .with_cache(Arc::clone(&oauth.clients))
             .with_verifier(oauth.verifier.clone()),
+            federations: federation_registry(&settings, &oauth),
             metadata: Arc::default(),
             proxies: Arc::new(
                 TrustedProxies::parse(&settings.listeners.trusted_proxies)
@@ -214,6 +216,18 @@ impl Application {
     }
 }
 
+/// Federation administration over the server's store, audit sink and directory.
+fn federation_registry(settings: &Settings, oauth: &TokenServer) -> FederationRegistry {
+    FederationRegistry::new(
+        oauth.store.clone(),
+        FederationLimits {
+            allow_loopback: settings.client_auth.jwks_uri_allow_loopback,
+        },
+        Auditor::Sink(oauth.audit.clone()),
+    )
+    .with_directory(Arc::clone(&oauth.federations))
+}
+
 /// The OAuth protocol service over the opened store and loaded keys.
 fn token_server(
     settings: &Arc<Settings>,
@@ -226,6 +240,7 @@ fn token_server(
 ) -> anyhow::Result<TokenServer> {
     let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
     let metrics = Metrics::default();
+    let client_jwks = Arc::new(ClientJwks::new(settings, clock.clone())?);
     Ok(TokenServer {
         // The audit writer retries on its own: it may wait longer per call.
         audit: AuditSink::start(store.background(), journal, metrics.clone())
@@ -252,7 +267,13 @@ fn token_server(
         ),
         metrics,
         policy,
-        client_jwks: Arc::new(ClientJwks::new(settings, clock.clone())?),
+        federation_keys: Arc::new(FederationKeys::new(
+            Arc::clone(&client_jwks),
+            settings,
+            clock.clone(),
+        )),
+        federations: Arc::new(Directory::new(store.clone(), clock.clone())),
+        client_jwks,
         client_ca: load_client_ca(settings)?,
         store,
         keys: key_manager.key_set(),

@@ -110,19 +110,35 @@ fn v6_allowed(ip: Ipv6Addr, allow_loopback: bool) -> bool {
 #[derive(Debug)]
 pub struct GuardedResolver {
     allow_loopback: bool,
+    allow_private: bool,
 }
 
 impl GuardedResolver {
     /// A resolver allowing loopback addresses only when `allow_loopback`.
     #[must_use]
     pub fn new(allow_loopback: bool) -> Arc<Self> {
-        Arc::new(Self { allow_loopback })
+        Arc::new(Self {
+            allow_loopback,
+            allow_private: false,
+        })
+    }
+
+    /// A resolver that also allows private addresses (not loopback unless
+    /// `allow_loopback`): for fetches pinned to an administrator's CA
+    /// bundle, where only a server holding a certificate of that CA can answer.
+    #[must_use]
+    pub fn trusting_private(allow_loopback: bool) -> Arc<Self> {
+        Arc::new(Self {
+            allow_loopback,
+            allow_private: true,
+        })
     }
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_loopback = self.allow_loopback;
+        let allow_private = self.allow_private;
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let lookup = host.clone();
@@ -133,10 +149,10 @@ impl Resolve for GuardedResolver {
             if addrs.is_empty() {
                 return Err(format!("{host} has no address").into());
             }
-            if let Some(bad) = addrs
-                .iter()
-                .find(|a| !fetch_allowed(a.ip(), allow_loopback))
-            {
+            if let Some(bad) = addrs.iter().find(|a| {
+                let private_ok = allow_private && !a.ip().is_loopback();
+                !private_ok && !fetch_allowed(a.ip(), allow_loopback)
+            }) {
                 return Err(format!(
                     "{host} resolves to {}, which is not a public address",
                     bad.ip()

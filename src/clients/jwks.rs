@@ -43,9 +43,18 @@ struct Fetched {
     at: DateTime<Utc>,
 }
 
+/// How a fetch reaches its server: the shared client (public addresses
+/// only), or one trusting a federation's CA bundle.
+#[derive(Clone, Debug, Default)]
+pub struct Via {
+    http: Option<reqwest::Client>,
+    private_ok: bool,
+}
+
 /// Fetches and caches clients' key sets.
 pub struct ClientJwks {
     http: reqwest::Client,
+    timeout: Duration,
     max_bytes: usize,
     ttl: TimeDelta,
     stale_max: TimeDelta,
@@ -86,6 +95,7 @@ impl ClientJwks {
             .build()?;
         Ok(Self {
             http,
+            timeout: Duration::from_secs(auth.jwks_fetch_timeout),
             max_bytes: auth.jwks_fetch_max_bytes,
             ttl: secs(auth.jwks_cache_ttl),
             stale_max: secs(auth.jwks_stale_max),
@@ -124,6 +134,21 @@ impl ClientJwks {
         uri: &str,
         want_kid: Option<&str>,
     ) -> Result<Arc<JwkSet>, JwksError> {
+        self.fetched_keys_via(&Via::default(), id, uri, want_kid)
+            .await
+    }
+
+    /// The keys published at `uri` for the cache entry `id` (a client id, or
+    /// a namespaced id of another key owner such as a federation), with the
+    /// same cache, stale-set and re-fetch rules as clients' keys, fetched
+    /// through `via`.
+    pub async fn fetched_keys_via(
+        &self,
+        via: &Via,
+        id: &str,
+        uri: &str,
+        want_kid: Option<&str>,
+    ) -> Result<Arc<JwkSet>, JwksError> {
         let cached = self.cached(id, uri);
         if let Some((keys, fresh)) = &cached {
             let has_kid = want_kid.is_none_or(|kid| {
@@ -139,7 +164,7 @@ impl ClientJwks {
                 "the last fetch failed moments ago; retrying shortly".into(),
             ));
         }
-        match self.fetch(uri).await {
+        match self.fetch(via, uri).await {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 self.lock_fetched().insert(
@@ -209,7 +234,43 @@ impl ClientJwks {
     }
 
     /// Fetches and validates the set at `uri`; the error's detail is for the log.
-    async fn fetch(&self, uri: &str) -> Result<JwkSet, JwksError> {
+    async fn fetch(&self, via: &Via, uri: &str) -> Result<JwkSet, JwksError> {
+        let value = self.fetch_json(via, uri).await?;
+        validate_jwks(&value).map_err(JwksError::Fetch)
+    }
+
+    /// An HTTP client for fetches that trust `ca_pem` (and only it), with the
+    /// limits of the key fetcher. With a private CA the server answering
+    /// must hold a certificate from it, so private addresses (an in-cluster
+    /// API server) are allowed; loopback only as for other fetches.
+    pub fn via_ca(&self, ca_pem: &str) -> Result<Via, JwksError> {
+        let fail = |m: &str| JwksError::Fetch(m.to_owned());
+        let certs = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
+            .map_err(|_| fail("the CA bundle is not PEM"))?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tls_built_in_root_certs(false)
+            .dns_resolver(GuardedResolver::trusting_private(self.allow_loopback))
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+        Ok(Via {
+            http: Some(
+                builder
+                    .build()
+                    .map_err(|_| fail("the HTTP client could not be built"))?,
+            ),
+            private_ok: true,
+        })
+    }
+
+    /// Fetches the JSON document at `uri` (any JSON, at most the size limit);
+    /// the error's detail is for the log.
+    pub async fn fetch_json(&self, via: &Via, uri: &str) -> Result<serde_json::Value, JwksError> {
         let fail = |m: String| JwksError::Fetch(m);
         let url = reqwest::Url::parse(uri).map_err(|_| fail("not a URL".into()))?;
         // Literal addresses never reach the resolver: check them here.
@@ -218,7 +279,11 @@ impl ClientJwks {
             Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
             _ => None,
         };
-        if literal.is_some_and(|ip| !super::fetch_guard::fetch_allowed(ip, self.allow_loopback)) {
+        let refused = |ip: std::net::IpAddr| {
+            let private_ok = via.private_ok && !ip.is_loopback();
+            !private_ok && !super::fetch_guard::fetch_allowed(ip, self.allow_loopback)
+        };
+        if literal.is_some_and(refused) {
             return Err(fail("the address is not a public one".into()));
         }
         if url.scheme() != "https" && !self.allow_loopback {
@@ -226,8 +291,10 @@ impl ClientJwks {
                 "plain http is allowed only with jwks_uri_allow_loopback".into(),
             ));
         }
-        let mut response = self
+        let mut response = via
             .http
+            .as_ref()
+            .unwrap_or(&self.http)
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
@@ -263,9 +330,7 @@ impl ClientJwks {
             }
             body.extend_from_slice(&chunk);
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| fail("the document is not JSON".into()))?;
-        validate_jwks(&value).map_err(fail)
+        serde_json::from_slice(&body).map_err(|_| fail("the document is not JSON".into()))
     }
 }
 

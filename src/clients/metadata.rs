@@ -57,7 +57,7 @@ fn auth_method_of(requested: Option<&str>) -> Result<AuthMethod, String> {
     match requested {
         None => Ok(AuthMethod::ClientSecretBasic),
         Some(m) => AuthMethod::parse(m).ok_or_else(|| {
-            format!("token_endpoint_auth_method {m:?} is not supported; use client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth or self_signed_tls_client_auth")
+            format!("token_endpoint_auth_method {m:?} is not supported; use client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth, self_signed_tls_client_auth or federated_jwt")
         }),
     }
 }
@@ -276,15 +276,16 @@ fn parse_grant_types(requested: Option<Vec<String>>) -> Result<Vec<GrantType>, S
     let mut grants = Vec::new();
     for g in &requested {
         let grant = GrantType::parse(g).ok_or_else(|| {
-            format!("grant type {g:?} is not supported; use client_credentials and refresh_token")
+            format!("grant type {g:?} is not supported; use client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:jwt-bearer or urn:ietf:params:oauth:grant-type:token-exchange")
         })?;
         if !grants.contains(&grant) {
             grants.push(grant);
         }
     }
-    if !grants.contains(&GrantType::ClientCredentials) {
+    if grants.contains(&GrantType::RefreshToken) && !grants.contains(&GrantType::ClientCredentials)
+    {
         return Err(
-            "grant_types must include client_credentials (refresh tokens are issued with it)"
+            "grant_types must include client_credentials with refresh_token (refresh tokens are issued with it)"
                 .into(),
         );
     }

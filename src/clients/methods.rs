@@ -11,6 +11,10 @@ pub enum GrantType {
     ClientCredentials,
     /// RFC 6749 §6: refresh tokens, issued with client-credentials tokens.
     RefreshToken,
+    /// RFC 7523 §2.1: a federated token as the grant.
+    JwtBearer,
+    /// RFC 8693: token exchange.
+    TokenExchange,
 }
 
 impl GrantType {
@@ -20,6 +24,8 @@ impl GrantType {
         match self {
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 
@@ -29,6 +35,8 @@ impl GrantType {
         match s {
             "client_credentials" => Some(Self::ClientCredentials),
             "refresh_token" => Some(Self::RefreshToken),
+            "urn:ietf:params:oauth:grant-type:jwt-bearer" => Some(Self::JwtBearer),
+            "urn:ietf:params:oauth:grant-type:token-exchange" => Some(Self::TokenExchange),
             _ => None,
         }
     }
@@ -49,6 +57,10 @@ pub enum AuthMethod {
     TlsClientAuth,
     /// A self-signed certificate registered in the client's JWK set (RFC 8705 §2.2).
     SelfSignedTlsClientAuth,
+    /// A token of a trusted federation that a mapping rule maps to the client
+    /// (RFC 7523 §2.2 assertion, or the §2.1 grant without other
+    /// authentication): no secret and no registered keys.
+    FederatedJwt,
 }
 
 impl AuthMethod {
@@ -61,6 +73,7 @@ impl AuthMethod {
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::TlsClientAuth => "tls_client_auth",
             Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            Self::FederatedJwt => "federated_jwt",
         }
     }
 
@@ -85,6 +98,7 @@ impl AuthMethod {
             "private_key_jwt" => Some(Self::PrivateKeyJwt),
             "tls_client_auth" => Some(Self::TlsClientAuth),
             "self_signed_tls_client_auth" => Some(Self::SelfSignedTlsClientAuth),
+            "federated_jwt" => Some(Self::FederatedJwt),
             _ => None,
         }
     }

@@ -60,7 +60,9 @@ mod defaults {
             .collect()
     }
     pub fn assertion_max_lifetime() -> u64 {
-        300
+        // One hour, like Okta and Authlib's default assertions: the jti
+        // replay store keeps each id until its exp, whatever the lifetime.
+        3600
     }
     pub fn jwks_fetch_timeout() -> u64 {
         5

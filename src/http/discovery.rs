@@ -58,6 +58,7 @@ fn render_metadata(state: &AppState) -> web::Bytes {
         AuthMethod::ClientSecretBasic.as_str(),
         AuthMethod::ClientSecretPost.as_str(),
         AuthMethod::PrivateKeyJwt.as_str(),
+        AuthMethod::FederatedJwt.as_str(),
     ];
     // Certificates reach the server over its own TLS or from a trusted proxy.
     let mtls = settings.listeners.tls_enabled() || settings.listeners.forwarded_client_cert;
@@ -88,7 +89,12 @@ fn render_metadata(state: &AppState) -> web::Bytes {
         "introspection_endpoint": format!("{issuer}/introspect"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "response_types_supported": [],
-        "grant_types_supported": [GrantType::ClientCredentials.as_str(), GrantType::RefreshToken.as_str()],
+        "grant_types_supported": [
+            GrantType::ClientCredentials.as_str(),
+            GrantType::RefreshToken.as_str(),
+            GrantType::JwtBearer.as_str(),
+            GrantType::TokenExchange.as_str(),
+        ],
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,

@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::{
     clients::RegistryError,
+    federation::FederationError,
     oauth::{error::UNAVAILABLE_RETRY_AFTER, OAuthError},
     store::StoreError,
 };
@@ -123,6 +124,9 @@ pub enum ApiError {
     /// The client's registration does not allow the operation (409 `conflict`).
     #[error("{0}")]
     StateConflict(String),
+    /// The federation id or issuer is taken.
+    #[error("a federation with this federation_id or issuer already exists")]
+    FederationConflict,
     /// Invalid client metadata (RFC 7591 §3.2.2).
     #[error("{0}")]
     InvalidClientMetadata(String),
@@ -164,7 +168,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => "invalid_token",
             Self::NotFound(_) => "not_found",
-            Self::Conflict | Self::StateConflict(_) => "conflict",
+            Self::Conflict | Self::StateConflict(_) | Self::FederationConflict => "conflict",
             Self::RotationUnsafe(_) => "rotation_unsafe",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
             Self::InvalidRequest(_)
@@ -189,6 +193,17 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<FederationError> for ApiError {
+    fn from(e: FederationError) -> Self {
+        match e {
+            FederationError::Invalid(m) => Self::InvalidRequest(m),
+            FederationError::NotFound => Self::NotFound("no federation with this federation_id"),
+            FederationError::Conflict => Self::FederationConflict,
+            FederationError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         if self.database_unavailable() {
@@ -197,7 +212,10 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict | Self::StateConflict(_) | Self::RotationUnsafe(_) => {
+            Self::Conflict
+            | Self::StateConflict(_)
+            | Self::FederationConflict
+            | Self::RotationUnsafe(_) => {
                 StatusCode::CONFLICT
             }
             Self::InvalidClientMetadata(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,

@@ -92,6 +92,33 @@ fn routes() -> Vec<RouteDef> {
             "/admin/clients/{client_id}/unlock",
             admin::clients::unlock
         ),
+        route!(POST, "/admin/federations", admin::federations::create),
+        route!(GET, "/admin/federations", admin::federations::list),
+        route!(
+            GET,
+            "/admin/federations/{federation_id}",
+            admin::federations::show
+        ),
+        route!(
+            PUT,
+            "/admin/federations/{federation_id}",
+            admin::federations::update
+        ),
+        route!(
+            DELETE,
+            "/admin/federations/{federation_id}",
+            admin::federations::delete
+        ),
+        route!(
+            POST,
+            "/admin/federations/{federation_id}/disable",
+            admin::federations::disable
+        ),
+        route!(
+            POST,
+            "/admin/federations/{federation_id}/enable",
+            admin::federations::enable
+        ),
         route!(GET, "/admin/audit", admin::audit::list),
     ]
 }

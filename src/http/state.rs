@@ -5,8 +5,8 @@ use std::sync::{atomic::AtomicBool, Arc};
 
 use super::{admin::tokens::AdminTokens, metadata_cache::MetadataCache};
 use crate::{
-    clients::Registry, clock::Clock, config::Settings, keys::KeyManager, oauth::TokenServer,
-    protect::client_ip::TrustedProxies,
+    clients::Registry, clock::Clock, config::Settings, federation::FederationRegistry,
+    keys::KeyManager, oauth::TokenServer, protect::client_ip::TrustedProxies,
 };
 
 /// Shared, cheaply clonable server state of the web layer.
@@ -16,6 +16,8 @@ pub struct AppState {
     pub oauth: Arc<TokenServer>,
     /// Client registry operations (admin API).
     pub registry: Registry,
+    /// Federation administration (admin API).
+    pub federations: FederationRegistry,
     /// The signing-key lifecycle (admin API, metadata, metrics).
     pub key_manager: Arc<KeyManager>,
     /// The time source: each handler reads it once.

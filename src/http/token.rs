@@ -31,6 +31,9 @@ struct TokenResponse<'a> {
     scope: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'a str>,
+    /// RFC 8693 §2.2.1, for token exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
 }
 
 /// The form post as read: the `Authorization` header and the form body, or
@@ -94,6 +97,7 @@ fn render(issued: &IssuedToken) -> HttpResponse {
         expires_in: issued.expires_in,
         scope: &issued.scope.to_string(),
         refresh_token: issued.refresh_token.as_ref().map(RefreshToken::expose),
+        issued_token_type: issued.issued_token_type,
     })
 }
 

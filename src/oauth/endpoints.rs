@@ -15,6 +15,8 @@
 //! [RFC 7662 §2]: https://www.rfc-editor.org/rfc/rfc7662#section-2
 //! [RFC 7009 §2]: https://www.rfc-editor.org/rfc/rfc7009#section-2
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::{
@@ -120,6 +122,23 @@ impl TokenServer {
             .map_err(|l| self.rate_limited(l))?;
         let params = post.form?;
         before_auth(&params)?;
+        if let Some((client, identity)) = self
+            .federated_client(post.authorization, &params, claimed, caller.now)
+            .await?
+        {
+            let ctx = RequestContext {
+                ip: caller.ip,
+                auth_method: client.auth_method,
+                certificate: caller.certificate.as_ref().ok().and_then(Clone::clone),
+                dpop_jkt: None,
+                federated: Some(Arc::new(identity)),
+            };
+            return Ok(Authenticated {
+                params,
+                client,
+                ctx,
+            });
+        }
         let creds = ClientCredentials::extract(post.authorization, &params)?;
         *claimed = Some(creds.client_id.clone());
         let presented = caller.certificate.as_ref().map(Option::as_deref);
@@ -137,6 +156,7 @@ impl TokenServer {
             auth_method: client.auth_method,
             certificate: caller.certificate.as_ref().ok().and_then(Clone::clone),
             dpop_jkt: None,
+            federated: None,
         };
         Ok(Authenticated {
             params,
@@ -163,6 +183,11 @@ impl TokenServer {
         // Only DPoP tokens say so: Bearer tokens keep their compact event.
         if issued.token_type != "Bearer" {
             details["token_type"] = issued.token_type.into();
+        }
+        if let Some(obj) = details.as_object_mut() {
+            // Whom the token is about beyond the client: the federated
+            // subject (ext_sub, ext_iss), the exchanged subject and actor.
+            obj.extend(issued.provenance.clone());
         }
         let event = AuditEvent::new("token_issued", format!("client:{}", client.id), caller.now)
             .request(caller.request_id.as_deref())

@@ -44,7 +44,7 @@ pub enum OAuthError {
     InvalidGrant(&'static str),
     /// The grant type is unknown to this server.
     #[error(
-        "grant_type is not supported; this server supports client_credentials and refresh_token"
+        "grant_type is not supported; this server supports client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:jwt-bearer and urn:ietf:params:oauth:grant-type:token-exchange"
     )]
     UnsupportedGrantType,
     /// The DPoP proof is missing, malformed, invalid or replayed

@@ -33,10 +33,7 @@ impl TokenServer {
     ) -> Result<IssuedToken, OAuthError> {
         match request {
             TokenRequest::ClientCredentials { scope, resources } => {
-                let grant = Grant {
-                    name: "client_credentials",
-                    ctx,
-                };
+                let grant = Grant::new("client_credentials", ctx);
                 self.client_credentials(client, scope, &resources, &grant, now)
                     .await
             }
@@ -45,12 +42,20 @@ impl TokenServer {
                 scope,
                 resources,
             } => {
-                let grant = Grant {
-                    name: "refresh_token",
-                    ctx,
-                };
+                let grant = Grant::new("refresh_token", ctx);
                 self.refresh(client, &refresh_token, scope, &resources, &grant, now)
                     .await
+            }
+            TokenRequest::JwtBearer {
+                assertion,
+                scope,
+                resources,
+            } => {
+                self.jwt_bearer(client, &assertion, scope, &resources, ctx, now)
+                    .await
+            }
+            TokenRequest::TokenExchange(exchange) => {
+                self.exchange(client, *exchange, ctx, now).await
             }
         }
     }

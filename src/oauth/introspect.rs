@@ -56,6 +56,15 @@ pub struct Details {
     /// The certificate the token is bound to (RFC 8705 §3.2: `x5t#S256`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<serde_json::Value>,
+    /// The acting party of an exchanged token (RFC 8693 §4.1), nested for chains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
+    /// The federated subject the token was issued on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ext_sub: Option<serde_json::Value>,
+    /// The federation issuer of that subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ext_iss: Option<serde_json::Value>,
 }
 
 impl Introspection {
@@ -147,6 +156,9 @@ impl TokenServer {
                 "Bearer"
             },
             cnf: claims.extra.get("cnf").cloned(),
+            act: claims.extra.get("act").cloned(),
+            ext_sub: claims.extra.get("ext_sub").cloned(),
+            ext_iss: claims.extra.get("ext_iss").cloned(),
         }))
     }
 
@@ -188,12 +200,15 @@ impl TokenServer {
                         .clone()
                         .map(|jkt| Binding::Dpop(jkt).confirmation())
                 }),
+            act: None,
+            ext_sub: None,
+            ext_iss: None,
         }))
     }
 
     /// The client if it still exists and is enabled: tokens of disabled or
     /// deleted clients are inactive.
-    async fn live_client(
+    pub(super) async fn live_client(
         &self,
         id: &str,
         now: DateTime<Utc>,

@@ -14,6 +14,7 @@ use std::{net::IpAddr, sync::Arc};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::federated::FederatedIdentity;
 use super::{scope::ScopeSet, OAuthError, TokenServer};
 use crate::{
     certs::ClientCertificate,
@@ -38,6 +39,11 @@ pub struct IssuedToken {
     pub token_type: &'static str,
     /// The DPoP nonce for the client's next proof (`DPoP-Nonce`), when nonces are required.
     pub dpop_nonce: Option<String>,
+    /// RFC 8693 §2.2.1 `issued_token_type`, for token exchange.
+    pub issued_token_type: Option<&'static str>,
+    /// Who the token is about beyond the client (`sub` when it is not the
+    /// client, `ext_sub`, `ext_iss`, `federation`, `act`), for the audit trail.
+    pub provenance: Map<String, Value>,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -53,6 +59,8 @@ impl std::fmt::Debug for IssuedToken {
                 "refresh_token",
                 &self.refresh_token.as_ref().map(|_| "[redacted]"),
             )
+            .field("issued_token_type", &self.issued_token_type)
+            .field("provenance", &self.provenance)
             .finish()
     }
 }
@@ -68,6 +76,8 @@ pub struct RequestContext {
     pub certificate: Option<Arc<ClientCertificate>>,
     /// The RFC 7638 thumbprint of the key of the request's valid DPoP proof.
     pub dpop_jkt: Option<String>,
+    /// The federated token that authenticated the client, if one did.
+    pub federated: Option<Arc<FederatedIdentity>>,
 }
 
 /// What a token is bound to (`cnf`): a client certificate or a DPoP key, never both.
@@ -127,6 +137,21 @@ pub struct Grant {
     pub name: &'static str,
     /// Where the request came from.
     pub ctx: RequestContext,
+    /// Grant-specific policy input members (`subject_token`, `actor_token`,
+    /// `federated`), merged into the policy input.
+    pub facts: Map<String, Value>,
+}
+
+impl Grant {
+    /// A grant named `name` with no facts of its own.
+    #[must_use]
+    pub fn new(name: &'static str, ctx: RequestContext) -> Self {
+        let mut facts = Map::new();
+        if let Some(f) = &ctx.federated {
+            facts.insert("federated".into(), f.fact());
+        }
+        Self { name, ctx, facts }
+    }
 }
 
 /// The certificate confirmation (`cnf`, RFC 8705 §3.1) of a bound token.
@@ -152,6 +177,14 @@ pub struct Decision {
     pub claims: Map<String, Value>,
     /// `Bearer`, or `DPoP` when bound to a DPoP key.
     pub token_type: &'static str,
+    /// The token's `sub` when it is not the client (token exchange).
+    pub subject: Option<String>,
+    /// The token expires at this instant at the latest (seconds; token
+    /// exchange: never after the subject token).
+    pub expires_by: Option<i64>,
+    /// Claims of provenance set by the grant (`ext_sub`, `ext_iss`, `act`,
+    /// `federation`), added after the policy ran, so no policy can forge them.
+    pub provenance: Map<String, Value>,
 }
 
 impl TokenServer {
@@ -191,6 +224,15 @@ impl TokenServer {
             audiences,
             claims,
             token_type,
+            subject: None,
+            expires_by: None,
+            // A client that authenticated with a federated token: its subject.
+            provenance: grant
+                .ctx
+                .federated
+                .as_ref()
+                .map(|f| f.provenance())
+                .unwrap_or_default(),
         })
     }
 
@@ -206,7 +248,7 @@ impl TokenServer {
         let Some(policy) = &self.policy else {
             return Ok((scope, Map::new()));
         };
-        let input = serde_json::json!({
+        let mut input = serde_json::json!({
             "client": ClientView::new(client, None),
             "grant_type": grant.name,
             "scopes": scope.iter().collect::<Vec<_>>(),
@@ -222,6 +264,9 @@ impl TokenServer {
                 "weekday": now.format("%a").to_string(),
             },
         });
+        if let Some(obj) = input.as_object_mut() {
+            obj.extend(grant.facts.clone());
+        }
         match Arc::clone(policy).evaluate_bounded(input).await {
             Ok(decision) => {
                 let narrowed = match decision.scopes {
@@ -256,11 +301,27 @@ impl TokenServer {
             .unwrap_or(settings.tokens.access_token_ttl)
             .min(settings.tokens.max_access_token_ttl);
         let iat = now.timestamp();
+        let ttl = match decision.expires_by {
+            Some(by) => {
+                let left = u32::try_from(by.saturating_sub(iat).max(0)).unwrap_or(u32::MAX);
+                if left == 0 {
+                    return Err(OAuthError::InvalidGrant("the subject token has expired"));
+                }
+                ttl.min(left)
+            }
+            None => ttl,
+        };
         let scope = decision.scope;
         let token_type = decision.token_type;
+        let mut extra = decision.claims;
+        extra.extend(decision.provenance.clone());
+        let mut provenance = decision.provenance;
+        if let Some(sub) = &decision.subject {
+            provenance.insert("sub".into(), Value::String(sub.clone()));
+        }
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
-            sub: client.id.to_string(),
+            sub: decision.subject.unwrap_or_else(|| client.id.to_string()),
             aud: decision.audiences.into(),
             exp: iat + i64::from(ttl),
             iat,
@@ -268,7 +329,7 @@ impl TokenServer {
             jti: uuid::Uuid::new_v4().to_string(),
             client_id: client.id.to_string(),
             scope: (!scope.is_empty()).then(|| scope.to_string()),
-            extra: decision.claims,
+            extra,
         };
         let key = self.keys.current();
         let access_token = encode(&key, &claims).map_err(|e| OAuthError::Server(e.into()))?;
@@ -281,6 +342,8 @@ impl TokenServer {
             refresh_token,
             token_type,
             dpop_nonce: None,
+            issued_token_type: None,
+            provenance,
         })
     }
 }
@@ -301,6 +364,8 @@ mod tests {
             refresh_token: Some(refresh),
             token_type: "Bearer",
             dpop_nonce: None,
+            issued_token_type: None,
+            provenance: Map::new(),
         };
         let shown = format!("{issued:?}");
         assert!(!shown.contains("eyJhbGciOiJFUzI1NiJ9"), "{shown}");

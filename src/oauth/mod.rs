@@ -5,7 +5,8 @@
 //! Module map: [`server`] (the service and its request context), [`endpoints`] (one
 //! method per endpoint), [`authenticate`] and
 //! [`proof`] (client authentication), [`dpop`] (DPoP proofs), [`grant`] (dispatch and client
-//! credentials), [`refresh`], [`issuance`] (policy, quota, signing),
+//! credentials), [`refresh`], [`federated`] (federated client assertions
+//! and the JWT-bearer grant), [`exchange`] (token exchange), [`issuance`] (policy, quota, signing),
 //! [`introspect`], [`revoke`], and the pure [`request`], [`client_auth`],
 //! [`assertion`], [`scope`], [`audience`] and [`error`].
 
@@ -16,6 +17,8 @@ pub mod client_auth;
 pub mod dpop;
 pub mod endpoints;
 pub mod error;
+pub mod exchange;
+pub mod federated;
 pub mod grant;
 pub mod introspect;
 pub mod issuance;

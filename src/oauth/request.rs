@@ -66,6 +66,12 @@ fn repeated(name: &str) -> &'static str {
         "refresh_token" => "refresh_token must not be repeated",
         "token" => "token must not be repeated",
         "token_type_hint" => "token_type_hint must not be repeated",
+        "assertion" => "assertion must not be repeated",
+        "subject_token" => "subject_token must not be repeated",
+        "subject_token_type" => "subject_token_type must not be repeated",
+        "actor_token" => "actor_token must not be repeated",
+        "actor_token_type" => "actor_token_type must not be repeated",
+        "requested_token_type" => "requested_token_type must not be repeated",
         _ => "a request parameter is repeated",
     }
 }
@@ -89,6 +95,108 @@ pub enum TokenRequest {
         /// Requested resources, within the grant's audiences.
         resources: Vec<String>,
     },
+    /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1).
+    JwtBearer {
+        /// The assertion: a federated token.
+        assertion: String,
+        /// Requested scope; `None` means what the mapping allows.
+        scope: Option<ScopeSet>,
+        /// Requested resources (RFC 8707).
+        resources: Vec<String>,
+    },
+    /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693 §2.1).
+    TokenExchange(Box<ExchangeRequest>),
+}
+
+/// `grant_type` of the JWT-bearer authorization grant (RFC 7523 §2.1).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// `grant_type` of token exchange (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3 token type of an access token.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 8693 §3 token type of a JWT.
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// The parameters of a token exchange (RFC 8693 §2.1). `Debug` redacts the tokens.
+#[derive(PartialEq, Eq)]
+pub struct ExchangeRequest {
+    /// The token whose subject the new token is for.
+    pub subject_token: String,
+    /// The token of the party acting for the subject (delegation), if any.
+    pub actor_token: Option<String>,
+    /// Requested (narrower) scope; `None` means the subject token's.
+    pub scope: Option<ScopeSet>,
+    /// Target audiences: every `resource` and `audience` value.
+    pub resources: Vec<String>,
+}
+
+impl fmt::Debug for ExchangeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExchangeRequest")
+            .field("subject_token", &REDACTED)
+            .field("actor_token", &self.actor_token.as_ref().map(|_| REDACTED))
+            .field("scope", &self.scope)
+            .field("resources", &self.resources)
+            .finish()
+    }
+}
+
+impl ExchangeRequest {
+    /// Parses the RFC 8693 §2.1 parameters: `subject_token` and its type
+    /// required; `actor_token` and its type together; token types and the
+    /// `requested_token_type` an access token or a JWT.
+    fn parse(params: &FormParams) -> Result<Self, OAuthError> {
+        let supported = |t: &str| t == ACCESS_TOKEN_TYPE || t == JWT_TOKEN_TYPE;
+        let subject_token = params
+            .single("subject_token")?
+            .ok_or(OAuthError::InvalidRequest("subject_token is required"))?;
+        match params.single("subject_token_type")? {
+            None => return Err(OAuthError::InvalidRequest("subject_token_type is required")),
+            Some(t) if !supported(t) => {
+                return Err(OAuthError::InvalidRequest(
+                    "subject_token_type must be urn:ietf:params:oauth:token-type:access_token or urn:ietf:params:oauth:token-type:jwt",
+                ))
+            }
+            Some(_) => {}
+        }
+        let actor_token = params.single("actor_token")?;
+        match (actor_token, params.single("actor_token_type")?) {
+            (Some(_), None) => {
+                return Err(OAuthError::InvalidRequest(
+                    "actor_token_type is required with actor_token",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(OAuthError::InvalidRequest(
+                    "actor_token_type is given without actor_token",
+                ))
+            }
+            (Some(_), Some(t)) if !supported(t) => {
+                return Err(OAuthError::InvalidRequest(
+                    "actor_token_type must be urn:ietf:params:oauth:token-type:access_token or urn:ietf:params:oauth:token-type:jwt",
+                ))
+            }
+            _ => {}
+        }
+        if params
+            .single("requested_token_type")?
+            .is_some_and(|t| !supported(t))
+        {
+            return Err(OAuthError::InvalidRequest(
+                "requested_token_type must be urn:ietf:params:oauth:token-type:access_token (a JWT access token)",
+            ));
+        }
+        Ok(Self {
+            subject_token: subject_token.to_owned(),
+            actor_token: actor_token.map(str::to_owned),
+            scope: parse_scope(params)?,
+            resources: params
+                .all("resource")
+                .chain(params.all("audience"))
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
 }
 
 /// A token named by an introspection (RFC 7662 §2.1) or revocation
@@ -131,6 +239,17 @@ impl fmt::Debug for TokenRequest {
                 .field("scope", scope)
                 .field("resources", resources)
                 .finish(),
+            Self::JwtBearer {
+                assertion: _,
+                scope,
+                resources,
+            } => f
+                .debug_struct("JwtBearer")
+                .field("assertion", &REDACTED)
+                .field("scope", scope)
+                .field("resources", resources)
+                .finish(),
+            Self::TokenExchange(exchange) => exchange.fmt(f),
         }
     }
 }
@@ -172,6 +291,8 @@ impl TokenRequest {
         match self {
             Self::ClientCredentials { .. } => "client_credentials",
             Self::RefreshToken { .. } => "refresh_token",
+            Self::JwtBearer { .. } => JWT_BEARER_GRANT,
+            Self::TokenExchange(_) => TOKEN_EXCHANGE_GRANT,
         }
     }
 
@@ -204,6 +325,20 @@ impl TokenRequest {
                     resources: params.all("resource").map(str::to_owned).collect(),
                 })
             }
+            Some(JWT_BEARER_GRANT) => {
+                let assertion = params
+                    .single("assertion")?
+                    .ok_or(OAuthError::InvalidRequest("assertion is required"))?
+                    .to_owned();
+                Ok(Self::JwtBearer {
+                    assertion,
+                    scope: parse_scope(params)?,
+                    resources: params.all("resource").map(str::to_owned).collect(),
+                })
+            }
+            Some(TOKEN_EXCHANGE_GRANT) => Ok(Self::TokenExchange(Box::new(
+                ExchangeRequest::parse(params)?,
+            ))),
             Some(_) => Err(OAuthError::UnsupportedGrantType),
         }
     }
@@ -270,6 +405,45 @@ mod tests {
         );
         let twice = parse("grant_type=refresh_token&refresh_token=a&refresh_token=b");
         assert_eq!(twice.unwrap_err().code(), "invalid_request");
+    }
+
+    #[test]
+    fn jwt_bearer_and_token_exchange_requests_parse_and_their_bad_forms_are_named() {
+        let r = parse(&format!(
+            "grant_type={JWT_BEARER_GRANT}&assertion=a.b.c&scope=read"
+        ))
+        .unwrap();
+        assert_eq!(r.grant_name(), JWT_BEARER_GRANT);
+        let r = parse(&format!(
+            "grant_type={TOKEN_EXCHANGE_GRANT}&subject_token=s&subject_token_type={ACCESS_TOKEN_TYPE}\
+             &actor_token=a&actor_token_type={JWT_TOKEN_TYPE}&audience=https://x&resource=https://y"
+        ))
+        .unwrap();
+        let TokenRequest::TokenExchange(x) = &r else {
+            panic!("not an exchange")
+        };
+        assert_eq!(x.resources, ["https://y", "https://x"]);
+        assert!(!format!("{r:?}").contains("subject_token: \"s\""), "{r:?}");
+        let st = format!("subject_token=s&subject_token_type={ACCESS_TOKEN_TYPE}");
+        let cases = [
+            format!("grant_type={JWT_BEARER_GRANT}"),
+            format!("grant_type={JWT_BEARER_GRANT}&assertion=a&assertion=b"),
+            format!("grant_type={TOKEN_EXCHANGE_GRANT}&subject_token_type={ACCESS_TOKEN_TYPE}"),
+            format!("grant_type={TOKEN_EXCHANGE_GRANT}&subject_token=s"),
+            format!("grant_type={TOKEN_EXCHANGE_GRANT}&subject_token=s&subject_token_type=urn:x"),
+            format!("grant_type={TOKEN_EXCHANGE_GRANT}&{st}&actor_token=a"),
+            format!("grant_type={TOKEN_EXCHANGE_GRANT}&{st}&actor_token_type={JWT_TOKEN_TYPE}"),
+            format!("grant_type={TOKEN_EXCHANGE_GRANT}&{st}&actor_token=a&actor_token_type=urn:saml"),
+            format!("grant_type={TOKEN_EXCHANGE_GRANT}&{st}&requested_token_type=urn:ietf:params:oauth:token-type:refresh_token"),
+            format!("grant_type={TOKEN_EXCHANGE_GRANT}&{st}&subject_token=t"),
+        ];
+        for body in cases {
+            assert_eq!(
+                parse(&body).unwrap_err().code(),
+                "invalid_request",
+                "{body}"
+            );
+        }
     }
 
     #[test]

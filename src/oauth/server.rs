@@ -22,6 +22,7 @@ use crate::{
     clients::{jwks::ClientJwks, ClientCache, SecretVerifier},
     clock::Clock,
     config::Settings,
+    federation::{Directory, FederationKeys},
     keys::KeySet,
     metrics::Metrics,
     policy::Policy,
@@ -56,6 +57,10 @@ pub struct TokenServer {
     pub client_jwks: Arc<ClientJwks>,
     /// CAs that `tls_client_auth` certificates must chain to, when configured.
     pub client_ca: Option<Arc<TrustAnchors>>,
+    /// The trusted external issuers (workload identity federation).
+    pub federations: Arc<Directory>,
+    /// Their public keys.
+    pub federation_keys: Arc<FederationKeys>,
     /// The audit trail.
     pub audit: AuditSink,
     /// Request and token metrics.

@@ -11,6 +11,7 @@
 mod audit_codec;
 mod audit_store;
 mod client_columns;
+mod federations;
 pub mod health;
 mod postgres;
 mod postgres_notify;
@@ -29,6 +30,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 pub use audit_store::{AuditCut, AuditStore};
+pub use federations::FederationStore;
 pub use health::{BreakerState, DbHealth, GuardSettings};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -11,16 +11,18 @@ use sqlx::{
 use super::{
     audit_codec,
     client_columns::{bind_client, client_from_row, Statement, INSERT_CLIENT, UPDATE_CLIENT},
+    federations::shared_federation_methods,
     rows::{AuditRow, CheckpointRow, DbTime, KeyRow, RefreshRow},
     shared::{shared_store_helpers, shared_store_methods},
     shared_audit::{shared_audit_helpers, shared_audit_methods, shared_audit_retention_methods},
     shared_consumers::{shared_consumer_helpers, shared_consumer_methods},
     shared_tokens::{shared_token_helpers, shared_token_methods},
-    AuditCut, AuditStore, ClientChange, NewSecret, Store, StoreError, UsageCount,
+    AuditCut, AuditStore, ClientChange, FederationStore, NewSecret, Store, StoreError, UsageCount,
 };
 use crate::{
     audit::{chain, checkpoint::Checkpoint, AuditEvent, AuditFilter},
     clients::{Client, ClientId, SecretHash},
+    federation::Federation,
     keys::{
         consumers::{ConsumerLimits, Sighting, FOLDED},
         lifecycle::KeyChange,
@@ -122,6 +124,10 @@ impl Store for PgStore {
     }
 
     shared_audit_methods!(Postgres);
+}
+
+impl FederationStore for PgStore {
+    shared_federation_methods!();
 }
 
 impl AuditStore for PgStore {

@@ -493,7 +493,7 @@ async fn client_import_takes_the_secret_from_the_environment_or_a_file_never_an_
             &["--id", "x4", "--hash-env", "LEGACY_SECRET"],
             "no supported format",
         ),
-        (&["--secret-env", "LEGACY_SECRET"], "--id is required"),
+        (&["--secret-env", "LEGACY_SECRET"], "--id"),
         (
             &[
                 "--id",
@@ -518,4 +518,87 @@ async fn client_import_takes_the_secret_from_the_environment_or_a_file_never_an_
         .map(|c| c["client_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["from-env", "from-file"]);
+}
+
+#[rstest]
+#[tokio::test]
+async fn federation_commands_manage_federations_validate_and_audit(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(engine, &dir).await;
+    let run = |args: &[&str]| portcullis(&dir, &url, args);
+    let doc = dir.path().join("cluster.json");
+    let body = serde_json::json!({
+        "federation_id": "cluster",
+        "issuer": "https://kubernetes.example.com",
+        "jwks": crate::pki::ClientKey::jwks(&[&crate::pki::ClientKey::new("k")]),
+        "audiences": ["https://auth.example.com"],
+        "rules": [{"client_id": "api", "sub": "system:serviceaccount:pay:api"}],
+    });
+    std::fs::write(&doc, body.to_string()).unwrap();
+    let doc = doc.to_str().unwrap();
+
+    let created = run(&["federation", "create", "--file", doc]).unwrap();
+    assert_eq!(created["federation_id"], "cluster");
+    assert_eq!(created["key_source"], "jwks");
+    let listed = run(&["federation", "list"]).unwrap();
+    assert_eq!(
+        listed["federations"][0]["issuer"],
+        "https://kubernetes.example.com"
+    );
+    assert_eq!(
+        run(&["federation", "disable", "cluster"]).unwrap()["enabled"],
+        false
+    );
+    assert_eq!(
+        run(&["federation", "enable", "cluster"]).unwrap()["enabled"],
+        true
+    );
+    assert_eq!(
+        run(&["federation", "show", "cluster"]).unwrap()["max_token_age"],
+        3600
+    );
+    let err = run(&["federation", "create", "--file", doc]).unwrap_err();
+    assert!(err.contains("already exists"), "{err}");
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"issuer": "x", "jwks_uri": "https://keys.example.com/jwks", "audiences": [], "rules": []}"#,
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.json");
+    let err = run(&["federation", "create", "--file", bad.to_str().unwrap()]).unwrap_err();
+    assert!(err.contains("audiences"), "{err}");
+    assert_eq!(
+        run(&["federation", "delete", "cluster"]).unwrap()["deleted"],
+        "cluster"
+    );
+    assert!(run(&["federation", "show", "cluster"])
+        .unwrap_err()
+        .contains("no federation"));
+
+    let store = portcullis::store::Storage::connect(&url.clone().into(), 1)
+        .await
+        .unwrap();
+    let events = portcullis::store::Store::audit_events(
+        &store,
+        &portcullis::audit::AuditFilter {
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "federation_created",
+            "federation_disabled",
+            "federation_enabled",
+            "federation_deleted"
+        ],
+        "CLI changes are audited"
+    );
+    assert!(events.iter().all(|e| e.actor == "cli"));
 }

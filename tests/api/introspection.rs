@@ -229,7 +229,8 @@ async fn only_authenticated_clients_with_the_permission_may_introspect(
         json!([
             "client_secret_basic",
             "client_secret_post",
-            "private_key_jwt"
+            "private_key_jwt",
+            "federated_jwt"
         ])
     );
 }

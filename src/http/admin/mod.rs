@@ -1,9 +1,11 @@
 //! The admin REST API behind an admin bearer token: RFC 7591/7592 shaped
-//! client management, and signing-key status and rotation.
+//! client management, federations (trusted external issuers), and
+//! signing-key status and rotation.
 
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod federations;
 pub mod keys;
 pub mod tokens;
 

@@ -38,6 +38,18 @@ pub struct Application {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Binds the public listener and, when configured, the admin one.
+fn bind_listeners(settings: &Settings) -> anyhow::Result<(TcpListener, Option<TcpListener>)> {
+    let listen = settings.listeners.listen;
+    let listener =
+        TcpListener::bind(listen).with_context(|| format!("could not listen on {listen}"))?;
+    let admin = match settings.listeners.admin_listen {
+        Some(a) => Some(TcpListener::bind(a).with_context(|| format!("could not listen on {a}"))?),
+        None => None,
+    };
+    Ok((listener, admin))
+}
+
 impl Application {
     /// Connects to the database (applying migrations), loads or creates the
     /// KEK and the signing keys, loads the policy, and binds the listeners.
@@ -64,14 +76,7 @@ impl Application {
         }
         let key_manager = Arc::new(start_keys(&store, &settings, &clock).await?);
         let policy = load_policy(&settings)?;
-        let listener = TcpListener::bind(settings.listeners.listen)
-            .with_context(|| format!("could not listen on {}", settings.listeners.listen))?;
-        let admin_listener = match settings.listeners.admin_listen {
-            Some(a) => {
-                Some(TcpListener::bind(a).with_context(|| format!("could not listen on {a}"))?)
-            }
-            None => None,
-        };
+        let (listener, admin_listener) = bind_listeners(&settings)?;
         let addr = listener.local_addr()?;
         let tls = load_tls(&settings)?;
         let issuer = settings.listeners.issuer.clone().unwrap_or_else(|| {

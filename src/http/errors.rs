@@ -215,9 +215,7 @@ impl ResponseError for ApiError {
             Self::Conflict
             | Self::StateConflict(_)
             | Self::FederationConflict
-            | Self::RotationUnsafe(_) => {
-                StatusCode::CONFLICT
-            }
+            | Self::RotationUnsafe(_) => StatusCode::CONFLICT,
             Self::InvalidClientMetadata(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

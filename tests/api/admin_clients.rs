@@ -519,10 +519,7 @@ async fn misspelt_or_mistyped_registration_members_are_refused_with_the_member_m
             json!({"access_token_ttl": "300"}),
             "access_token_ttl: invalid type: string \"300\", expected an integer",
         ),
-        (
-            json!([]),
-            "the request body must be a JSON object",
-        ),
+        (json!([]), "the request body must be a JSON object"),
     ];
     for (body, message) in cases {
         for (method, path) in [

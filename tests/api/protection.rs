@@ -332,7 +332,9 @@ async fn unknown_and_known_client_ids_cost_the_same_hash_work_to_reject(
     let (id, _) = app.standard_client().await;
     let verifications = |text: String| -> f64 {
         text.lines()
-            .find_map(|l| l.strip_prefix("portcullis_secret_verifications_total{scheme=\"sha256\"} "))
+            .find_map(|l| {
+                l.strip_prefix("portcullis_secret_verifications_total{scheme=\"sha256\"} ")
+            })
             .expect("secret_verifications in /metrics")
             .parse()
             .unwrap()

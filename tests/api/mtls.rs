@@ -545,7 +545,7 @@ async fn metadata_advertises_the_secretless_methods_and_mtls_aliases(
     assert!(algs.iter().any(|a| a == "ES256") && algs.iter().all(|a| a != "none" && a != "HS256"));
 
     // Without TLS or a trusted proxy there are no certificates: only
-    // private_key_jwt joins the secret methods.
+    // private_key_jwt and federated_jwt join the secret methods.
     let plain = TestApp::spawn(engine).await;
     let meta = plain
         .get_json("/.well-known/oauth-authorization-server")
@@ -555,7 +555,8 @@ async fn metadata_advertises_the_secretless_methods_and_mtls_aliases(
         json!([
             "client_secret_basic",
             "client_secret_post",
-            "private_key_jwt"
+            "private_key_jwt",
+            "federated_jwt"
         ])
     );
     assert_eq!(meta["tls_client_certificate_bound_access_tokens"], false);

@@ -69,7 +69,12 @@ async fn refresh_tokens_go_only_to_clients_registered_for_them_and_are_stored_ha
         .await;
     assert_eq!(
         meta["grant_types_supported"],
-        json!(["client_credentials", "refresh_token"])
+        json!([
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
 }
 

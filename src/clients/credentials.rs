@@ -97,6 +97,19 @@ pub fn validate_jwks(value: &Value) -> Result<JwkSet, String> {
 /// `http` or `https` to a loopback address or `localhost`. Host names are
 /// checked again after resolution, at every fetch.
 pub fn validate_jwks_uri(uri: &str, allow_loopback: bool) -> Result<(), String> {
+    check_fetch_uri(uri, allow_loopback, false)
+}
+
+/// Validates a key URL fetched through an administrator's CA bundle (a
+/// federation's `ca_bundle`): as [`validate_jwks_uri`], but only `https`
+/// (without TLS the bundle would pin nothing), and its host may be a private
+/// address, since only a server holding a certificate of that CA can
+/// answer. Loopback still needs `allow_loopback`.
+pub fn validate_pinned_jwks_uri(uri: &str, allow_loopback: bool) -> Result<(), String> {
+    check_fetch_uri(uri, allow_loopback, true)
+}
+
+fn check_fetch_uri(uri: &str, allow_loopback: bool, pinned: bool) -> Result<(), String> {
     let url = url::Url::parse(uri).map_err(|_| format!("jwks_uri {uri:?} is not a URL"))?;
     let ip = match url.host() {
         Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -113,7 +126,7 @@ pub fn validate_jwks_uri(uri: &str, allow_loopback: bool) -> Result<(), String> 
             "jwks_uri {uri:?} points to a loopback address, allowed only with the development setting jwks_uri_allow_loopback"
         ));
     }
-    if ip.is_some_and(|ip| !fetch_allowed(ip, allow_loopback)) {
+    if !pinned && ip.is_some_and(|ip| !fetch_allowed(ip, allow_loopback)) {
         return Err(format!(
             "jwks_uri {uri:?} points to a private, link-local or otherwise non-public address"
         ));
@@ -122,7 +135,7 @@ pub fn validate_jwks_uri(uri: &str, allow_loopback: bool) -> Result<(), String> 
         && url.fragment().is_none()
         && url.username().is_empty()
         && url.password().is_none()
-        && (url.scheme() == "https" || (url.scheme() == "http" && loopback));
+        && (url.scheme() == "https" || (url.scheme() == "http" && loopback && !pinned));
     if ok {
         Ok(())
     } else {
@@ -225,6 +238,38 @@ mod tests {
         ] {
             assert!(validate_jwks_uri(bad, false).is_err(), "{bad}");
             assert!(validate_jwks_uri(bad, true).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_pinned_uri_may_name_a_private_host_but_must_be_https() {
+        for private in ["https://10.96.0.1/openid/v1/jwks", "https://[fd00::1]/jwks"] {
+            assert!(validate_jwks_uri(private, true).is_err(), "{private}");
+            assert!(
+                validate_pinned_jwks_uri(private, false).is_ok(),
+                "{private}"
+            );
+        }
+        for public in [
+            "https://kubernetes.default.svc/openid/v1/jwks",
+            "https://93.184.215.14/jwks",
+        ] {
+            assert!(validate_pinned_jwks_uri(public, false).is_ok(), "{public}");
+        }
+        for dev in ["https://127.0.0.1:6443/jwks", "https://localhost/jwks"] {
+            assert!(validate_pinned_jwks_uri(dev, false).is_err(), "{dev}");
+            assert!(validate_pinned_jwks_uri(dev, true).is_ok(), "{dev}");
+        }
+        for bad in [
+            "http://10.96.0.1/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "https://u:p@10.96.0.1/",
+            "https://10.96.0.1/#f",
+            "not a url",
+        ] {
+            assert!(validate_pinned_jwks_uri(bad, false).is_err(), "{bad}");
+            assert!(validate_pinned_jwks_uri(bad, true).is_err(), "{bad}");
         }
     }
 

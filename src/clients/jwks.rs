@@ -286,6 +286,10 @@ impl ClientJwks {
         if literal.is_some_and(refused) {
             return Err(fail("the address is not a public one".into()));
         }
+        // A CA bundle pins nothing without TLS.
+        if via.private_ok && url.scheme() != "https" {
+            return Err(fail("a fetch pinned to a CA bundle must use https".into()));
+        }
         if url.scheme() != "https" && !self.allow_loopback {
             return Err(fail(
                 "plain http is allowed only with jwks_uri_allow_loopback".into(),

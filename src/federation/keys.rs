@@ -20,7 +20,7 @@ use serde::Deserialize as _;
 use super::{discovery_url, Federation, KeySource};
 use crate::{
     clients::{
-        credentials::validate_jwks_uri,
+        credentials::{validate_jwks_uri, validate_pinned_jwks_uri},
         jwks::{ClientJwks, JwksError, Via},
     },
     clock::Clock,
@@ -143,9 +143,12 @@ impl FederationKeys {
             .get("jwks_uri")
             .and_then(serde_json::Value::as_str)
             .ok_or_else(|| fail("no jwks_uri"))?;
-        if federation.ca_bundle.is_none() {
-            validate_jwks_uri(uri, self.allow_loopback).map_err(|e| fail(&e))?;
+        if federation.ca_bundle.is_some() {
+            validate_pinned_jwks_uri(uri, self.allow_loopback)
+        } else {
+            validate_jwks_uri(uri, self.allow_loopback)
         }
+        .map_err(|e| fail(&e))?;
         Ok(uri.to_owned())
     }
 

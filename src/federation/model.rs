@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rules::Rule;
-use crate::clients::credentials::{validate_jwks, validate_jwks_uri};
+use crate::clients::credentials::{validate_jwks, validate_jwks_uri, validate_pinned_jwks_uri};
 
 /// Algorithms a federation may allow: asymmetric signatures only (`none`
 /// and the HMAC family never verify a token signed by someone else's key).
@@ -154,11 +154,17 @@ impl FederationRequest {
                 "description must be at most 500 characters without control characters".into(),
             );
         }
-        let keys = key_source(&issuer, self.jwks_uri, self.jwks, limits)?;
         let ca_bundle = self.ca_bundle.filter(|c| !c.trim().is_empty());
         if let Some(pem) = &ca_bundle {
             check_ca_bundle(pem)?;
         }
+        let keys = key_source(
+            &issuer,
+            self.jwks_uri,
+            self.jwks,
+            limits,
+            ca_bundle.is_some(),
+        )?;
         let audiences = self.audiences.unwrap_or_default();
         if audiences.is_empty() || audiences.len() > MAX_AUDIENCES {
             return Err(format!(
@@ -228,16 +234,26 @@ impl FederationRequest {
     }
 }
 
+/// Where the federation's keys come from; `pinned` when a CA bundle pins
+/// the fetches (which may then reach private addresses, over https only).
 fn key_source(
     issuer: &str,
     jwks_uri: Option<String>,
     jwks: Option<Value>,
     limits: FederationLimits,
+    pinned: bool,
 ) -> Result<KeySource, String> {
+    let check = |uri: &str| {
+        if pinned {
+            validate_pinned_jwks_uri(uri, limits.allow_loopback)
+        } else {
+            validate_jwks_uri(uri, limits.allow_loopback)
+        }
+    };
     match (jwks_uri, jwks) {
         (Some(_), Some(_)) => Err("give jwks_uri or jwks, not both".into()),
         (Some(uri), None) => {
-            validate_jwks_uri(&uri, limits.allow_loopback)?;
+            check(&uri)?;
             Ok(KeySource::JwksUri(uri))
         }
         (None, Some(set)) => {
@@ -246,8 +262,8 @@ fn key_source(
         }
         (None, None) => {
             // Discovery needs an issuer that is a URL the server may fetch.
-            validate_jwks_uri(&discovery_url(issuer), limits.allow_loopback).map_err(|_| {
-                "without jwks_uri or jwks the keys are discovered at {issuer}/.well-known/openid-configuration: the issuer must then be an https URL of a public host".to_owned()
+            check(&discovery_url(issuer)).map_err(|_| {
+                "without jwks_uri or jwks the keys are discovered at {issuer}/.well-known/openid-configuration: the issuer must then be an https URL of a public host, or of a private one with a ca_bundle".to_owned()
             })?;
             Ok(KeySource::Discovery)
         }

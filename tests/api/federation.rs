@@ -1,7 +1,8 @@
 //! Workload identity federation against the real server on both engines:
 //! federations managed over the admin API; Kubernetes service-account
 //! tokens, SPIFFE JWT-SVIDs and GitHub Actions tokens (signed by test
-//! issuers served over loopback, or an inline JWKS) as client assertions
+//! issuers served over loopback HTTP, or HTTPS pinned by a `ca_bundle`, or
+//! an inline JWKS) as client assertions
 //! (RFC 7523 §2.2) and JWT-bearer grants (RFC 7523 §2.1); every refusal with
 //! its RFC error and an audit event; JWKS endpoints that are slow, huge or down.
 
@@ -14,7 +15,7 @@ use crate::{
     issuers::{
         github_claims, kubernetes_claims, nothing_listening, svid_claims, Issuer, Mode, RsaKey,
     },
-    pki::ClientKey,
+    pki::{Ca, ClientKey},
 };
 
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -847,6 +848,146 @@ async fn a_slow_huge_or_down_jwks_endpoint_is_a_bounded_clear_error_and_a_cached
     app.clock.advance(chrono::Duration::seconds(10));
     ok_token(grant(&app, &new_kid).await, "rotated key").await;
     assert_eq!(issuer.hits(), hits + 1, "one fetch for the unknown kid");
+}
+
+#[rstest]
+#[tokio::test]
+async fn keys_served_over_https_by_a_cluster_ca_are_fetched_only_through_its_ca_bundle(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    // Arrange: three in-cluster issuers serving discovery and JWKS over
+    // HTTPS with certificates of the cluster's CA; one federation trusts
+    // that CA, one trusts another CA, one names no CA (public roots only).
+    let app = spawn(engine).await;
+    let key = RsaKey::new("k8s-tls");
+    let cluster_ca = Ca::new("kubernetes");
+    let other_ca = Ca::new("another cluster");
+    let jwks = json!({"keys": [key.public_jwk()]});
+    let pinned = Issuer::start_tls(jwks.clone(), &cluster_ca).await;
+    let wrong_ca = Issuer::start_tls(jwks.clone(), &cluster_ca).await;
+    let no_ca = Issuer::start_tls(jwks, &cluster_ca).await;
+    assert!(
+        pinned.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        pinned.url
+    );
+    let aud = app.state.oauth.issuer.clone();
+    for (id, issuer, ca) in [
+        ("pinned", &pinned, Some(cluster_ca.pem())),
+        ("wrong-ca", &wrong_ca, Some(other_ca.pem())),
+        ("no-ca", &no_ca, None),
+    ] {
+        let mut body = json!({
+            "federation_id": id,
+            "issuer": issuer.url,
+            "audiences": [aud],
+            "rules": [{"client_id": "payments-api", "sub": "system:serviceaccount:payments:api"}],
+        });
+        if let Some(pem) = ca {
+            body["ca_bundle"] = json!(pem);
+        }
+        let view = federation(&app, body).await;
+        assert_eq!(view["key_source"], "discovery", "{id}");
+    }
+    federated_client(&app, "payments-api", "orders:read").await;
+    let token = |iss: &str| {
+        key.sign(
+            &json!({}),
+            &kubernetes_claims(iss, &aud, "payments", "api", now(&app)),
+        )
+    };
+
+    // Act and assert: through the pinned CA, a Kubernetes service-account
+    // token is a client assertion and a JWT-bearer grant.
+    let sa_token = token(&pinned.url);
+    let body = ok_token(client_assertion(&app, &sa_token).await, "pinned assertion").await;
+    let claims = app
+        .verify(
+            body["access_token"].as_str().unwrap(),
+            "https://api.example.com",
+        )
+        .await;
+    assert_eq!(claims["sub"], "payments-api");
+    assert_eq!(claims["ext_sub"], "system:serviceaccount:payments:api");
+    assert_eq!(claims["ext_iss"], pinned.url.as_str());
+    ok_token(grant(&app, &sa_token).await, "pinned grant").await;
+    assert_eq!(
+        pinned.hits(),
+        2,
+        "discovery and JWKS over HTTPS, each fetched once and cached"
+    );
+
+    // A certificate the federation does not trust: no request is ever
+    // answered, and the token is refused with the RFC error, not a 500.
+    for (case, issuer) in [("another CA", &wrong_ca), ("no CA bundle", &no_ca)] {
+        let body = assert_error(
+            grant(&app, &token(&issuer.url)).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            case,
+        )
+        .await;
+        let description = body["error_description"].as_str().unwrap();
+        assert!(
+            description.contains("keys are unavailable"),
+            "{case}: {body}"
+        );
+        assert!(
+            !body.to_string().contains("127.0.0.1"),
+            "{case}: the endpoint's address is not echoed"
+        );
+        // After the re-fetch interval, the client-assertion path is refused too.
+        app.clock.advance(chrono::Duration::seconds(11));
+        let body = assert_error(
+            client_assertion(&app, &token(&issuer.url)).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            case,
+        )
+        .await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("keys are unavailable"),
+            "{case}: {body}"
+        );
+        assert_eq!(issuer.hits(), 0, "{case}: the TLS handshake failed");
+    }
+
+    // A literal private address is accepted only when a CA bundle pins
+    // the fetch (an API server reached by its service IP), and then only
+    // over https.
+    let mut body = json!({
+        "federation_id": "service-ip",
+        "issuer": "https://10.96.0.1",
+        "audiences": [aud],
+        "rules": [{"client_id": "payments-api", "sub_pattern": "*"}],
+    });
+    let refused = |body: Value, case: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .admin(Method::POST, "/admin/federations", Some(body))
+                .await;
+            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{case}");
+            let err: Value = res.json().await.unwrap();
+            assert_eq!(err["error"], "invalid_request", "{case}: {err}");
+            err["error_description"].as_str().unwrap().to_owned()
+        }
+    };
+    let description = refused(body.clone(), "private address without a CA bundle").await;
+    assert!(description.contains("ca_bundle"), "{description}");
+    body["ca_bundle"] = json!(cluster_ca.pem());
+    let view = federation(&app, body.clone()).await;
+    assert_eq!(view["key_source"], "discovery");
+    body["federation_id"] = json!("plain-http");
+    body["issuer"] = json!("http://10.96.0.2");
+    let description = refused(body.clone(), "plain http with a CA bundle").await;
+    assert!(description.contains("https"), "{description}");
+    body["issuer"] = json!(no_ca.url.replace("https:", "http:"));
+    let description = refused(body, "plain http to loopback with a CA bundle").await;
+    assert!(description.contains("https"), "{description}");
 }
 
 #[rstest]

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::rules::Rule;
 use crate::clients::credentials::{validate_jwks, validate_jwks_uri, validate_pinned_jwks_uri};
+use crate::clients::whole::WholeNumber;
 
 /// Algorithms a federation may allow: asymmetric signatures only (`none`
 /// and the HMAC family never verify a token signed by someone else's key).
@@ -100,9 +101,9 @@ pub struct FederationRequest {
     /// Allowed algorithms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_algs: Option<Vec<String>>,
-    /// Maximum token age in seconds.
+    /// Maximum token age in seconds (`3600` or `3600.0`, as JSON Schema counts integers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_token_age: Option<u64>,
+    pub max_token_age: Option<WholeNumber>,
     /// Mapping rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<Rule>>,
@@ -189,7 +190,9 @@ impl FederationRequest {
                 algs
             }
         };
-        let max_token_age = self.max_token_age.unwrap_or(DEFAULT_MAX_AGE);
+        let max_token_age = self
+            .max_token_age
+            .map_or(DEFAULT_MAX_AGE, |n| u64::try_from(n.0).unwrap_or(0));
         if !MAX_AGE_RANGE.contains(&max_token_age) {
             return Err(format!(
                 "max_token_age must be between {} and {} seconds",
@@ -318,7 +321,9 @@ impl Federation {
             ca_bundle: self.ca_bundle.clone(),
             audiences: Some(self.audiences.clone()),
             allowed_algs: Some(self.allowed_algs.clone()),
-            max_token_age: Some(self.max_token_age),
+            max_token_age: Some(WholeNumber(
+                i64::try_from(self.max_token_age).unwrap_or(i64::MAX),
+            )),
             rules: Some(self.rules.clone()),
             rego: self.rego.clone(),
             enabled: Some(self.enabled),

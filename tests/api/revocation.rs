@@ -217,8 +217,7 @@ async fn a_revocation_by_another_server_reaches_introspection_from_memory(
         "the revoking server's own view has it at once"
     );
     assert!(
-        eventually(|| async { a.introspect(&id, &secret, &token).await["active"] == false })
-            .await,
+        eventually(|| async { a.introspect(&id, &secret, &token).await["active"] == false }).await,
         "A still says the revoked token is active"
     );
     assert_eq!(a.state.oauth.revoked.len(), 1);

@@ -1,5 +1,6 @@
 //! Background work of a running server: the database prober (a ping every
-//! second, which notices outages and recovery without traffic),
+//! second, which notices outages and recovery without traffic), refreshing
+//! the in-memory view of revoked access tokens,
 //! client-change notices (PostgreSQL), key checks (rotation, retention,
 //! reloading other replicas' changes), purging expired token state, syncing
 //! token-quota counts across replicas, trimming rate-limiter memory,
@@ -34,6 +35,8 @@ pub struct Background {
 const FAST: Duration = Duration::from_secs(2);
 /// How often audit events past their retention are removed.
 const AUDIT_RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// How often the revoked-token view is refreshed from the database.
+const REVOKED_REFRESH: Duration = crate::oauth::revoked::REFRESH;
 /// How often the database is pinged.
 const PROBE: Duration = Duration::from_secs(1);
 
@@ -42,6 +45,7 @@ const PROBE: Duration = Duration::from_secs(1);
 pub fn spawn(state: &Background) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         every(FAST, state.clone(), |s| fast_tick(s.oauth)),
+        every(REVOKED_REFRESH, state.clone(), |s| refresh_revoked(s.oauth)),
         every(PROBE, state.clone(), |s| async move {
             // The outcome is recorded by the guard (breaker, last contact, up/down).
             let _ = s.oauth.store.probe().await;
@@ -189,6 +193,21 @@ pub async fn fast_tick(state: Arc<TokenServer>) {
     if let Some(policy) = &state.policy {
         let policy = Arc::clone(policy);
         let _ = tokio::task::spawn_blocking(move || policy.reload_if_changed()).await;
+    }
+}
+
+/// Adds other processes' revocations to the in-memory view and drops the
+/// entries of expired tokens. On failure the view is kept (and stops
+/// answering once it is older than [`crate::oauth::revoked::STALE`]).
+pub async fn refresh_revoked(state: Arc<TokenServer>) {
+    let now = state.clock.now();
+    if let Err(e) = state.revoked.refresh(&state.store, now).await {
+        state.revoked.drop_expired(now);
+        if e.is_unavailable() {
+            tracing::debug!(error.cause_chain = ?e, "revoked-token view not refreshed: database unavailable");
+        } else {
+            tracing::error!(error.cause_chain = ?e, "refreshing the revoked-token view failed; will retry");
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
     keys::{KekRing, KeyManager},
     maintenance::{self, Background},
     metrics::Metrics,
-    oauth::{dpop::nonce::Nonces, TokenServer},
+    oauth::{dpop::nonce::Nonces, revoked::RevokedJtis, TokenServer},
     policy::Policy,
     protect::{client_ip::TrustedProxies, lockout::Lockout, quota::Quotas, rate_limit::RateLimits},
     store::Storage,
@@ -75,6 +75,9 @@ impl Application {
             );
         }
         let key_manager = Arc::new(start_keys(&store, &settings, &clock).await?);
+        let revoked = RevokedJtis::load(&store.background(), clock.now())
+            .await
+            .context("could not load the revoked access tokens")?;
         let policy = load_policy(&settings)?;
         let (listener, admin_listener) = bind_listeners(&settings)?;
         let addr = listener.local_addr()?;
@@ -88,7 +91,7 @@ impl Application {
         // server keeps hold no secret from here on.
         settings.forget_secrets();
         let settings = Arc::new(settings);
-        let oauth = Arc::new(token_server(
+        let mut oauth = token_server(
             &settings,
             store,
             journal,
@@ -96,7 +99,9 @@ impl Application {
             policy,
             issuer,
             &clock,
-        )?);
+        )?;
+        oauth.revoked = Arc::new(revoked);
+        let oauth = Arc::new(oauth);
         let state = AppState {
             registry: Registry::new(
                 oauth.store.clone(),
@@ -266,6 +271,8 @@ fn token_server(
             settings.limits.token_quota_per_day,
         )),
         replays: Arc::default(),
+        // Replaced by the view loaded from the database.
+        revoked: Arc::default(),
         dpop_nonces: Nonces::new(
             key_manager.derive_hmac_key("dpop-nonce"),
             settings.dpop.dpop_nonce_lifetime,

@@ -26,6 +26,7 @@ pub mod proof;
 pub mod refresh;
 pub mod request;
 pub mod revoke;
+pub mod revoked;
 pub mod scope;
 pub mod server;
 

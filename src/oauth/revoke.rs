@@ -60,6 +60,7 @@ impl TokenServer {
                 .revoke_access_token(&claims.jti, &client, expires_at)
                 .await
                 .map_err(OAuthError::server)?;
+            self.revoked.insert(&claims.jti, expires_at);
             let event =
                 AuditEvent::new("access_token_revoked", format!("client:{}", caller.id), now)
                     .client(caller.id.as_str())

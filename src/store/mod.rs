@@ -275,6 +275,12 @@ pub trait Store: Send + Sync {
         &self,
         jti: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The revoked access tokens not yet expired at `now`: `jti` and expiry
+    /// (what the in-memory revocation view is loaded from).
+    fn live_revoked_access_tokens(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(String, DateTime<Utc>)>, StoreError>> + Send;
     /// Revokes every live token of a client: its refresh families, and access
     /// tokens issued before `now`. Returns how many families were revoked.
     fn revoke_client_tokens(

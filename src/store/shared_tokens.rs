@@ -116,6 +116,15 @@ macro_rules! shared_token_methods {
             Ok(row.is_some())
         }
 
+        async fn live_revoked_access_tokens(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+            let rows: Vec<(String, DbTime)> =
+                sqlx::query_as("SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > $1")
+                    .bind(DbTime(now))
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(rows.into_iter().map(|(jti, until)| (jti, until.0)).collect())
+        }
+
         async fn revoke_client_tokens(&self, client: &ClientId, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let mut tx = self.pool.begin().await?;
             let touched = sqlx::query("UPDATE clients SET tokens_revoked_before = $2 WHERE id = $1")

@@ -281,6 +281,12 @@ impl Store for Storage {
     async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         delegate!(self, access_token_revoked(jti))
     }
+    async fn live_revoked_access_tokens(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        delegate!(self, live_revoked_access_tokens(now))
+    }
     async fn revoke_client_tokens(
         &self,
         client: &ClientId,

@@ -172,3 +172,119 @@ async fn unknown_tokens_are_fine_and_other_clients_tokens_are_refused(
         .await;
     assert_eq!(meta["revocation_endpoint"], format!("{}/revoke", app.base));
 }
+
+/// Polls `check` until it holds. The bound only stops a broken build from
+/// hanging: no timing is asserted (the view refreshes every second, and a
+/// loaded machine may take longer).
+async fn eventually<F, Fut>(check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Servers sharing a database behind one name accept each other's tokens.
+fn shared_issuer() -> Value {
+    json!({ "issuer": "https://auth.example.com" })
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_revocation_by_another_server_reaches_introspection_from_memory(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let a = TestApp::spawn_with(engine, shared_issuer()).await;
+    let b = a.replica(shared_issuer()).await;
+    let (id, secret) = a.refresh_client(json!({})).await;
+    let token = a.access_token(&id, &secret).await;
+    assert_eq!(a.introspect(&id, &secret, &token).await["active"], true);
+
+    // B revokes it; A's view learns of it by its next refresh.
+    let (status, _) = b
+        .form_post("/revoke", &id, &secret, &[("token", &token)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        b.introspect(&id, &secret, &token).await,
+        json!({"active": false}),
+        "the revoking server's own view has it at once"
+    );
+    assert!(
+        eventually(|| async { a.introspect(&id, &secret, &token).await["active"] == false }).await,
+        "A still says the revoked token is active"
+    );
+    assert_eq!(a.state.oauth.revoked.len(), 1);
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_revoked_token_stays_inactive_for_a_server_started_later(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let a = TestApp::spawn_with(engine, shared_issuer()).await;
+    let (id, secret) = a.refresh_client(json!({})).await;
+    let token = a.access_token(&id, &secret).await;
+    let other = a.access_token(&id, &secret).await;
+    a.form_post("/revoke", &id, &secret, &[("token", &token)])
+        .await;
+
+    // A server started afterwards (a restart) loads the view before serving.
+    let restarted = a.replica(shared_issuer()).await;
+
+    assert_eq!(restarted.state.oauth.revoked.len(), 1);
+    assert_eq!(
+        restarted.introspect(&id, &secret, &token).await,
+        json!({"active": false})
+    );
+    assert_eq!(
+        restarted.introspect(&id, &secret, &other).await["active"],
+        true
+    );
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_view_drops_revocations_of_expired_tokens(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.refresh_client(json!({})).await;
+    let token = app.access_token(&id, &secret).await;
+    app.form_post("/revoke", &id, &secret, &[("token", &token)])
+        .await;
+    assert_eq!(app.state.oauth.revoked.len(), 1);
+
+    // Still valid for one more second: the entry stays through refreshes.
+    app.clock.advance(Duration::seconds(299));
+    portcullis::maintenance::refresh_revoked(app.state.oauth.clone()).await;
+    assert_eq!(app.state.oauth.revoked.len(), 1);
+    assert_eq!(
+        app.introspect(&id, &secret, &token).await,
+        json!({"active": false})
+    );
+
+    // Expired: the next refresh drops it (the row is still in the database).
+    app.clock.advance(Duration::seconds(1));
+    assert!(
+        eventually(|| async { app.state.oauth.revoked.is_empty() }).await,
+        "the entry of an expired token is kept"
+    );
+    assert_eq!(
+        app.column("SELECT jti FROM revoked_access_tokens")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.introspect(&id, &secret, &token).await,
+        json!({"active": false}),
+        "expired"
+    );
+}

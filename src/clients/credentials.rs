@@ -171,6 +171,48 @@ pub fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
     type_fits && alg_fits && use_fits
 }
 
+/// Why no key of a set verified a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMiss {
+    /// No key carries the `kid` the header names.
+    UnknownKey,
+    /// No fitting key verified the signature.
+    Signature,
+}
+
+/// Verifies the signature of `token` with the key `kid` names in `keys`
+/// (without `kid`, any key fit for `alg`) and returns its claims, unchecked:
+/// `exp`, `nbf` and `aud` are the caller's to check against its own clock.
+pub fn verify_with_keys<T: serde::de::DeserializeOwned>(
+    token: &str,
+    alg: Algorithm,
+    kid: Option<&str>,
+    keys: &JwkSet,
+) -> Result<T, KeyMiss> {
+    let candidates: Vec<_> = keys
+        .keys
+        .iter()
+        .filter(|k| kid.is_none_or(|kid| k.common.key_id.as_deref() == Some(kid)))
+        .collect();
+    if candidates.is_empty() {
+        return Err(KeyMiss::UnknownKey);
+    }
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    for jwk in candidates.into_iter().filter(|k| key_fits(k, alg)) {
+        let Ok(key) = jsonwebtoken::DecodingKey::from_jwk(jwk) else {
+            continue;
+        };
+        if let Ok(data) = jsonwebtoken::decode::<T>(token, &key, &validation) {
+            return Ok(data.claims);
+        }
+    }
+    Err(KeyMiss::Signature)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -8,11 +8,11 @@
 //! [RFC 7523 §3]: https://www.rfc-editor.org/rfc/rfc7523#section-3
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{jwk::JwkSet, Algorithm};
 use serde_json::{Map, Value};
 
 use super::Federation;
-use crate::clients::credentials::key_fits;
+use crate::clients::credentials::{verify_with_keys, KeyMiss};
 
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -123,28 +123,10 @@ pub fn verify_signature(
     kid: Option<&str>,
     keys: &JwkSet,
 ) -> Result<Map<String, Value>, FederatedTokenError> {
-    let candidates: Vec<_> = keys
-        .keys
-        .iter()
-        .filter(|k| kid.is_none_or(|kid| k.common.key_id.as_deref() == Some(kid)))
-        .collect();
-    if candidates.is_empty() {
-        return Err(FederatedTokenError::UnknownKey);
-    }
-    let mut validation = Validation::new(alg);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    for jwk in candidates.into_iter().filter(|k| key_fits(k, alg)) {
-        let Ok(key) = DecodingKey::from_jwk(jwk) else {
-            continue;
-        };
-        if let Ok(data) = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation) {
-            return Ok(data.claims);
-        }
-    }
-    Err(FederatedTokenError::Signature)
+    verify_with_keys(token, alg, kid, keys).map_err(|miss| match miss {
+        KeyMiss::UnknownKey => FederatedTokenError::UnknownKey,
+        KeyMiss::Signature => FederatedTokenError::Signature,
+    })
 }
 
 /// Checks verified claims against the federation at `now` (seconds), with

@@ -3,10 +3,13 @@
 //! server's rules. The single use of `jti` is the caller's (it needs the store).
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{jwk::JwkSet, Algorithm};
 use serde::Deserialize;
 
-use crate::{clients::credentials::key_fits, token::Audience};
+use crate::{
+    clients::credentials::{verify_with_keys, KeyMiss},
+    token::Audience,
+};
 
 /// `client_assertion_type` of a JWT client assertion.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -100,29 +103,11 @@ pub fn verify_signature(
     kid: Option<&str>,
     keys: &JwkSet,
 ) -> Result<AssertionClaims, AssertionError> {
-    let candidates: Vec<_> = keys
-        .keys
-        .iter()
-        .filter(|k| kid.is_none_or(|kid| k.common.key_id.as_deref() == Some(kid)))
-        .collect();
-    if candidates.is_empty() {
-        return Err(AssertionError::UnknownKey);
-    }
-    let mut validation = Validation::new(alg);
     // The claims are checked by `check_claims` against the server's clock.
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    for jwk in candidates.into_iter().filter(|k| key_fits(k, alg)) {
-        let Ok(key) = DecodingKey::from_jwk(jwk) else {
-            continue;
-        };
-        if let Ok(data) = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation) {
-            return Ok(data.claims);
-        }
-    }
-    Err(AssertionError::Signature)
+    verify_with_keys(assertion, alg, kid, keys).map_err(|miss| match miss {
+        KeyMiss::UnknownKey => AssertionError::UnknownKey,
+        KeyMiss::Signature => AssertionError::Signature,
+    })
 }
 
 /// Checks the claims of a verified assertion at `now` (seconds since the epoch).

@@ -116,15 +116,7 @@ impl TokenServer {
             .verify_federated(&federation, token, now)
             .await
             .map_err(|e| grant_refused(&e))?;
-        let scope = match &identity.scope {
-            Some(narrow) => client
-                .scope
-                .iter()
-                .filter(|s| narrow.iter().any(|n| n == *s))
-                .map(str::to_owned)
-                .collect(),
-            None => client.scope.clone(),
-        };
+        let scope = identity.allowed_scope(&client.scope);
         Ok(Party {
             sub: client.id.to_string(),
             iss: identity.issuer.clone(),

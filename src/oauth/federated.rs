@@ -59,6 +59,21 @@ pub struct FederatedIdentity {
 }
 
 impl FederatedIdentity {
+    /// The client's scope, narrowed to what the mapping allows.
+    #[must_use]
+    pub fn allowed_scope(&self, client_scope: &ScopeSet) -> ScopeSet {
+        match &self.scope {
+            Some(narrow) => client_scope
+                .iter()
+                .filter(|s| narrow.iter().any(|n| n == *s))
+                .map(str::to_owned)
+                .collect(),
+            None => client_scope.clone(),
+        }
+    }
+}
+
+impl FederatedIdentity {
     /// The provenance claims of tokens issued on it.
     #[must_use]
     pub fn provenance(&self) -> Map<String, Value> {
@@ -312,15 +327,7 @@ impl TokenServer {
                 identity
             }
         };
-        let allowed = match &identity.scope {
-            Some(narrow) => client
-                .scope
-                .iter()
-                .filter(|s| narrow.iter().any(|n| n == *s))
-                .map(str::to_owned)
-                .collect(),
-            None => client.scope.clone(),
-        };
+        let allowed = identity.allowed_scope(&client.scope);
         let scope = match scope {
             None => allowed,
             Some(s) if s.is_subset(&allowed) => s,

@@ -3,12 +3,8 @@
 
 use std::fmt;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use chrono::{DateTime, Utc};
-use ring::{
-    digest,
-    rand::{SecureRandom, SystemRandom},
-};
+use ring::digest;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{clients::ClientId, oauth::scope::ScopeSet};
@@ -19,11 +15,7 @@ pub struct RefreshToken(SecretString);
 impl RefreshToken {
     /// 256 bits from the system CSPRNG, base64url without padding.
     pub fn generate() -> Result<Self, ring::error::Unspecified> {
-        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-        SystemRandom::new().fill(bytes.as_mut())?;
-        Ok(Self(SecretString::from(
-            URL_SAFE_NO_PAD.encode(bytes.as_ref()),
-        )))
+        crate::clients::secret::random_256().map(Self)
     }
 
     /// The token text, for the one response that carries it.

@@ -14,7 +14,7 @@ use ring::{
 use rstest::rstest;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, basic, Engine, TestApp};
+use crate::helpers::{assert_describes, assert_error, basic, Engine, TestApp};
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
 
@@ -371,13 +371,7 @@ async fn a_client_registered_for_dpop_needs_a_proof_and_cannot_also_bind_to_cert
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{extra}");
         let err: Value = res.json().await.unwrap();
         assert_eq!(err["error"], "invalid_client_metadata", "{err}");
-        assert!(
-            err["error_description"]
-                .as_str()
-                .unwrap()
-                .contains("bound one way"),
-            "{err}"
-        );
+        assert_describes(&err, "bound one way");
     }
     // The flag can be switched off again.
     let res = app

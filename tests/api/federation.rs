@@ -11,7 +11,7 @@ use rstest::rstest;
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{assert_error, Engine, TestApp},
+    helpers::{assert_describes, assert_error, Engine, TestApp},
     issuers::{
         github_claims, kubernetes_claims, nothing_listening, svid_claims, Issuer, Mode, RsaKey,
     },
@@ -369,13 +369,7 @@ async fn a_kubernetes_service_account_token_authenticates_its_client_and_is_a_jw
         "unmapped",
     )
     .await;
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("no mapping rule"),
-        "{body}"
-    );
+    assert_describes(&body, "no mapping rule");
     assert_error(
         client_assertion(&app, &other).await,
         StatusCode::UNAUTHORIZED,
@@ -702,13 +696,7 @@ async fn bad_federated_tokens_get_the_rfc_error_and_an_audit_event(
         "disabled",
     )
     .await;
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("disabled"),
-        "{body}"
-    );
+    assert_describes(&body, "disabled");
     assert_error(
         client_assertion(&app, &token).await,
         StatusCode::UNAUTHORIZED,

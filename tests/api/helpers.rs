@@ -519,6 +519,15 @@ pub fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
+/// Asserts that an error body's `error_description` contains `fragment`.
+pub fn assert_describes(body: &Value, fragment: &str) {
+    let description = body["error_description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains(fragment),
+        "error_description lacks {fragment:?}: {body}"
+    );
+}
+
 /// Asserts an OAuth or admin error: status, `error` code, no-store headers; returns the body.
 pub async fn assert_error(res: Response, status: StatusCode, code: &str, case: &str) -> Value {
     assert_eq!(res.status(), status, "{case}: status");

@@ -11,7 +11,7 @@ use rstest::rstest;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
 
-use crate::helpers::{fresh_database, test_settings, Engine, TestApp};
+use crate::helpers::{assert_describes, fresh_database, test_settings, Engine, TestApp};
 
 /// The PostgreSQL advisory lock that serializes audit appends ("portaudt").
 const AUDIT_LOCK: i64 = 0x706f_7274_6175_6474;
@@ -118,13 +118,7 @@ async fn a_full_journal_stops_issuance_until_applied_events_free_it(
         "full journal",
     )
     .await;
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("audit"),
-        "{body}"
-    );
+    assert_describes(&body, "audit");
     let m = app.metrics_text().await;
     assert!(m.contains("portcullis_audit_journal_writable 0"), "{m}");
     assert!(

@@ -40,17 +40,21 @@ pub const MIN_IMPORTED_SECRET_DISTINCT: usize = 8;
 /// The longest imported plaintext secret, in bytes.
 pub const MAX_IMPORTED_SECRET_BYTES: usize = 512;
 
+/// 256 bits from the system CSPRNG as base64url without padding (43
+/// characters): generated client secrets and refresh tokens.
+pub fn random_256() -> Result<SecretString, ring::error::Unspecified> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    SystemRandom::new().fill(bytes.as_mut())?;
+    Ok(SecretString::from(URL_SAFE_NO_PAD.encode(bytes.as_ref())))
+}
+
 /// A client secret in clear: shown to the admin once, never stored or logged.
 pub struct PlainSecret(SecretString);
 
 impl PlainSecret {
     /// 256 bits from the system CSPRNG, base64url without padding (43 characters).
     pub fn generate() -> Result<Self, ring::error::Unspecified> {
-        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-        SystemRandom::new().fill(bytes.as_mut())?;
-        Ok(Self(SecretString::from(
-            URL_SAFE_NO_PAD.encode(bytes.as_ref()),
-        )))
+        random_256().map(Self)
     }
 
     /// The secret text, for the one response that carries it.

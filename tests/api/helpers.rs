@@ -364,14 +364,14 @@ impl TestApp {
         }
     }
 
-    /// The `details` (as JSON text) of every stored audit event of `kind`,
-    /// once this server's recorded events are written.
     /// `GET /metrics`: the Prometheus text.
     pub async fn metrics_text(&self) -> String {
         let res = self.http.get(self.url("/metrics")).send().await.unwrap();
         res.text().await.unwrap()
     }
 
+    /// The `details` (as JSON text) of every stored audit event of `kind`,
+    /// once this server's recorded events are written.
     pub async fn audit_details(&self, kind: &str) -> Vec<String> {
         use portcullis::{audit::AuditFilter, store::Store};
         self.state.oauth.audit.flush().await;

@@ -1,7 +1,8 @@
 //! The command line: `serve`, `migrate`, and `client …`, which manages clients
 //! directly in the database (same rules as the admin API) and prints JSON;
 //! `keys …`, `audit …` (in `cli/audit.rs`), `federation …` (`cli/federation.rs`),
-//! `kek generate` (`cli/kek.rs`) and `health` (`cli/health.rs`).
+//! `kek generate` (`cli/kek.rs`), `health` (`cli/health.rs`) and `apply`
+//! (`cli/apply.rs`).
 //!
 //! Help texts are plain text (clap prints doc comments as written), so they
 //! do not use Markdown backticks.
@@ -9,6 +10,7 @@
 // The doc comments here are the --help texts, where backticks would show.
 #![allow(clippy::doc_markdown)]
 
+mod apply;
 mod audit;
 mod client_fields;
 mod federation;
@@ -73,6 +75,10 @@ pub enum Command {
     /// Manage clients directly in the database.
     #[command(subcommand)]
     Client(Box<ClientCommand>),
+    /// Reconcile clients to a declarative YAML or JSON document ("clients
+    /// as code"): create, update, adopt and, with --prune, delete; prints
+    /// the plan. Secrets are named by reference (env or file), never inline.
+    Apply(apply::ApplyArgs),
     /// Manage signing keys directly in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -201,23 +207,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(args) => print(&health::run(&settings, args).await?)?,
         Command::Audit(cmd) => audit::run(&settings, cmd).await?,
         Command::Federation(cmd) => federation::run(&settings, cmd).await?,
-        Command::Client(cmd) => {
-            let store = Storage::connect(&settings.database.database_url, 2).await?;
-            let auditor = Auditor::Direct(store.clone());
-            run_client(
-                &Registry::new(
-                    store,
-                    settings
-                        .tokens
-                        .client_limits(settings.client_auth.jwks_uri_allow_loopback),
-                    auditor,
-                ),
-                *cmd,
-            )
-            .await?;
-        }
+        Command::Client(cmd) => run_client(&direct_registry(&settings).await?, *cmd).await?,
+        Command::Apply(args) => apply::run(&direct_registry(&settings).await?, args).await?,
     }
     Ok(())
+}
+
+/// A registry working on the database directly, auditing as the CLI.
+async fn direct_registry(settings: &Settings) -> anyhow::Result<Registry> {
+    let store = Storage::connect(&settings.database.database_url, 2).await?;
+    let auditor = Auditor::Direct(store.clone());
+    Ok(Registry::new(
+        store,
+        settings
+            .tokens
+            .client_limits(settings.client_auth.jwks_uri_allow_loopback),
+        auditor,
+    ))
 }
 
 /// An error and its causes on one line, each cause once: a message that

@@ -4,6 +4,7 @@
 //! A client's fields are defined once, in [`fields`]; the model, the
 //! registration metadata, the view and the storage columns derive from it.
 
+pub mod apply;
 pub mod cache;
 pub mod credentials;
 pub mod fetch_guard;

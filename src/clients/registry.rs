@@ -101,7 +101,7 @@ impl Registry {
         Ok(())
     }
 
-    async fn changed(&self, id: &ClientId) -> Result<(), RegistryError> {
+    pub(super) async fn changed(&self, id: &ClientId) -> Result<(), RegistryError> {
         if let Some(cache) = &self.cache {
             cache.invalidate(id.as_str());
         }

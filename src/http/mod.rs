@@ -120,6 +120,7 @@ fn routes() -> Vec<RouteDef> {
             admin::federations::enable
         ),
         route!(GET, "/admin/audit", admin::audit::list),
+        route!(POST, "/admin/apply", admin::apply::apply),
     ]
 }
 

@@ -19,6 +19,7 @@ mod rows;
 mod shared;
 mod shared_audit;
 mod shared_consumers;
+mod shared_owned;
 mod shared_tokens;
 mod sqlite;
 pub mod sqlite_changes;
@@ -141,6 +142,18 @@ pub struct NewSecret {
     pub created_at: DateTime<Utc>,
 }
 
+/// One write of a declarative apply ([`Store::apply_client_writes`]).
+#[derive(Debug)]
+pub enum ClientWrite {
+    /// A new client, with its first secret when it authenticates with one.
+    Create(Client, Option<NewSecret>),
+    /// New metadata for an existing client and, when given, the secret that
+    /// replaces all of its secrets at once.
+    Update(Client, Option<NewSecret>),
+    /// Delete a client the owner manages.
+    Delete(ClientId),
+}
+
 /// Tokens issued to a client in one quota window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageCount {
@@ -205,6 +218,21 @@ pub trait Store: Send + Sync {
         id: &ClientId,
         secret: &NewSecret,
         old_valid_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The clients that carry an owner label (set by [`Store::apply_client_writes`]),
+    /// ordered by id, with their owner.
+    fn client_owners(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(ClientId, String)>, StoreError>> + Send;
+    /// Makes the writes of a declarative apply in one transaction: all of
+    /// them or, on any error, none. Created clients get `owner`; an updated
+    /// one must carry no owner (it is adopted) or `owner` (`Conflict`
+    /// otherwise), and its secrets are replaced when a secret is given;
+    /// only clients carrying `owner` are deleted (`NotFound` otherwise).
+    fn apply_client_writes(
+        &self,
+        owner: &str,
+        writes: &[ClientWrite],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every client's allowed-scope string (for `scopes_supported`).
     fn client_scopes(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;

@@ -16,6 +16,7 @@ use super::{
     shared::{shared_store_helpers, shared_store_methods},
     shared_audit::{shared_audit_helpers, shared_audit_methods, shared_audit_retention_methods},
     shared_consumers::{shared_consumer_helpers, shared_consumer_methods},
+    shared_owned::shared_owned_client_methods,
     shared_tokens::{shared_token_helpers, shared_token_methods},
     AuditCut, AuditStore, ClientChange, FederationStore, NewSecret, Store, StoreError, UsageCount,
 };
@@ -104,6 +105,7 @@ shared_audit_helpers!(Sqlite);
 
 impl Store for SqliteStore {
     shared_store_methods!();
+    shared_owned_client_methods!();
     shared_token_methods!();
     shared_consumer_methods!();
     /// Records the change for other processes' watchers

@@ -211,6 +211,16 @@ impl Store for Storage {
     ) -> Result<(), StoreError> {
         delegate!(self, rotate_client_secret(id, secret, old_valid_until))
     }
+    async fn client_owners(&self) -> Result<Vec<(ClientId, String)>, StoreError> {
+        delegate!(self, client_owners())
+    }
+    async fn apply_client_writes(
+        &self,
+        owner: &str,
+        writes: &[super::ClientWrite],
+    ) -> Result<(), StoreError> {
+        delegate!(self, apply_client_writes(owner, writes))
+    }
     async fn client_scopes(&self) -> Result<Vec<String>, StoreError> {
         delegate!(self, client_scopes())
     }

@@ -9,6 +9,7 @@
 #![allow(clippy::float_cmp, clippy::format_collect, clippy::map_unwrap_or)]
 
 mod admin_clients;
+mod apply;
 mod audit;
 mod audit_export;
 mod audit_migration;

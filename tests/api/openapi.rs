@@ -66,3 +66,26 @@ fn registration_property_names_are_the_accepted_members() {
         assert!(documented.contains(&name.as_str().unwrap()), "{name:?}");
     }
 }
+
+/// A declared client (`POST /admin/apply`) accepts the registration members
+/// but `client_secret`, and `secret` (a reference).
+#[test]
+fn declared_client_property_names_are_the_registration_members_with_a_secret_reference() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml");
+    let doc: Value = serde_yaml_ng::from_str(&text).expect("openapi.yaml parses");
+    let documented: Vec<&str> = doc["components"]["schemas"]["DeclaredClient"]["propertyNames"]
+        ["enum"]
+        .as_sequence()
+        .expect("propertyNames enum")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = portcullis::clients::members::accepted()
+        .into_iter()
+        .filter(|n| *n != "client_secret")
+        .chain(["secret"])
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(documented, expected);
+}

@@ -147,7 +147,7 @@ impl SecretHash {
         Scheme::of(self.format_text())
     }
 
-    fn verify(&self, candidate: &[u8]) -> bool {
+    pub(crate) fn verify(&self, candidate: &[u8]) -> bool {
         formats::verify(self.format_text(), candidate)
     }
 }

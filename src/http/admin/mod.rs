@@ -2,6 +2,7 @@
 //! client management, federations (trusted external issuers), and
 //! signing-key status and rotation.
 
+pub mod apply;
 pub mod audit;
 pub mod auth;
 pub mod clients;

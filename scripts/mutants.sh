@@ -5,10 +5,21 @@
 #
 #   scripts/mutants.sh                  # every entry below
 #   scripts/mutants.sh lifecycle scope  # the named entries
+#   MUTANTS_ARGS="--re is_live" scripts/mutants.sh refresh
+#                                       # extra cargo-mutants options (here:
+#                                       # only the mutants of matching functions)
 #
 # Needs `cargo install cargo-mutants`. Entries that run HTTP tests need
 # DATABASE_URL (as scripts/test.sh). Results go to target/mutants/<entry>/
 # (mutants.out/caught.txt, missed.txt, ...); a summary per entry is printed.
+#
+# Mutants are built in place (`cargo mutants --in-place`), in this tree and
+# its target directory (CARGO_TARGET_DIR when set), so each one is an
+# incremental rebuild of the package rather than a build of a fresh copy.
+# cargo-mutants writes each mutant into the source file and puts the file
+# back afterwards: do not edit the tree while it runs. The script checks that
+# every mutated file is byte for byte what it was before its entry ran, and
+# fails if not (e.g. after an interrupted run: `git diff` shows the mutant).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,10 +56,17 @@ for entry in "${ENTRIES[@]}"; do
     for f in $files; do args+=(--file "$f"); done
     for t in $targets; do args+=("--cargo-arg=$t"); done
     log "$name: $files (cargo test $targets -- $filters)"
+    # shellcheck disable=SC2086 # the file names are words
+    before=$(sha256sum $files)
     # shellcheck disable=SC2086 # the filters are words
-    if ! cargo mutants --no-shuffle --baseline=skip --timeout 300 \
-        --output "$out_root/$name" "${args[@]}" -- -- $filters; then
+    if ! cargo mutants --in-place --no-shuffle --baseline=skip --timeout 300 \
+        --output "$out_root/$name" "${args[@]}" ${MUTANTS_ARGS:-} -- -- $filters; then
         status=1
+    fi
+    # shellcheck disable=SC2086
+    if [ "$(sha256sum $files)" != "$before" ]; then
+        log "$name: a mutated file was left behind: see git diff -- $files"
+        exit 2
     fi
     dir="$out_root/$name/mutants.out"
     count() { [ -f "$dir/$1.txt" ] && wc -l <"$dir/$1.txt" || echo 0; }

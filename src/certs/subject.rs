@@ -205,6 +205,43 @@ mod tests {
     }
 
     #[test]
+    fn dns_names_follow_the_label_rules_up_to_their_lengths() {
+        let label63 = "a".repeat(63);
+        // 4 labels of 63 and dots: 255; trimmed to exactly 253.
+        let long = format!("{label63}.{label63}.{label63}.{}", "b".repeat(61));
+        assert_eq!(long.len(), 253);
+        for ok in [
+            "my-api.example.org",
+            "a-b-c.example.org",
+            &format!("{label63}.example.org"),
+            &long,
+            &format!("{long}."),
+        ] {
+            assert!(is_host_name(ok), "{ok} should be a host name");
+        }
+        for bad in [
+            "api-.example.org",
+            "my_api.example.org",
+            &format!("{label63}a.example.org"),
+            &format!("{long}b"),
+            ".",
+        ] {
+            assert!(!is_host_name(bad), "{bad} should not be a host name");
+        }
+    }
+
+    #[test]
+    fn uris_and_emails_with_control_characters_are_refused() {
+        for (name, value) in [
+            ("san_uri", "urn:example:\u{1}client"),
+            ("san_email", "api\u{7f}@example.org"),
+            ("san_email", "api@example.org\u{0}"),
+        ] {
+            assert!(matcher(name, value).is_err(), "{name}={value:?}");
+        }
+    }
+
+    #[test]
     fn metadata_name_value_and_serde_round_trip() -> TestResult {
         for (name, value) in [
             ("subject_dn", "CN=api"),

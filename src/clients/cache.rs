@@ -315,3 +315,7 @@ impl ClientCache {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+mod tests;

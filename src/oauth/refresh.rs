@@ -306,6 +306,11 @@ mod tests {
             ["https://b"]
         );
         assert_eq!(
+            narrow_audiences(&granted, &["https://b".into(), "https://b".into()]).unwrap(),
+            ["https://b"],
+            "a repeated resource counts once"
+        );
+        assert_eq!(
             narrow_audiences(&granted, &["https://c".into()])
                 .unwrap_err()
                 .code(),

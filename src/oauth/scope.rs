@@ -91,4 +91,16 @@ mod tests {
         assert!(ScopeSet::parse("").unwrap().is_subset(&all));
         assert!(!ScopeSet::parse("a d").unwrap().is_subset(&all));
     }
+
+    #[test]
+    fn iterates_sorted_and_collects_from_strings() {
+        let s = ScopeSet::parse("write read").unwrap();
+        assert!(!s.is_empty());
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["read", "write"]);
+        let collected: ScopeSet = ["write", "read", "read"]
+            .map(String::from)
+            .into_iter()
+            .collect();
+        assert_eq!(collected, s);
+    }
 }

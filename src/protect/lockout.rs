@@ -78,7 +78,9 @@ impl Lockout {
             if failures.len() >= CAPACITY && !failures.contains_key(&key) {
                 let horizon = now - self.window;
                 failures.retain(|_, t| t.back().is_some_and(|t| *t > horizon));
-                evict_stalest(&mut failures, |t| t.back().copied());
+                if failures.len() >= CAPACITY {
+                    evict_stalest(&mut failures, |t| t.back().copied());
+                }
             }
             let times = failures.entry(key.clone()).or_default();
             times.push_back(now);
@@ -194,6 +196,48 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_exactly_one_window_old_no_longer_counts() {
+        let lockout = Lockout::new(3, Duration::seconds(60), Duration::seconds(600));
+        let attacker = ip("203.0.113.7");
+        lockout.record_failure("a", attacker, t(0));
+        lockout.record_failure("a", attacker, t(30));
+        assert_eq!(lockout.record_failure("a", attacker, t(60)), None);
+        assert_eq!(lockout.record_failure("a", attacker, t(61)), Some(t(661)));
+    }
+
+    #[test]
+    fn pairs_count_and_lock_independently() {
+        let lockout = Lockout::new(2, Duration::seconds(60), Duration::seconds(600));
+        let (one, two) = (ip("203.0.113.7"), ip("198.51.100.2"));
+        // Interleaved failures of two pairs both count.
+        assert_eq!(lockout.record_failure("a", one, t(0)), None);
+        assert_eq!(lockout.record_failure("b", two, t(1)), None);
+        assert_eq!(lockout.record_failure("a", two, t(2)), None);
+        assert!(lockout.record_failure("a", one, t(3)).is_some());
+        assert!(lockout.record_failure("b", two, t(4)).is_some());
+        // A second lock leaves the first in place.
+        assert!(lockout.locked("a", one, t(5)));
+        assert!(lockout.locked("b", two, t(5)));
+        assert!(!lockout.locked("a", two, t(5)));
+    }
+
+    #[test]
+    fn unlock_forgets_that_clients_failures_only() {
+        let lockout = Lockout::new(2, Duration::seconds(60), Duration::seconds(600));
+        let addr = ip("203.0.113.7");
+        lockout.record_failure("a", addr, t(0));
+        lockout.record_failure("b", addr, t(0));
+        lockout.unlock("a");
+        assert_eq!(lockout.record_failure("a", addr, t(1)), None, "forgotten");
+        assert!(lockout.record_failure("b", addr, t(1)).is_some(), "kept");
+        lockout.unlock("a");
+        assert!(
+            lockout.locked("b", addr, t(2)),
+            "another client's lock stays"
+        );
+    }
+
+    #[test]
     fn memory_stays_bounded_under_a_spread_out_flood() {
         let lockout = Lockout::new(5, Duration::seconds(60), Duration::seconds(600));
         for n in 0..(CAPACITY as u32 + 10) {
@@ -201,5 +245,23 @@ mod tests {
             lockout.record_failure("a", addr, t(0));
         }
         assert!(lockout.failures.lock().unwrap().len() <= CAPACITY);
+    }
+
+    #[test]
+    fn a_full_table_drops_expired_failures_before_live_ones() {
+        let lockout = Lockout::new(2, Duration::seconds(60), Duration::seconds(600));
+        for n in 0..(CAPACITY as u32 - 1) {
+            let addr = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            lockout.record_failure("flood", addr, t(0));
+        }
+        let attacker = ip("203.0.113.7");
+        lockout.record_failure("a", attacker, t(50));
+        // The table is full; the flood's failures are out of the window by now.
+        lockout.record_failure("b", ip("198.51.100.2"), t(70));
+        assert_eq!(lockout.failures.lock().unwrap().len(), 2);
+        assert!(
+            lockout.record_failure("a", attacker, t(71)).is_some(),
+            "the live count survived"
+        );
     }
 }

@@ -165,5 +165,56 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(format!("{a:?}"), "RefreshToken([redacted])");
+        let stored = RefreshTokenHash::from_stored(a.hash().as_str().to_owned());
+        assert_eq!(stored, a.hash(), "a stored digest as read back");
+    }
+
+    #[test]
+    fn only_short_strings_without_dots_could_be_refresh_tokens() {
+        assert!(could_be_refresh_token(
+            RefreshToken::generate().unwrap().expose()
+        ));
+        assert!(could_be_refresh_token(&"a".repeat(128)));
+        assert!(!could_be_refresh_token(&"a".repeat(129)));
+        assert!(!could_be_refresh_token("eyJh.eyJz.c2ln"));
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn record(expires_at: i64, family_expires_at: i64) -> RefreshRecord {
+        RefreshRecord {
+            family: RefreshFamily {
+                id: "f".into(),
+                client_id: ClientId::parse("c").unwrap(),
+                scope: ScopeSet::default(),
+                audiences: vec!["https://api".into()],
+                created_at: t(0),
+                expires_at: t(family_expires_at),
+                revoked_at: None,
+                certificate_thumbprint: None,
+                dpop_jkt: None,
+            },
+            issued_at: t(0),
+            expires_at: t(expires_at),
+            consumed_at: None,
+        }
+    }
+
+    #[test]
+    fn a_token_is_live_until_its_own_or_its_familys_end_unless_used_or_revoked() {
+        let r = record(100, 200);
+        assert!(r.is_live(t(99)));
+        assert!(!r.is_live(t(100)), "idle expiry");
+        let capped = record(200, 100);
+        assert!(capped.is_live(t(99)));
+        assert!(!capped.is_live(t(100)), "the family's absolute end");
+        let mut used = record(100, 200);
+        used.consumed_at = Some(t(1));
+        assert!(!used.is_live(t(2)), "consumed");
+        let mut revoked = record(100, 200);
+        revoked.family.revoked_at = Some(t(1));
+        assert!(!revoked.is_live(t(2)), "revoked");
     }
 }

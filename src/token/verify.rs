@@ -138,6 +138,166 @@ mod tests {
         }
     }
 
+    fn at(t: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(t, 0).unwrap()
+    }
+
+    /// A key set whose current key is ES256, with an EdDSA key published next.
+    fn key_set() -> KeySet {
+        use crate::keys::{generate, Algorithm, Kek, KekRing, KeyState, StoredKey};
+        let kek = Kek::from_bytes(&[7; 32]).unwrap();
+        let stored = |alg, state| {
+            let g = generate(alg).unwrap();
+            StoredKey {
+                kid: g.kid.clone(),
+                alg,
+                state,
+                public_jwk: serde_json::to_string(&g.public_jwk).unwrap(),
+                sealed_private_key: Some(kek.seal(&g.kid, &g.pkcs8).unwrap()),
+                kek_id: Some(kek.id().to_owned()),
+                created_at: at(NOW),
+                activated_at: None,
+                retired_at: None,
+            }
+        };
+        let keys = [
+            stored(Algorithm::Es256, KeyState::Current),
+            stored(Algorithm::EdDsa, KeyState::Next),
+        ];
+        KeySet::new(KeySet::snapshot(&keys, &KekRing::single(kek), None).unwrap())
+    }
+
+    const ISS: &str = "https://as.example";
+
+    fn b64_json(value: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(value.to_string())
+    }
+
+    #[test]
+    fn a_signed_token_verifies_for_our_issuer_in_its_window() {
+        let keys = key_set();
+        let c = claims(NOW, NOW, NOW + 300);
+        let token = crate::token::encode(&keys.current(), &c).unwrap();
+        assert_eq!(verify(&keys, ISS, &token, at(NOW), true), Ok(c.clone()));
+        assert_eq!(
+            verify(&keys, "https://other.example", &token, at(NOW), true),
+            Err(VerifyError::ForeignIssuer)
+        );
+        assert_eq!(
+            verify(&keys, ISS, &token, at(NOW + 300), true),
+            Err(VerifyError::Expired)
+        );
+        assert_eq!(verify(&keys, ISS, &token, at(NOW + 300), false), Ok(c));
+    }
+
+    #[test]
+    fn altered_headers_claims_and_signatures_are_refused() {
+        let keys = key_set();
+        let token = crate::token::encode(&keys.current(), &claims(NOW, NOW, NOW + 300)).unwrap();
+        let mut parts = token.split('.');
+        let (header_b64, claims_b64, sig_b64) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).unwrap()).unwrap();
+        let with_header = |change: &dyn Fn(&mut serde_json::Value)| {
+            let mut h = header.clone();
+            change(&mut h);
+            format!("{}.{claims_b64}.{sig_b64}", b64_json(&h))
+        };
+        let next_kid = keys.next_kid().unwrap();
+        let cases: Vec<(String, VerifyError)> = vec![
+            (
+                with_header(&|h| h["typ"] = "JWT".into()),
+                VerifyError::Malformed,
+            ),
+            (
+                with_header(&|h| {
+                    h.as_object_mut().unwrap().remove("typ");
+                }),
+                VerifyError::Malformed,
+            ),
+            (
+                with_header(&|h| h["kid"] = "unknown".into()),
+                VerifyError::UnknownKey,
+            ),
+            (
+                with_header(&|h| {
+                    h.as_object_mut().unwrap().remove("kid");
+                }),
+                VerifyError::UnknownKey,
+            ),
+            // The EdDSA key's id with the ES256 algorithm, and `none`.
+            (
+                with_header(&|h| h["kid"] = next_kid.clone().into()),
+                VerifyError::BadSignature,
+            ),
+            (
+                with_header(&|h| h["alg"] = "none".into()),
+                VerifyError::BadSignature,
+            ),
+            (
+                with_header(&|h| h["alg"] = "EdDSA".into()),
+                VerifyError::BadSignature,
+            ),
+            (
+                format!(
+                    "{header_b64}.{}.{sig_b64}",
+                    b64_json(&serde_json::to_value(claims(NOW, NOW, NOW + 3000)).unwrap())
+                ),
+                VerifyError::BadSignature,
+            ),
+            (
+                format!(
+                    "{header_b64}.{claims_b64}.{}{}",
+                    if sig_b64.starts_with('A') { "B" } else { "A" },
+                    &sig_b64[1..]
+                ),
+                VerifyError::BadSignature,
+            ),
+            (format!("{header_b64}.{claims_b64}"), VerifyError::Malformed),
+            (format!("{token}.{sig_b64}"), VerifyError::Malformed),
+            (
+                format!("{header_b64}.{claims_b64}.{sig_b64}="),
+                VerifyError::Malformed,
+            ),
+            (
+                format!("{header_b64}.{claims_b64}x.{sig_b64}"),
+                VerifyError::BadSignature,
+            ),
+        ];
+        for (bad, why) in cases {
+            assert_eq!(verify(&keys, ISS, &bad, at(NOW), true), Err(why), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_longer_than_8192_bytes_are_malformed() {
+        let keys = key_set();
+        let padded = |n: usize| {
+            let mut c = claims(NOW, NOW, NOW + 300);
+            c.extra.insert("pad".into(), "x".repeat(n).into());
+            crate::token::encode(&keys.current(), &c).unwrap()
+        };
+        let longest = (5000..6500)
+            .map(padded)
+            .filter(|t| t.len() <= MAX_TOKEN_LEN)
+            .max_by_key(String::len)
+            .unwrap();
+        assert_eq!(longest.len(), MAX_TOKEN_LEN, "a token of exactly the limit");
+        assert!(verify(&keys, ISS, &longest, at(NOW), true).is_ok());
+        let longer = (5000..6500)
+            .map(padded)
+            .find(|t| t.len() > MAX_TOKEN_LEN)
+            .unwrap();
+        assert_eq!(
+            verify(&keys, ISS, &longer, at(NOW), true),
+            Err(VerifyError::Malformed)
+        );
+    }
+
     #[test]
     fn a_token_in_its_window_passes_and_outside_it_has_expired() {
         let c = claims(NOW, NOW, NOW + 300);
@@ -145,6 +305,13 @@ mod tests {
         assert_eq!(check_times(&c, NOW + 300, true), Err(VerifyError::Expired));
         assert_eq!(check_times(&c, NOW - 1, true), Err(VerifyError::Expired));
         assert_eq!(check_times(&c, NOW + 300, false), Ok(()), "revocation");
+        let instant = claims(NOW, NOW, NOW);
+        assert_eq!(check_times(&instant, NOW, false), Ok(()), "iat = nbf = exp");
+        assert_eq!(
+            check_times(&instant, NOW, true),
+            Err(VerifyError::Expired),
+            "an instant token is never in its window"
+        );
     }
 
     #[test]

@@ -122,10 +122,16 @@ async fn a_refresh_rotates_and_reusing_the_old_token_revokes_the_family(
         .column("SELECT revoked_reason FROM refresh_families")
         .await;
     assert_eq!(reasons, ["reuse"]);
+    let family = app.column("SELECT id FROM refresh_families").await;
 
     // A new grant starts a new, working family.
     let fresh = rt(&app.token(&id, &secret, &CC).await);
     refreshed(&app, &id, &secret, &fresh, &[]).await;
+    assert_eq!(
+        app.audit_details("refresh_token_reuse").await,
+        [json!({ "family_id": family[0] }).to_string()],
+        "one audit event, for the reuse only"
+    );
 }
 
 #[rstest]

@@ -1,0 +1,219 @@
+//! Unit tests of [`ClientCache`] against a real SQLite store: what is served
+//! from memory, when it is read again, and which credentials are remembered.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::{ClientCache, CACHE_TTL, VERIFIED_PER_CLIENT};
+use crate::{
+    clients::{Client, ClientId, SecretHash},
+    store::{NewSecret, Storage, Store},
+};
+
+fn t(s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+}
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn new_secret(hash: &str, at: DateTime<Utc>) -> NewSecret {
+    NewSecret {
+        id: uuid::Uuid::new_v4().to_string(),
+        hash: SecretHash::from_stored(hash.to_owned()),
+        created_at: at,
+    }
+}
+
+/// A fresh SQLite store (kept alive by the returned directory) with clients `ids`.
+async fn store(ids: &[&str]) -> (Storage, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cache.db").display());
+    let store = Storage::connect(&SecretString::from(url), 1).await.unwrap();
+    for id in ids {
+        let client = Client::new(ClientId::parse(id).unwrap(), t(0));
+        store
+            .create_client(&client, Some(&new_secret(&format!("hash-{id}"), t(0))))
+            .await
+            .unwrap();
+    }
+    (store, dir)
+}
+
+fn id(s: &str) -> ClientId {
+    ClientId::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn an_entry_is_served_from_memory_for_the_ttl_only() {
+    let (store, _dir) = store(&["a"]).await;
+    let cache = ClientCache::new().unwrap();
+    assert!(cache.is_empty());
+    assert!(cache.get(&store, &id("a"), t(0)).await.unwrap().is_some());
+    assert_eq!(cache.len(), 1);
+    assert!(!cache.is_empty());
+    // Deleted behind the cache's back: still served until the TTL ends.
+    store.delete_client(&id("a")).await.unwrap();
+    let fresh_until = t(CACHE_TTL - 1);
+    assert!(cache
+        .get(&store, &id("a"), fresh_until)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(cache
+        .get(&store, &id("a"), t(CACHE_TTL))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(cache.is_empty(), "a client that is gone is forgotten");
+}
+
+#[tokio::test]
+async fn a_clock_that_went_back_reads_the_client_again() {
+    let (store, _dir) = store(&["a"]).await;
+    let cache = ClientCache::new().unwrap();
+    cache.get(&store, &id("a"), t(10)).await.unwrap();
+    store.delete_client(&id("a")).await.unwrap();
+    assert!(cache.get(&store, &id("a"), t(9)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn invalidation_and_staleness_send_the_next_lookup_to_the_store() {
+    let (store, _dir) = store(&["a", "b", "c"]).await;
+    let cache = ClientCache::new().unwrap();
+    for c in ["a", "b", "c"] {
+        cache.get(&store, &id(c), t(0)).await.unwrap();
+    }
+    store.delete_client(&id("a")).await.unwrap();
+    cache.invalidate("a");
+    assert!(cache.get(&store, &id("a"), t(1)).await.unwrap().is_none());
+
+    store.delete_client(&id("b")).await.unwrap();
+    cache.mark_stale();
+    assert!(
+        cache.get(&store, &id("b"), t(1)).await.unwrap().is_none(),
+        "a stale entry is read again"
+    );
+    assert_eq!(cache.len(), 1, "c, still stale");
+    store.delete_client(&id("c")).await.unwrap();
+    assert_eq!(cache.reconcile(&store, t(2)).await.unwrap(), 1);
+    assert!(cache.is_empty(), "reconciling dropped c");
+    assert_eq!(cache.reconcile(&store, t(2)).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn reconcile_rereads_only_stale_entries() {
+    let (store, _dir) = store(&["a", "b"]).await;
+    let cache = ClientCache::new().unwrap();
+    cache.get(&store, &id("a"), t(0)).await.unwrap();
+    cache.mark_stale();
+    cache.get(&store, &id("b"), t(0)).await.unwrap();
+    assert_eq!(cache.reconcile(&store, t(1)).await.unwrap(), 1, "a only");
+    assert_eq!(cache.reconcile(&store, t(1)).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn remembered_credentials_are_per_client_and_secret() {
+    let (store, _dir) = store(&["a", "b"]).await;
+    let cache = ClientCache::new().unwrap();
+    let a = cache.get(&store, &id("a"), t(0)).await.unwrap().unwrap();
+    let b = cache.get(&store, &id("b"), t(0)).await.unwrap().unwrap();
+    assert!(!cache.remembered(&a, &secret("s1"), t(0)), "nothing yet");
+    cache.remember(&a, &secret("s1"), t(0));
+    assert!(cache.remembered(&a, &secret("s1"), t(1)));
+    assert!(!cache.remembered(&a, &secret("s2"), t(1)));
+    assert!(!cache.remembered(&b, &secret("s1"), t(1)), "another client");
+}
+
+#[tokio::test]
+async fn at_most_a_few_credentials_per_client_are_remembered() {
+    let (store, _dir) = store(&["a"]).await;
+    let cache = ClientCache::new().unwrap();
+    let a = cache.get(&store, &id("a"), t(0)).await.unwrap().unwrap();
+    let n = VERIFIED_PER_CLIENT + 1;
+    for i in 0..n {
+        cache.remember(&a, &secret(&format!("s{i}")), t(0));
+    }
+    assert!(
+        !cache.remembered(&a, &secret("s0"), t(0)),
+        "the oldest went"
+    );
+    for i in 1..n {
+        assert!(
+            cache.remembered(&a, &secret(&format!("s{i}")), t(0)),
+            "s{i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn after_a_rotation_the_old_secret_and_its_memory_end_at_the_grace() {
+    let (store, _dir) = store(&["a"]).await;
+    let cache = ClientCache::new().unwrap();
+    let before = cache.get(&store, &id("a"), t(0)).await.unwrap().unwrap();
+    cache.remember(&before, &secret("old"), t(0));
+    store
+        .rotate_client_secret(&id("a"), &new_secret("hash-new", t(1)), t(100))
+        .await
+        .unwrap();
+    cache.invalidate("a");
+    let a = cache.get(&store, &id("a"), t(1)).await.unwrap().unwrap();
+    assert!(
+        !cache.remembered(&a, &secret("old"), t(1)),
+        "forgotten with the entry"
+    );
+    assert_eq!(a.active_hashes(t(99)).len(), 2);
+    assert_eq!(
+        a.active_hashes(t(100)),
+        [SecretHash::from_stored("hash-new".into())],
+        "the old secret ended"
+    );
+    cache.remember(&a, &secret("old"), t(1));
+    assert!(cache.remembered(&a, &secret("old"), t(99)));
+    assert!(
+        !cache.remembered(&a, &secret("old"), t(100)),
+        "remembered no longer than the earliest expiry"
+    );
+    // Past the expiry no expiry applies any more: a credential remembered
+    // then is remembered without one.
+    let later = cache.get(&store, &id("a"), t(150)).await.unwrap().unwrap();
+    cache.remember(&later, &secret("new"), t(150));
+    assert!(cache.remembered(&later, &secret("new"), t(10_000)));
+}
+
+#[tokio::test]
+async fn a_reload_after_the_ttl_keeps_memory_only_while_the_secrets_are_unchanged() {
+    let (store, _dir) = store(&["a"]).await;
+    let cache = ClientCache::new().unwrap();
+    let a = cache.get(&store, &id("a"), t(0)).await.unwrap().unwrap();
+    cache.remember(&a, &secret("s"), t(0));
+    let reloaded = cache
+        .get(&store, &id("a"), t(CACHE_TTL))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        cache.remembered(&reloaded, &secret("s"), t(CACHE_TTL)),
+        "kept"
+    );
+    store
+        .rotate_client_secret(&id("a"), &new_secret("hash-2", t(40)), t(40))
+        .await
+        .unwrap();
+    let rotated = cache
+        .get(&store, &id("a"), t(2 * CACHE_TTL))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !cache.remembered(&rotated, &secret("s"), t(2 * CACHE_TTL)),
+        "the secrets changed: forgotten"
+    );
+}
+
+#[test]
+fn the_debug_form_shows_the_size_only() {
+    let cache = ClientCache::new().unwrap();
+    assert_eq!(format!("{cache:?}"), "ClientCache { clients: 0, .. }");
+}

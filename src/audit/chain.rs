@@ -160,7 +160,11 @@ mod tests {
         ])
         .to_string();
         let digest = digest::digest(&digest::SHA256, canonical.as_bytes());
-        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        digest.as_ref().iter().fold(String::new(), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
     }
 
     #[test]

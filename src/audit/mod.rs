@@ -106,16 +106,14 @@ impl AuditSink {
     pub async fn record_issued(&self, event: &TokenIssued<'_>) -> Result<(), AuditUnavailable> {
         log_issued(event);
         let payload = journal::encode_token_issued(event);
-        match self.inner.inbox.submit(Some(payload)).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => {
-                tracing::debug!(
-                    event = TokenIssued::KIND,
-                    "the audit journal refused an event"
-                );
-                Err(AuditUnavailable)
-            }
+        if let Ok(Ok(_)) = self.inner.inbox.submit(Some(payload)).await {
+            return Ok(());
         }
+        tracing::debug!(
+            event = TokenIssued::KIND,
+            "the audit journal refused an event"
+        );
+        Err(AuditUnavailable)
     }
 
     /// Records `event` (durable in the journal) and waits up to two seconds

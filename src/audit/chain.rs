@@ -39,19 +39,26 @@ pub struct AuditRecord {
 /// JSON array of every field, so no two different events serialize alike.
 #[must_use]
 pub fn link(record: &AuditRecord, prev_hash: &str) -> String {
-    let canonical = serde_json::json!([
+    // The array serialised straight from the fields: the same bytes as
+    // building it as a `serde_json::Value` first, without the copies.
+    let canonical = (
         record.id,
         record.occurred_at.timestamp_micros(),
-        record.kind,
-        record.actor,
-        record.client_id,
-        record.request_id,
-        record.reason,
+        &record.kind,
+        &record.actor,
+        &record.client_id,
+        &record.request_id,
+        &record.reason,
         record.details.to_string(),
         prev_hash,
-    ])
-    .to_string();
-    sha256_hex(&canonical)
+    );
+    let mut text = Vec::with_capacity(512);
+    if serde_json::to_writer(&mut text, &canonical).is_err() {
+        // Unreachable (strings and integers always serialise); a hash of
+        // nothing would only fail verification, never pass it.
+        text.clear();
+    }
+    hex(digest::digest(&digest::SHA256, &text).as_ref())
 }
 
 /// SHA-256 (lowercase hex) of `text`.
@@ -60,14 +67,16 @@ pub fn sha256_hex(text: &str) -> String {
     hex(digest::digest(&digest::SHA256, text.as_bytes()).as_ref())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+/// Lowercase hex of `bytes`.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 /// Where a chain breaks.
@@ -134,6 +143,41 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    /// The hash as first defined: SHA-256 (hex) of the `Value` array's text.
+    fn link_as_defined(record: &AuditRecord, prev_hash: &str) -> String {
+        let canonical = serde_json::json!([
+            record.id,
+            record.occurred_at.timestamp_micros(),
+            record.kind,
+            record.actor,
+            record.client_id,
+            record.request_id,
+            record.reason,
+            record.details.to_string(),
+            prev_hash,
+        ])
+        .to_string();
+        let digest = digest::digest(&digest::SHA256, canonical.as_bytes());
+        digest.as_ref().iter().fold(String::new(), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    #[test]
+    fn the_hash_is_the_one_defined() {
+        let mut records = chain(3);
+        records[1].request_id = Some("r\u{e9}q \"1\"".into());
+        records[1].reason = Some("why\n".into());
+        records[2].client_id = None;
+        records[2].details = serde_json::json!({"b": [1, -2.5, null], "a": {"z": "\u{1f600}"}});
+        for r in &records {
+            assert_eq!(link(r, &r.prev_hash), link_as_defined(r, &r.prev_hash));
+            assert_eq!(link(r, GENESIS), link_as_defined(r, GENESIS));
+        }
     }
 
     #[test]

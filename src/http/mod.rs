@@ -130,6 +130,11 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
     routes().into_iter().map(|r| (r.method, r.path)).collect()
 }
 
+/// The pattern of the route a request matched, as resource data: the
+/// metrics label without walking the route table again per request.
+#[derive(Clone, Copy, Debug)]
+pub struct RoutePattern(pub &'static str);
+
 /// Which routes a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plane {
@@ -167,7 +172,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, plane: Pla
     }
     cfg.app_data(web::PayloadConfig::new(max_body_bytes));
     for path in paths {
-        let mut resource = web::resource(path).default_service(web::to(method_not_allowed));
+        let mut resource = web::resource(path)
+            .app_data(RoutePattern(path))
+            .default_service(web::to(method_not_allowed));
         for def in table.iter().filter(|d| d.path == path) {
             resource = resource.route((def.route)());
         }

@@ -8,13 +8,13 @@ use actix_web::{
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header::{HeaderName, HeaderValue},
-    http::StatusCode,
+    http::{Method, StatusCode},
     middleware::Next,
     web, Error, HttpMessage,
 };
 use tracing::Instrument;
 
-use super::{caller::RequestId, errors, state::AppState};
+use super::{caller::RequestId, errors, state::AppState, RoutePattern};
 use crate::telemetry::REQUEST_ID;
 
 /// A caller-supplied id is kept when it is 1–128 visible ASCII characters.
@@ -22,6 +22,23 @@ fn accepted(value: &HeaderValue) -> Option<String> {
     let s = value.to_str().ok()?;
     (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
         .then(|| s.to_owned())
+}
+
+/// The method as a metrics label: RFC 9110's methods by name, any other `other`
+/// (a made-up method must not add a series).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Total size of the request's header names and values, in bytes.
@@ -56,7 +73,7 @@ pub async fn observe(
         .and_then(accepted)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let span =
         tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
     let started = Instant::now();
@@ -67,13 +84,13 @@ pub async fn observe(
     let status = res.status().as_u16();
     let endpoint = res
         .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .app_data::<RoutePattern>()
+        .map_or("unmatched", |p| p.0);
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         state
             .oauth
             .metrics
-            .observe_request(&endpoint, &method, status, seconds);
+            .observe_request(endpoint, method, status, seconds);
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(header, v);

@@ -27,7 +27,10 @@ use super::{
     server::{Caller, FormPost, TokenServer},
     OAuthError,
 };
-use crate::{audit::AuditEvent, clients::Client};
+use crate::{
+    audit::{AuditEvent, TokenIssued},
+    clients::Client,
+};
 
 /// A form from a client whose authentication succeeded.
 struct Authenticated {
@@ -172,28 +175,26 @@ impl TokenServer {
         grant_name: &'static str,
         caller: &Caller,
     ) -> Result<(), OAuthError> {
-        let mut details = json!({
-            "grant_type": grant_name,
-            "auth_method": client.auth_method.as_str(),
-            "jti": issued.jti,
-            "scope": issued.scope.to_string(),
-            "expires_in": issued.expires_in,
-            "refresh_token_issued": issued.refresh_token.is_some(),
-        });
-        // Only DPoP tokens say so: Bearer tokens keep their compact event.
-        if issued.token_type != "Bearer" {
-            details["token_type"] = issued.token_type.into();
-        }
-        if let Some(obj) = details.as_object_mut() {
-            // Whom the token is about beyond the client: the federated
-            // subject (ext_sub, ext_iss), the exchanged subject and actor.
-            obj.extend(issued.provenance.clone());
-        }
-        let event = AuditEvent::new("token_issued", format!("client:{}", client.id), caller.now)
-            .request(caller.request_id.as_deref())
-            .client(client.id.as_str())
-            .details(details);
-        if self.audit.record(event).await.is_err() {
+        let recorded = if issued.token_type == "Bearer" && issued.provenance.is_empty() {
+            // The common case, journaled from its typed form (no `Value`).
+            let event = TokenIssued {
+                occurred_at: caller.now,
+                client_id: client.id.as_str(),
+                request_id: caller.request_id.as_deref(),
+                grant_type: grant_name,
+                auth_method: client.auth_method.as_str(),
+                jti: &issued.jti,
+                scope: &issued.scope,
+                expires_in: issued.expires_in,
+                refresh_token_issued: issued.refresh_token.is_some(),
+            };
+            self.audit.record_issued(&event).await
+        } else {
+            self.audit
+                .record(issued_event(client, issued, grant_name, caller))
+                .await
+        };
+        if recorded.is_err() {
             self.metrics
                 .token_denied(OAuthError::AuditUnavailable.code());
             return Err(OAuthError::AuditUnavailable);
@@ -232,4 +233,39 @@ impl TokenServer {
             Err(_) => OAuthError::AuditUnavailable,
         }
     }
+}
+
+/// The `token_issued` event of a DPoP-bound token or one with provenance
+/// claims (federated subject, exchanged subject and actor).
+fn issued_event(
+    client: &Client,
+    issued: &IssuedToken,
+    grant_name: &'static str,
+    caller: &Caller,
+) -> AuditEvent {
+    let mut details = json!({
+        "grant_type": grant_name,
+        "auth_method": client.auth_method.as_str(),
+        "jti": issued.jti,
+        "scope": issued.scope.to_string(),
+        "expires_in": issued.expires_in,
+        "refresh_token_issued": issued.refresh_token.is_some(),
+    });
+    // Only DPoP tokens say so: Bearer tokens keep their compact event.
+    if issued.token_type != "Bearer" {
+        details["token_type"] = issued.token_type.into();
+    }
+    if let Some(obj) = details.as_object_mut() {
+        // Whom the token is about beyond the client: the federated
+        // subject (ext_sub, ext_iss), the exchanged subject and actor.
+        obj.extend(issued.provenance.clone());
+    }
+    AuditEvent::new(
+        TokenIssued::KIND,
+        format!("client:{}", client.id),
+        caller.now,
+    )
+    .request(caller.request_id.as_deref())
+    .client(client.id.as_str())
+    .details(details)
 }

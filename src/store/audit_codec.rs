@@ -96,13 +96,7 @@ pub struct Malformed(pub &'static str);
 /// Lowercase hex of `bytes`.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::audit::chain::hex(bytes)
 }
 
 /// Bytes of a hex string (either case); `None` if it is not hex.

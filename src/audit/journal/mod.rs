@@ -30,7 +30,7 @@ use std::{
 };
 
 pub use reader::Reader;
-pub use record::{decode_event, encode_event};
+pub use record::{decode_event, encode_event, encode_token_issued};
 
 /// Largest segment file (smaller for small journals: a sixteenth of the limit).
 const MAX_SEGMENT: u64 = 64 << 20;

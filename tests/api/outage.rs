@@ -4,9 +4,10 @@
 //! database fails fast with `503 temporarily_unavailable` and `Retry-After`,
 //! and works again after recovery.
 //!
-//! Latency is measured per request and asserted with wide margins: failing
-//! fast (instead of waiting for the pool) is a protocol property, but the
-//! machine running the suite may be loaded.
+//! Latency is measured per request and asserted against the database
+//! deadline (500 ms), not a wall-clock budget: failing fast means not
+//! waiting for the database, which holds however loaded the machine running
+//! the suite is.
 
 // Request counts here are thousands: far below f64's exact integer range.
 #![allow(clippy::cast_precision_loss)]
@@ -285,7 +286,16 @@ async fn tokens_keep_flowing_through_a_database_outage_and_the_rest_fails_fast()
         "failing requests during the outage: {} (p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms)",
         millis.len()
     );
-    assert!(p99 <= 100.0, "p99 of failing requests {p99} ms");
+    // Failing fast means not waiting for the database: a request that
+    // waited would take the whole 500 ms deadline. Only the requests before
+    // the breaker opened may (it opens after five failures); the rest answer
+    // from the open breaker in milliseconds, however loaded the machine.
+    let waited = millis.iter().filter(|&&ms| ms >= 500.0).count();
+    assert!(
+        waited <= 5 + millis.len() / 100,
+        "{waited} of {} failing requests took the database deadline (p99 {p99:.1} ms)",
+        millis.len()
+    );
     assert!(max <= 1000.0, "slowest failing request {max} ms");
     let degraded = metric(&app, "portcullis_tokens_issued_degraded_total").await;
     eprintln!("tokens issued from memory: {degraded}");

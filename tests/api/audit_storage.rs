@@ -19,10 +19,7 @@ async fn audit_bytes(app: &TestApp) -> i64 {
         let pool = sqlx::PgPool::connect(&app.database_url)
             .await
             .expect("connect PostgreSQL");
-        sqlx::query("VACUUM")
-            .execute(&pool)
-            .await
-            .expect("VACUUM");
+        sqlx::query("VACUUM").execute(&pool).await.expect("VACUUM");
         pool.close().await;
     }
     let sql = if app.database_url.starts_with("sqlite") {

@@ -317,16 +317,20 @@ pub fn is_absolute_uri(s: &str) -> bool {
     s.len() <= 2048 && !s.contains('#') && url::Url::parse(s).is_ok()
 }
 
+/// The default settings' ceilings, for unit tests.
+#[cfg(test)]
+pub(crate) const TEST_LIMITS: Limits = Limits {
+    access_token_ttl: 3600,
+    refresh_token_idle_ttl: 86_400,
+    refresh_token_absolute_ttl: 864_000,
+    jwks_uri_allow_loopback: false,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits {
-        access_token_ttl: 3600,
-        refresh_token_idle_ttl: 86_400,
-        refresh_token_absolute_ttl: 864_000,
-        jwks_uri_allow_loopback: false,
-    };
+    const LIMITS: Limits = TEST_LIMITS;
 
     fn req(json: serde_json::Value) -> Result<ClientMetadata, String> {
         serde_json::from_value::<RegistrationRequest>(json)

@@ -6,9 +6,7 @@ use serde_yaml_ng::Value;
 
 #[test]
 fn openapi_lists_exactly_the_served_routes() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
-        .expect("openapi.yaml");
-    let doc: Value = serde_yaml_ng::from_str(&text).expect("openapi.yaml parses");
+    let doc = openapi();
     assert_eq!(doc["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
     let methods = ["get", "put", "post", "delete", "patch", "head", "options"];
     let documented: BTreeSet<(String, String)> = doc["paths"]
@@ -43,20 +41,29 @@ fn openapi_lists_exactly_the_served_routes() {
     );
 }
 
-/// The registration schema's `propertyNames` are exactly the member names
-/// the server accepts (used, IANA-registered and ignored, read-only).
-#[test]
-fn registration_property_names_are_the_accepted_members() {
+/// `openapi.yaml`, parsed.
+fn openapi() -> Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
         .expect("openapi.yaml");
-    let doc: Value = serde_yaml_ng::from_str(&text).expect("openapi.yaml parses");
-    let documented: Vec<&str> = doc["components"]["schemas"]["ClientRegistration"]["propertyNames"]
-        ["enum"]
+    serde_yaml_ng::from_str(&text).expect("openapi.yaml parses")
+}
+
+/// The `propertyNames` enum of the schema `name`.
+fn property_names<'a>(doc: &'a Value, name: &str) -> Vec<&'a str> {
+    doc["components"]["schemas"][name]["propertyNames"]["enum"]
         .as_sequence()
         .expect("propertyNames enum")
         .iter()
         .map(|v| v.as_str().unwrap())
-        .collect();
+        .collect()
+}
+
+/// The registration schema's `propertyNames` are exactly the member names
+/// the server accepts (used, IANA-registered and ignored, read-only).
+#[test]
+fn registration_property_names_are_the_accepted_members() {
+    let doc = openapi();
+    let documented = property_names(&doc, "ClientRegistration");
     assert_eq!(documented, portcullis::clients::members::accepted());
     // Every documented property is accepted.
     for (name, _) in doc["components"]["schemas"]["ClientRegistration"]["properties"]
@@ -71,16 +78,8 @@ fn registration_property_names_are_the_accepted_members() {
 /// but `client_secret`, and `secret` (a reference).
 #[test]
 fn declared_client_property_names_are_the_registration_members_with_a_secret_reference() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
-        .expect("openapi.yaml");
-    let doc: Value = serde_yaml_ng::from_str(&text).expect("openapi.yaml parses");
-    let documented: Vec<&str> = doc["components"]["schemas"]["DeclaredClient"]["propertyNames"]
-        ["enum"]
-        .as_sequence()
-        .expect("propertyNames enum")
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let doc = openapi();
+    let documented = property_names(&doc, "DeclaredClient");
     let mut expected: Vec<&str> = portcullis::clients::members::accepted()
         .into_iter()
         .filter(|n| *n != "client_secret")

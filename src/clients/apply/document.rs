@@ -292,12 +292,7 @@ mod tests {
 
     use super::*;
 
-    const LIMITS: Limits = Limits {
-        access_token_ttl: 3600,
-        refresh_token_idle_ttl: 86_400,
-        refresh_token_absolute_ttl: 864_000,
-        jwks_uri_allow_loopback: false,
-    };
+    const LIMITS: Limits = crate::clients::metadata::TEST_LIMITS;
 
     /// An environment with one variable and no files.
     struct Fake;

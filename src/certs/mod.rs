@@ -23,7 +23,7 @@ mod certificate;
 mod dn;
 mod subject;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod trust;
 mod xfcc;
 

@@ -1,13 +1,14 @@
 //! Unit tests of [`ClientCache`] against a real SQLite store: what is served
 //! from memory, when it is read again, and which credentials are remembered.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
 
 use super::{ClientCache, CACHE_TTL, VERIFIED_PER_CLIENT};
 use crate::{
     clients::{Client, ClientId, SecretHash},
-    store::{NewSecret, Storage, Store},
+    clock::Clock,
+    store::{GuardSettings, NewSecret, Storage, Store},
 };
 
 fn t(s: i64) -> DateTime<Utc> {
@@ -210,6 +211,82 @@ async fn a_reload_after_the_ttl_keeps_memory_only_while_the_secrets_are_unchange
         !cache.remembered(&rotated, &secret("s"), t(2 * CACHE_TTL)),
         "the secrets changed: forgotten"
     );
+}
+
+fn unavailable<T>(r: Result<T, crate::store::StoreError>) -> bool {
+    matches!(r, Err(e) if e.is_unavailable())
+}
+
+/// A SQLite store whose guard opens its breaker at the first lost
+/// connection and serves cached clients for `grace` seconds after the last
+/// contact, on a manual clock at `t(0)`; with client `a` cached at `t(0)`.
+async fn outage_store(grace: i64) -> (Storage, ClientCache, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("outage.db").display());
+    let guard = GuardSettings {
+        failure_threshold: 1,
+        outage_grace: Duration::seconds(grace),
+        ..GuardSettings::command()
+    };
+    let store = Storage::open(&SecretString::from(url), 1, guard, Clock::manual(t(0)))
+        .await
+        .unwrap();
+    let client = Client::new(id("a"), t(0));
+    store
+        .create_client(&client, Some(&new_secret("hash-a", t(0))))
+        .await
+        .unwrap();
+    store
+        .create_client(&Client::new(id("b"), t(0)), None)
+        .await
+        .unwrap();
+    let cache = ClientCache::new().unwrap();
+    assert!(cache.get(&store, &id("a"), t(0)).await.unwrap().is_some());
+    (store, cache, dir)
+}
+
+#[tokio::test]
+async fn while_the_database_is_gone_a_cached_client_is_served_within_the_grace_only() {
+    let (store, cache, _dir) = outage_store(60).await;
+    store.close_sqlite().await;
+    // Past the TTL, the reload fails as unreachable: served from memory.
+    let a = cache.get(&store, &id("a"), t(CACHE_TTL + 1)).await.unwrap();
+    assert_eq!(a.unwrap().client.id, id("a"));
+    assert!(
+        !store.health().is_up(),
+        "the lost connection opened the breaker"
+    );
+    // Known down now: from memory without asking, up to the grace's end.
+    assert!(cache.get(&store, &id("a"), t(60)).await.unwrap().is_some());
+    assert!(
+        unavailable(cache.get(&store, &id("a"), t(61)).await),
+        "beyond the grace"
+    );
+    assert!(
+        unavailable(cache.get(&store, &id("b"), t(1)).await),
+        "a client not in the cache cannot be served"
+    );
+}
+
+#[tokio::test]
+async fn with_no_outage_grace_nothing_is_served_from_memory_once_the_database_is_gone() {
+    let (store, cache, _dir) = outage_store(0).await;
+    store.close_sqlite().await;
+    assert!(unavailable(
+        cache.get(&store, &id("a"), t(CACHE_TTL + 1)).await
+    ));
+    assert!(!store.health().is_up());
+    assert!(unavailable(cache.get(&store, &id("a"), t(1)).await));
+}
+
+#[tokio::test]
+async fn a_fresh_entry_is_not_served_while_the_database_is_known_down_beyond_the_grace() {
+    let (store, cache, _dir) = outage_store(5).await;
+    store.close_sqlite().await;
+    assert!(unavailable(cache.get(&store, &id("b"), t(1)).await));
+    assert!(!store.health().is_up());
+    // Fresh by its TTL, but the database is down and the grace is over.
+    assert!(unavailable(cache.get(&store, &id("a"), t(6)).await));
 }
 
 #[test]

@@ -81,7 +81,7 @@ impl TokenServer {
             hash: token.hash(),
             family_id: family.id.clone(),
             issued_at: now,
-            expires_at: (now + idle).min(family.expires_at),
+            expires_at: token_expiry(now, idle, family.expires_at),
         };
         self.store
             .create_refresh_family(&family, &stored)
@@ -114,47 +114,11 @@ impl TokenServer {
             .map_err(OAuthError::server)?
             .ok_or(INVALID)?;
         let family = &record.family;
-        if family.client_id != client.id {
-            tracing::warn!(family_id = %family.id, "refresh token presented by another client");
-            return Err(INVALID);
-        }
-        if record.consumed_at.is_some() && family.revoked_at.is_none() {
+        if presented_as(&record, client, now)? == Presented::Reused {
             self.reuse_detected(client, &family.id, now).await?;
             return Err(INVALID);
         }
-        if !record.is_live(now) {
-            return Err(INVALID);
-        }
-        // The access token may narrow the grant's scope and audiences, never widen them;
-        // scopes the client has since lost are not granted again.
-        let allowed: ScopeSet = family
-            .scope
-            .iter()
-            .filter(|s| client.scope.iter().any(|c| c == *s))
-            .map(str::to_owned)
-            .collect();
-        let scope = match scope {
-            None => allowed,
-            Some(s) if s.is_subset(&allowed) => s,
-            Some(_) => {
-                return Err(OAuthError::InvalidScope(
-                    "a requested scope exceeds the refresh token's scope",
-                ))
-            }
-        };
-        // Likewise for audiences the client may no longer request.
-        let still_allowed: Vec<String> = family
-            .audiences
-            .iter()
-            .filter(|a| client.allowed_audiences.contains(a))
-            .cloned()
-            .collect();
-        if still_allowed.is_empty() {
-            return Err(OAuthError::InvalidTarget(
-                "the refresh token's audiences are no longer allowed for this client",
-            ));
-        }
-        let audiences = narrow_audiences(&still_allowed, resources)?;
+        let (scope, audiences) = narrowed(family, client, scope, resources)?;
         let binding = family_binding(family, client, grant, now)?;
         let decision = self
             .decide(client, scope, audiences, grant, binding.as_ref(), now)
@@ -167,7 +131,7 @@ impl TokenServer {
             hash: successor.hash(),
             family_id: family.id.clone(),
             issued_at: now,
-            expires_at: (now + idle).min(family.expires_at),
+            expires_at: token_expiry(now, idle, family.expires_at),
         };
         match self
             .store
@@ -186,6 +150,85 @@ impl TokenServer {
             Rotation::Unknown => Err(INVALID),
         }
     }
+}
+
+/// What the stored record of a presented token allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presented {
+    /// Live, and the presenting client's: it can be exchanged.
+    Usable,
+    /// Already exchanged, in a family not yet revoked: reuse (the family
+    /// must be revoked).
+    Reused,
+}
+
+/// Whether `record` can be exchanged by `client` at `now`: another client's
+/// token, and one expired, consumed in a revoked family or revoked, are all
+/// [`INVALID`] alike.
+fn presented_as(
+    record: &RefreshRecord,
+    client: &Client,
+    now: DateTime<Utc>,
+) -> Result<Presented, OAuthError> {
+    let family = &record.family;
+    if family.client_id != client.id {
+        tracing::warn!(family_id = %family.id, "refresh token presented by another client");
+        return Err(INVALID);
+    }
+    if record.consumed_at.is_some() && family.revoked_at.is_none() {
+        return Ok(Presented::Reused);
+    }
+    if !record.is_live(now) {
+        return Err(INVALID);
+    }
+    Ok(Presented::Usable)
+}
+
+/// The scope and audiences of the refreshed access token: it may narrow the
+/// grant's, never widen them, and what the client has since lost (scopes,
+/// allowed audiences) is not granted again.
+fn narrowed(
+    family: &RefreshFamily,
+    client: &Client,
+    scope: Option<ScopeSet>,
+    resources: &[String],
+) -> Result<(ScopeSet, Vec<String>), OAuthError> {
+    let allowed: ScopeSet = family
+        .scope
+        .iter()
+        .filter(|s| client.scope.iter().any(|c| c == *s))
+        .map(str::to_owned)
+        .collect();
+    let scope = match scope {
+        None => allowed,
+        Some(s) if s.is_subset(&allowed) => s,
+        Some(_) => {
+            return Err(OAuthError::InvalidScope(
+                "a requested scope exceeds the refresh token's scope",
+            ))
+        }
+    };
+    let still_allowed: Vec<String> = family
+        .audiences
+        .iter()
+        .filter(|a| client.allowed_audiences.contains(a))
+        .cloned()
+        .collect();
+    if still_allowed.is_empty() {
+        return Err(OAuthError::InvalidTarget(
+            "the refresh token's audiences are no longer allowed for this client",
+        ));
+    }
+    Ok((scope, narrow_audiences(&still_allowed, resources)?))
+}
+
+/// A refresh token's idle expiry: `idle` after issue, never after its family's end.
+fn token_expiry(
+    now: DateTime<Utc>,
+    idle: Duration,
+    family_expires_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    (now + idle).min(family_expires_at)
 }
 
 /// What the new access token is bound to: a bound family refreshes only
@@ -295,7 +338,249 @@ impl TokenServer {
 
 #[cfg(test)]
 mod tests {
+    use std::{net::Ipv4Addr, sync::Arc};
+
     use super::*;
+    use crate::{
+        certs::{testutil, ClientCertificate},
+        clients::{AuthMethod, ClientId},
+        oauth::issuance::RequestContext,
+    };
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn client(id: &str, scope: &str, audiences: &[&str]) -> Client {
+        let mut c = Client::new(ClientId::parse(id).unwrap(), t(0));
+        c.scope = ScopeSet::parse(scope).unwrap();
+        c.allowed_audiences = audiences.iter().map(|a| (*a).to_owned()).collect();
+        c
+    }
+
+    fn family(client: &str, scope: &str, audiences: &[&str]) -> RefreshFamily {
+        RefreshFamily {
+            id: "family".into(),
+            client_id: ClientId::parse(client).unwrap(),
+            scope: ScopeSet::parse(scope).unwrap(),
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            created_at: t(0),
+            expires_at: t(1000),
+            revoked_at: None,
+            certificate_thumbprint: None,
+            dpop_jkt: None,
+        }
+    }
+
+    fn record(family: RefreshFamily) -> RefreshRecord {
+        RefreshRecord {
+            family,
+            issued_at: t(0),
+            expires_at: t(100),
+            consumed_at: None,
+        }
+    }
+
+    fn code<T: std::fmt::Debug>(r: Result<T, OAuthError>) -> &'static str {
+        r.unwrap_err().code()
+    }
+
+    #[test]
+    fn a_live_token_of_the_presenting_client_is_usable_and_nothing_else_is() {
+        let c = client("c", "a", &["https://a"]);
+        let live = record(family("c", "a", &["https://a"]));
+        assert_eq!(presented_as(&live, &c, t(99)).unwrap(), Presented::Usable);
+        assert_eq!(code(presented_as(&live, &c, t(100))), "invalid_grant");
+        let other = client("other", "a", &["https://a"]);
+        assert_eq!(code(presented_as(&live, &other, t(1))), "invalid_grant");
+        let mut revoked = record(family("c", "a", &["https://a"]));
+        revoked.family.revoked_at = Some(t(1));
+        assert_eq!(code(presented_as(&revoked, &c, t(2))), "invalid_grant");
+    }
+
+    #[test]
+    fn a_consumed_token_is_reuse_until_its_family_is_revoked() {
+        let c = client("c", "a", &["https://a"]);
+        let mut used = record(family("c", "a", &["https://a"]));
+        used.consumed_at = Some(t(1));
+        assert_eq!(presented_as(&used, &c, t(2)).unwrap(), Presented::Reused);
+        assert_eq!(
+            presented_as(&used, &c, t(500)).unwrap(),
+            Presented::Reused,
+            "reuse is detected also after the token's own expiry"
+        );
+        used.family.revoked_at = Some(t(2));
+        assert_eq!(code(presented_as(&used, &c, t(3))), "invalid_grant");
+        let other = client("other", "a", &["https://a"]);
+        used.family.revoked_at = None;
+        assert_eq!(
+            code(presented_as(&used, &other, t(2))),
+            "invalid_grant",
+            "another client's consumed token revokes nothing"
+        );
+    }
+
+    #[test]
+    fn the_refreshed_scope_narrows_and_drops_what_the_client_lost() {
+        let f = family("c", "a b", &["https://a"]);
+        let c = client("c", "a b", &["https://a"]);
+        let (scope, aud) = narrowed(&f, &c, None, &[]).unwrap();
+        assert_eq!(scope, ScopeSet::parse("a b").unwrap());
+        assert_eq!(aud, ["https://a"]);
+        let (scope, _) = narrowed(&f, &c, Some(ScopeSet::parse("b").unwrap()), &[]).unwrap();
+        assert_eq!(scope, ScopeSet::parse("b").unwrap());
+        assert_eq!(
+            code(narrowed(&f, &c, Some(ScopeSet::parse("a c").unwrap()), &[])),
+            "invalid_scope"
+        );
+        let lost_b = client("c", "a", &["https://a"]);
+        let (scope, _) = narrowed(&f, &lost_b, None, &[]).unwrap();
+        assert_eq!(
+            scope,
+            ScopeSet::parse("a").unwrap(),
+            "a lost scope is not granted again"
+        );
+        assert_eq!(
+            code(narrowed(
+                &f,
+                &lost_b,
+                Some(ScopeSet::parse("b").unwrap()),
+                &[]
+            )),
+            "invalid_scope"
+        );
+    }
+
+    #[test]
+    fn the_refreshed_audiences_stay_within_the_grant_and_the_clients_list() {
+        let f = family("c", "a", &["https://a", "https://b"]);
+        let c = client("c", "a", &["https://a", "https://b", "https://c"]);
+        let (_, aud) = narrowed(&f, &c, None, &["https://b".into()]).unwrap();
+        assert_eq!(aud, ["https://b"]);
+        assert_eq!(
+            code(narrowed(&f, &c, None, &["https://c".into()])),
+            "invalid_target",
+            "allowed for the client but not in the grant"
+        );
+        let lost_a = client("c", "a", &["https://b"]);
+        let (_, aud) = narrowed(&f, &lost_a, None, &[]).unwrap();
+        assert_eq!(aud, ["https://b"]);
+        assert_eq!(
+            code(narrowed(&f, &lost_a, None, &["https://a".into()])),
+            "invalid_target"
+        );
+        let lost_all = client("c", "a", &["https://c"]);
+        assert_eq!(code(narrowed(&f, &lost_all, None, &[])), "invalid_target");
+    }
+
+    #[test]
+    fn lifetimes_are_the_clients_capped_by_the_servers() {
+        let settings = Settings::from_figment(&figment::Figment::new()).unwrap();
+        let (idle, absolute) = (
+            settings.tokens.refresh_token_idle_ttl,
+            settings.tokens.refresh_token_absolute_ttl,
+        );
+        let secs = |d: Duration| d.num_seconds();
+        let mut c = client("c", "a", &["https://a"]);
+        let (i, a) = lifetimes(&settings, &c);
+        assert_eq!((secs(i), secs(a)), (i64::from(idle), i64::from(absolute)));
+        c.refresh_token_idle_ttl = Some(60);
+        c.refresh_token_absolute_ttl = Some(120);
+        let (i, a) = lifetimes(&settings, &c);
+        assert_eq!((secs(i), secs(a)), (60, 120));
+        c.refresh_token_idle_ttl = Some(idle + 1);
+        c.refresh_token_absolute_ttl = Some(absolute + 1);
+        let (i, a) = lifetimes(&settings, &c);
+        assert_eq!((secs(i), secs(a)), (i64::from(idle), i64::from(absolute)));
+    }
+
+    #[test]
+    fn a_token_expires_after_its_idle_time_but_never_after_its_family() {
+        assert_eq!(token_expiry(t(10), Duration::seconds(50), t(100)), t(60));
+        assert_eq!(token_expiry(t(80), Duration::seconds(50), t(100)), t(100));
+    }
+
+    fn grant(certificate: Option<&Arc<ClientCertificate>>, dpop: Option<&str>) -> Grant {
+        Grant::new(
+            "refresh_token",
+            RequestContext {
+                ip: Ipv4Addr::LOCALHOST.into(),
+                auth_method: AuthMethod::ClientSecretBasic,
+                certificate: certificate.cloned(),
+                dpop_jkt: dpop.map(str::to_owned),
+                federated: None,
+            },
+        )
+    }
+
+    fn certificate(cn: &str) -> Arc<ClientCertificate> {
+        let (der, _) = testutil::self_signed(testutil::leaf_params(cn)).unwrap();
+        Arc::new(ClientCertificate::from_chain(vec![der]).unwrap())
+    }
+
+    #[test]
+    fn a_certificate_bound_family_refreshes_only_with_its_certificate() {
+        let c = client("c", "a", &["https://a"]);
+        let mine = certificate("mine");
+        let theirs = certificate("theirs");
+        let mut f = family("c", "a", &["https://a"]);
+        f.certificate_thumbprint = Some(mine.thumbprint().to_owned());
+        assert_eq!(
+            family_binding(&f, &c, &grant(Some(&mine), None), t(1)).unwrap(),
+            Some(Binding::Certificate(mine.thumbprint().to_owned()))
+        );
+        assert_eq!(
+            code(family_binding(&f, &c, &grant(Some(&theirs), None), t(1))),
+            "invalid_grant"
+        );
+        assert_eq!(
+            code(family_binding(&f, &c, &grant(None, None), t(1))),
+            "invalid_grant"
+        );
+        assert_eq!(
+            code(family_binding(
+                &f,
+                &c,
+                &grant(Some(&mine), Some("jkt")),
+                t(1)
+            )),
+            "invalid_dpop_proof",
+            "bound one way"
+        );
+    }
+
+    #[test]
+    fn a_dpop_bound_family_refreshes_only_with_its_key() {
+        let c = client("c", "a", &["https://a"]);
+        let mut f = family("c", "a", &["https://a"]);
+        f.dpop_jkt = Some("jkt-1".into());
+        assert_eq!(
+            family_binding(&f, &c, &grant(None, Some("jkt-1")), t(1)).unwrap(),
+            Some(Binding::Dpop("jkt-1".into()))
+        );
+        assert_eq!(
+            code(family_binding(&f, &c, &grant(None, Some("jkt-2")), t(1))),
+            "invalid_grant"
+        );
+        assert_eq!(
+            code(family_binding(&f, &c, &grant(None, None), t(1))),
+            "invalid_dpop_proof"
+        );
+    }
+
+    #[test]
+    fn an_unbound_family_is_bound_as_the_request_is() {
+        let c = client("c", "a", &["https://a"]);
+        let f = family("c", "a", &["https://a"]);
+        assert_eq!(
+            family_binding(&f, &c, &grant(None, None), t(1)).unwrap(),
+            None
+        );
+        assert_eq!(
+            family_binding(&f, &c, &grant(None, Some("jkt")), t(1)).unwrap(),
+            Some(Binding::Dpop("jkt".into()))
+        );
+    }
 
     #[test]
     fn resources_narrow_within_the_granted_audiences() {

@@ -49,6 +49,13 @@ impl SqliteStore {
         (self.pool.size(), self.pool.num_idle())
     }
 
+    /// Closes the pool: every later call fails as a lost connection (tests
+    /// of what happens when the database goes away).
+    #[cfg(test)]
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Opens (creating the file and its directory if needed) and migrates.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?

@@ -94,6 +94,15 @@ impl Storage {
         }
     }
 
+    /// Closes a SQLite store's pool: every later call fails as a lost
+    /// connection, as when the database goes away (tests).
+    #[cfg(test)]
+    pub(crate) async fn close_sqlite(&self) {
+        if let Engine::Sqlite(s) = &self.engine {
+            s.close().await;
+        }
+    }
+
     /// The database's reachability (breaker, last contact, up/down).
     #[must_use]
     pub fn health(&self) -> &DbHealth {

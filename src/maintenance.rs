@@ -37,6 +37,8 @@ const FAST: Duration = Duration::from_secs(2);
 const AUDIT_RETENTION_EVERY: Duration = Duration::from_secs(60);
 /// How often the revoked-token view is refreshed from the database.
 const REVOKED_REFRESH: Duration = crate::oauth::revoked::REFRESH;
+/// How often folded authentication failures are audited.
+const DENIAL_WINDOWS: Duration = Duration::from_millis(250);
 /// How often the database is pinged.
 const PROBE: Duration = Duration::from_secs(1);
 
@@ -46,6 +48,10 @@ pub fn spawn(state: &Background) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         every(FAST, state.clone(), |s| fast_tick(s.oauth)),
         every(REVOKED_REFRESH, state.clone(), |s| refresh_revoked(s.oauth)),
+        every(DENIAL_WINDOWS, state.clone(), |s| async move {
+            let now = s.oauth.clock.now();
+            s.oauth.audit.close_denial_windows(Some(now)).await;
+        }),
         every(PROBE, state.clone(), |s| async move {
             // The outcome is recorded by the guard (breaker, last contact, up/down).
             let _ = s.oauth.store.probe().await;

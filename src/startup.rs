@@ -210,6 +210,7 @@ impl Application {
             task.abort();
         }
         let oauth = &self.state.oauth;
+        oauth.audit.close_denial_windows(None).await;
         if tokio::time::timeout(Duration::from_secs(10), oauth.audit.flush())
             .await
             .is_err()

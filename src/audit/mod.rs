@@ -17,6 +17,7 @@
 mod apply;
 pub mod chain;
 pub mod checkpoint;
+pub mod denials;
 pub mod event;
 pub mod export;
 pub mod journal;
@@ -36,6 +37,8 @@ use crate::{
     metrics::{JournalGauges, Metrics},
     store::{Storage, Store},
 };
+use chrono::{DateTime, Utc};
+use denials::{DenialKey, Denials, Fold, Repeated};
 use journal::{Files, Journal};
 use writer::Inbox;
 
@@ -55,6 +58,8 @@ struct Inner {
     applied: watch::Receiver<u64>,
     /// Asks the database writer to apply what is durable now.
     urgent: Arc<Notify>,
+    /// Repeated client-authentication failures, folded.
+    denials: Denials,
 }
 
 /// The last handle gone, the writer thread finishes and closes the journal.
@@ -91,6 +96,7 @@ impl AuditSink {
                 files,
                 applied,
                 urgent,
+                denials: Denials::default(),
             }),
         })
     }
@@ -114,6 +120,44 @@ impl AuditSink {
             "the audit journal refused an event"
         );
         Err(AuditUnavailable)
+    }
+
+    /// Whether a client-authentication failure is audited now or folded
+    /// into its window ([`denials`]), and the repeats of the window it closed.
+    pub fn fold_denial(&self, key: DenialKey, now: DateTime<Utc>) -> (Fold, Option<Repeated>) {
+        self.inner.denials.admit(key, now)
+    }
+
+    /// Audits the repeats of the windows over at `now` (`None`: all of them,
+    /// at shutdown).
+    pub async fn close_denial_windows(&self, now: Option<DateTime<Utc>>) {
+        for repeated in self.inner.denials.close(now) {
+            // Refused, the event is still in its log line.
+            let _ = self.record_repeated(&repeated).await;
+        }
+    }
+
+    /// Records a window's repeats (`token_denied_repeated`).
+    pub async fn record_repeated(&self, r: &Repeated) -> Result<(), AuditUnavailable> {
+        let actor = r
+            .key
+            .client
+            .as_deref()
+            .map_or_else(|| "anonymous".to_owned(), |c| format!("client:{c}"));
+        let mut event = AuditEvent::new(denials::REPEATED_KIND, actor, r.last_at)
+            .request(None)
+            .reason(r.key.error)
+            .details(serde_json::json!({
+                "grant_type": r.key.grant,
+                "error_description": r.key.description,
+                "count": r.count,
+                "first_at": r.first_at,
+                "last_at": r.last_at,
+            }));
+        if let Some(client) = &r.key.client {
+            event = event.client(client.clone());
+        }
+        self.record(event).await
     }
 
     /// Records `event` (durable in the journal) and waits up to two seconds

@@ -205,6 +205,32 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_says_what_the_member_must_be() {
+        for (name, value, says) in [
+            (
+                "subject_dn",
+                "FOO=bar",
+                "is not an RFC 4514 distinguished name",
+            ),
+            ("san_dns", "*.example.org", "must be a DNS host name"),
+            ("san_uri", "/relative/path", "must be an absolute URI"),
+            ("san_ip", "example.org", "must be an IPv4 or IPv6 address"),
+            ("san_email", "api", "must be an email address"),
+            (
+                "subject",
+                "CN=api",
+                "is not a tls_client_auth certificate identifier",
+            ),
+        ] {
+            let err = matcher(name, value).unwrap_err();
+            assert!(
+                err.starts_with(&format!("tls_client_auth_{name} {says}")),
+                "{name}={value}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn dns_names_follow_the_label_rules_up_to_their_lengths() {
         let label63 = "a".repeat(63);
         // 4 labels of 63 and dots: 255; trimmed to exactly 253.

@@ -28,7 +28,10 @@ use super::{
     OAuthError,
 };
 use crate::{
-    audit::{AuditEvent, TokenIssued},
+    audit::{
+        denials::{DenialKey, Fold},
+        AuditEvent, TokenIssued,
+    },
     clients::Client,
 };
 
@@ -218,13 +221,32 @@ impl TokenServer {
         if matches!(e, OAuthError::RateLimited(_) | OAuthError::AuditUnavailable) {
             return e;
         }
+        let description = e.to_string();
+        if matches!(e, OAuthError::InvalidClient { .. }) {
+            // Wrong secrets and unknown clients (guessing, floods): the
+            // repeats of a failure are folded.
+            let key = DenialKey {
+                client: claimed.clone(),
+                error: e.code(),
+                description: description.clone(),
+                grant: grant_name,
+            };
+            let (fold, closed) = self.audit.fold_denial(key, caller.now);
+            if let Some(repeated) = closed {
+                // Refused, the event is still in its log line.
+                let _ = self.audit.record_repeated(&repeated).await;
+            }
+            if fold == Fold::Folded {
+                return e;
+            }
+        }
         let actor = claimed
             .as_deref()
             .map_or_else(|| "anonymous".to_owned(), |c| format!("client:{c}"));
         let mut event = AuditEvent::new("token_denied", actor, caller.now)
             .request(caller.request_id.as_deref())
             .reason(e.code())
-            .details(json!({ "grant_type": grant_name, "error_description": e.to_string() }));
+            .details(json!({ "grant_type": grant_name, "error_description": description }));
         if let Some(c) = claimed {
             event = event.client(c);
         }

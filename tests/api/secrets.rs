@@ -126,6 +126,98 @@ async fn stored_hashes(app: &TestApp, id: &str) -> Vec<String> {
     .await
 }
 
+/// The `token_denied_repeated` events once the server's window ticker has
+/// audited `n` of them (the ticker runs every 250 ms; this waits up to 30 s).
+async fn repeated_denials(app: &TestApp, n: usize) -> Vec<Value> {
+    for _ in 0..120 {
+        let events = app.audit_details("token_denied_repeated").await;
+        if events.len() >= n {
+            return events
+                .iter()
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("{n} token_denied_repeated events were never audited");
+}
+
+#[rstest]
+#[tokio::test]
+async fn repeated_wrong_secrets_are_audited_once_then_as_one_count_per_window(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    // Arrange
+    let app = TestApp::spawn_with(engine, json!({"trusted_proxies": ["127.0.0.0/8"]})).await;
+    let (id, secret) = app.standard_client().await;
+
+    // Act: five wrong secrets for a client and three for an unknown id,
+    // within one window (the manual clock stands still).
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(answer(token_from(&app, &id, "guess", ATTACKER).await).await);
+    }
+    for _ in 0..3 {
+        answers.push(answer(token_from(&app, "nobody", "guess", ATTACKER).await).await);
+    }
+
+    // Assert: every answer the same 401, whether recorded or folded.
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(
+        metric(
+            &app,
+            "portcullis_tokens_denied_total{reason=\"invalid_client\"}"
+        )
+        .await,
+        8.0,
+        "each is counted"
+    );
+    let denied = app.audit_details("token_denied").await;
+    assert_eq!(denied.len(), 2, "the first of each: {denied:?}");
+    assert!(app.audit_details("token_denied_repeated").await.is_empty());
+
+    // The window closes: its repeats are audited as one event each.
+    app.clock.advance(Duration::seconds(1));
+    let mut repeated = repeated_denials(&app, 2).await;
+    repeated.sort_by_key(|d| d["count"].as_u64());
+    assert_eq!(repeated[0]["count"], 2);
+    assert_eq!(repeated[1]["count"], 4);
+    assert_eq!(repeated[1]["grant_type"], "client_credentials");
+    assert_eq!(
+        repeated[1]["error_description"],
+        "client authentication failed"
+    );
+    let events = app
+        .admin(
+            Method::GET,
+            &format!("/admin/audit?client_id={id}&kind=token_denied_repeated"),
+            None,
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(events["events"][0]["reason"], "invalid_client");
+    assert_eq!(events["events"][0]["actor"], format!("client:{id}"));
+
+    // A failure after the window is audited at once again; other denials
+    // (here a scope the client may not have) are never folded.
+    token_from(&app, &id, "guess", ATTACKER).await;
+    for _ in 0..2 {
+        let res = app
+            .token_basic(
+                &id,
+                &secret,
+                &[("grant_type", "client_credentials"), ("scope", "admin")],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    let denied = app.audit_details("token_denied").await;
+    assert_eq!(denied.len(), 5, "{denied:?}");
+}
+
 #[rstest]
 #[tokio::test]
 async fn eleven_wrong_secrets_from_anyone_never_lock_out_a_generated_secret(
@@ -157,11 +249,12 @@ async fn eleven_wrong_secrets_from_anyone_never_lock_out_a_generated_secret(
         11.0,
         "failures are still counted"
     );
-    assert_eq!(
-        app.audit_details("token_denied").await.len(),
-        11,
-        "and audited"
-    );
+    // Audited: the first at once, the ten repeats as one count when their
+    // window closes.
+    assert_eq!(app.audit_details("token_denied").await.len(), 1);
+    app.clock.advance(Duration::seconds(1));
+    let repeated = repeated_denials(&app, 1).await;
+    assert_eq!(repeated[0]["count"], 10, "{repeated:?}");
     let stored = stored_hashes(&app, &id).await;
     assert!(stored[0].starts_with("$portcullis-sha256$"), "{stored:?}");
 }

@@ -124,6 +124,7 @@ impl AuditSink {
 
     /// Whether a client-authentication failure is audited now or folded
     /// into its window ([`denials`]), and the repeats of the window it closed.
+    #[must_use]
     pub fn fold_denial(&self, key: DenialKey, now: DateTime<Utc>) -> (Fold, Option<Repeated>) {
         self.inner.denials.admit(key, now)
     }

@@ -81,6 +81,8 @@ pub struct ClientCache {
     /// Bumped when notices may have been missed: entries of older epochs are stale.
     epoch: AtomicU64,
     key: hmac::Key,
+    /// Most clients kept ([`CAPACITY`]).
+    capacity: usize,
 }
 
 impl std::fmt::Debug for ClientCache {
@@ -102,7 +104,17 @@ impl ClientCache {
             generation: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
             key: hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()),
+            capacity: CAPACITY,
         })
+    }
+
+    /// An empty cache holding at most `capacity` clients.
+    #[cfg(test)]
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            capacity,
+            ..Self::new().unwrap()
+        }
     }
 
     /// The client `id`, from memory when fresh, else from the store. While
@@ -185,7 +197,7 @@ impl ClientCache {
         if let Ok(mut entries) = self.entries.lock() {
             // Cache only if no invalidation happened while loading.
             if self.generation.load(Ordering::Acquire) == generation {
-                if entries.len() >= CAPACITY && !entries.contains_key(id) {
+                if entries.len() >= self.capacity && !entries.contains_key(id) {
                     if let Some(oldest) = entries
                         .iter()
                         .min_by_key(|(_, e)| e.loaded_at)

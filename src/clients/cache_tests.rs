@@ -217,6 +217,43 @@ fn unavailable<T>(r: Result<T, crate::store::StoreError>) -> bool {
     matches!(r, Err(e) if e.is_unavailable())
 }
 
+#[tokio::test]
+async fn a_full_cache_drops_its_oldest_entry_for_a_new_client_only() {
+    let (store, _dir) = store(&["a", "b", "c"]).await;
+    let cache = ClientCache::with_capacity(2);
+    cache.get(&store, &id("a"), t(0)).await.unwrap();
+    cache.get(&store, &id("b"), t(1)).await.unwrap();
+    // Reloading a cached client (past its TTL) drops nothing.
+    cache.get(&store, &id("a"), t(CACHE_TTL + 2)).await.unwrap();
+    assert_eq!(cache.len(), 2);
+    assert!(cache.fresh(&id("b"), t(2)).is_some(), "b is kept");
+    // A new client drops the oldest load: b (a was reloaded after it).
+    cache.get(&store, &id("c"), t(CACHE_TTL + 3)).await.unwrap();
+    assert_eq!(cache.len(), 2);
+    assert!(cache.fresh(&id("b"), t(CACHE_TTL)).is_none());
+    assert!(cache.fresh(&id("a"), t(CACHE_TTL + 3)).is_some());
+    assert!(cache.fresh(&id("c"), t(CACHE_TTL + 3)).is_some());
+}
+
+#[tokio::test]
+async fn a_database_error_that_is_not_an_outage_is_not_served_from_memory() {
+    let (store, cache, dir) = outage_store(60).await;
+    // The row cannot be read back (a broken column), the database is up.
+    let url = format!("sqlite://{}", dir.path().join("outage.db").display());
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE clients SET grant_types = 'not json' WHERE id = 'a'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let err = cache
+        .get(&store, &id("a"), t(CACHE_TTL + 1))
+        .await
+        .err()
+        .expect("the broken row is an error");
+    assert!(!err.is_unavailable(), "{err:?}");
+    assert!(store.health().is_up());
+}
+
 /// A SQLite store whose guard opens its breaker at the first lost
 /// connection and serves cached clients for `grace` seconds after the last
 /// contact, on a manual clock at `t(0)`; with client `a` cached at `t(0)`.

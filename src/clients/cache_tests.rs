@@ -125,6 +125,9 @@ async fn remembered_credentials_are_per_client_and_secret() {
     assert!(cache.remembered(&a, &secret("s1"), t(1)));
     assert!(!cache.remembered(&a, &secret("s2"), t(1)));
     assert!(!cache.remembered(&b, &secret("s1"), t(1)), "another client");
+    // Two requests verified it at once: remembered twice, still remembered.
+    cache.remember(&a, &secret("s1"), t(1));
+    assert!(cache.remembered(&a, &secret("s1"), t(2)));
 }
 
 #[tokio::test]
@@ -176,6 +179,9 @@ async fn after_a_rotation_the_old_secret_and_its_memory_end_at_the_grace() {
         !cache.remembered(&a, &secret("old"), t(100)),
         "remembered no longer than the earliest expiry"
     );
+    // From the instant the old secret ends, it no longer bounds the memory.
+    cache.remember(&a, &secret("new"), t(100));
+    assert!(cache.remembered(&a, &secret("new"), t(10_000)));
     // Past the expiry no expiry applies any more: a credential remembered
     // then is remembered without one.
     let later = cache.get(&store, &id("a"), t(150)).await.unwrap().unwrap();

@@ -164,7 +164,9 @@ impl ClientJwks {
                 "the last fetch failed moments ago; retrying shortly".into(),
             ));
         }
-        match self.fetch(via, uri).await {
+        // Boxed: the HTTP client's future is large and rarely taken; inline,
+        // it would grow every request's future (copied on each request).
+        match Box::pin(self.fetch(via, uri)).await {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 self.lock_fetched().insert(

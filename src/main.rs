@@ -9,13 +9,37 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match portcullis::cli::run(portcullis::cli::Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
+fn main() -> ExitCode {
+    keep_the_heap_in_small_pages();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: {}", portcullis::cli::describe_error(&e));
-            ExitCode::FAILURE
+            eprintln!("error: the async runtime could not start: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    runtime.block_on(async {
+        match portcullis::cli::run(portcullis::cli::Cli::parse()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}", portcullis::cli::describe_error(&e));
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Turns transparent huge pages off for this process, before the runtime
+/// allocates. mimalloc asks for huge pages on its arenas, and with THP in
+/// `madvise` mode (the Debian default) every 2 MiB region the heap touches
+/// becomes resident whole: an idle server held 16 MiB of heap instead of 3.
+/// (mimalloc's own `MIMALLOC_ALLOW_THP=0` does the same from the environment.)
+fn keep_the_heap_in_small_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("warning: transparent huge pages could not be turned off: {e}");
     }
 }

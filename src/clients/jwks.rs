@@ -164,9 +164,7 @@ impl ClientJwks {
                 "the last fetch failed moments ago; retrying shortly".into(),
             ));
         }
-        // Boxed: the HTTP client's future is large and rarely taken; inline,
-        // it would grow every request's future (copied on each request).
-        match Box::pin(self.fetch(via, uri)).await {
+        match self.fetch(via, uri).await {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 self.lock_fetched().insert(

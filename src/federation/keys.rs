@@ -129,12 +129,10 @@ impl FederationKeys {
         federation: &Federation,
         via: &Via,
     ) -> Result<String, JwksError> {
-        // Boxed, as the key fetch is: a large future, rarely taken.
-        let doc = Box::pin(
-            self.jwks
-                .fetch_json(via, &discovery_url(&federation.issuer)),
-        )
-        .await?;
+        let doc = self
+            .jwks
+            .fetch_json(via, &discovery_url(&federation.issuer))
+            .await?;
         let fail = |m: &str| JwksError::Fetch(format!("discovery document: {m}"));
         // OpenID Connect Discovery §4.3: the document must name the issuer.
         if doc.get("issuer").and_then(serde_json::Value::as_str) != Some(federation.issuer.as_str())

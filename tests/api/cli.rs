@@ -333,6 +333,13 @@ async fn serve_issues_tokens_shuts_down_gracefully_and_logs_no_secret(
         }
     };
 
+    // Transparent huge pages are off for the server (src/main.rs), so its
+    // heap stays in small pages. (Kernels before 6.x do not report the flag.)
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
+
     let http = reqwest::Client::new();
     let res = http
         .post(format!("http://{addr}/token"))

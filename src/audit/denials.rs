@@ -8,10 +8,11 @@
 //! logged.
 //!
 //! Identical means the same claimed client id, error and description and
-//! grant. Only failed client authentication by a client id and secret (a
-//! wrong secret, an unknown client: `invalid_client`) is folded — guessing
-//! and floods; every other denial (assertions, certificates, federated
-//! tokens, grants) is audited one by one. The table holds at most
+//! grant. Only failed client authentication answered with the fixed
+//! `invalid_client` text is folded (a wrong secret, an unknown client, no or
+//! malformed credentials: guessing and floods); every other denial (a
+//! refused assertion, certificate or federated token, scopes, grants) is
+//! audited one by one. The table holds at most
 //! [`CAPACITY`] open windows: beyond that, failures are audited one by one.
 
 use std::{

@@ -223,8 +223,8 @@ impl TokenServer {
         }
         let description = e.to_string();
         if matches!(e, OAuthError::InvalidClient { .. }) {
-            // Wrong secrets and unknown clients (guessing, floods): the
-            // repeats of a failure are folded.
+            // Failed client authentication with its fixed text (wrong
+            // secrets, unknown clients: guessing, floods): repeats are folded.
             let key = DenialKey {
                 client: claimed.clone(),
                 error: e.code(),

@@ -129,6 +129,14 @@ impl AuditSink {
         self.inner.denials.admit(key, now)
     }
 
+    /// Waits for the journal's current group commit without writing
+    /// anything: a folded denial is answered when a recorded one would be,
+    /// so a flood of them is paced by the journal like any other request
+    /// instead of being answered as fast as the core allows.
+    pub async fn pace(&self) {
+        let _ = self.inner.inbox.submit(None).await;
+    }
+
     /// Audits the repeats of the windows over at `now` (`None`: all of them,
     /// at shutdown).
     pub async fn close_denial_windows(&self, now: Option<DateTime<Utc>>) {

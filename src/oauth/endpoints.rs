@@ -237,6 +237,7 @@ impl TokenServer {
                 let _ = self.audit.record_repeated(&repeated).await;
             }
             if fold == Fold::Folded {
+                self.audit.pace().await;
                 return e;
             }
         }

@@ -29,6 +29,12 @@ pub const WINDOW: Duration = Duration::seconds(1);
 /// Most windows open at once (claimed client ids).
 pub const CAPACITY: usize = 4096;
 
+/// The audit actor of a denial: the client the caller named, else `anonymous`.
+#[must_use]
+pub fn denial_actor(claimed: Option<&str>) -> String {
+    claimed.map_or_else(|| "anonymous".to_owned(), |c| format!("client:{c}"))
+}
+
 /// What makes failures identical.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DenialKey {
@@ -36,8 +42,8 @@ pub struct DenialKey {
     pub client: Option<String>,
     /// The OAuth error code.
     pub error: &'static str,
-    /// Its description.
-    pub description: String,
+    /// Its description (the fixed text of the error).
+    pub description: &'static str,
     /// The grant requested.
     pub grant: &'static str,
 }
@@ -167,7 +173,7 @@ mod tests {
         DenialKey {
             client: Some(client.into()),
             error: "invalid_client",
-            description: "client authentication failed".into(),
+            description: "client authentication failed",
             grant: "client_credentials",
         }
     }

@@ -148,11 +148,7 @@ impl AuditSink {
 
     /// Records a window's repeats (`token_denied_repeated`).
     pub async fn record_repeated(&self, r: &Repeated) -> Result<(), AuditUnavailable> {
-        let actor = r
-            .key
-            .client
-            .as_deref()
-            .map_or_else(|| "anonymous".to_owned(), |c| format!("client:{c}"));
+        let actor = denials::denial_actor(r.key.client.as_deref());
         let mut event = AuditEvent::new(denials::REPEATED_KIND, actor, r.last_at)
             .request(None)
             .reason(r.key.error)

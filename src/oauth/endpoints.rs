@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     audit::{
-        denials::{DenialKey, Fold},
+        denials::{denial_actor, DenialKey, Fold},
         AuditEvent, TokenIssued,
     },
     clients::Client,
@@ -221,14 +221,13 @@ impl TokenServer {
         if matches!(e, OAuthError::RateLimited(_) | OAuthError::AuditUnavailable) {
             return e;
         }
-        let description = e.to_string();
-        if matches!(e, OAuthError::InvalidClient { .. }) {
+        if let OAuthError::InvalidClient { description, .. } = e {
             // Failed client authentication with its fixed text (wrong
             // secrets, unknown clients: guessing, floods): repeats are folded.
             let key = DenialKey {
                 client: claimed.clone(),
                 error: e.code(),
-                description: description.clone(),
+                description,
                 grant: grant_name,
             };
             let (fold, closed) = self.audit.fold_denial(key, caller.now);
@@ -241,13 +240,11 @@ impl TokenServer {
                 return e;
             }
         }
-        let actor = claimed
-            .as_deref()
-            .map_or_else(|| "anonymous".to_owned(), |c| format!("client:{c}"));
+        let actor = denial_actor(claimed.as_deref());
         let mut event = AuditEvent::new("token_denied", actor, caller.now)
             .request(caller.request_id.as_deref())
             .reason(e.code())
-            .details(json!({ "grant_type": grant_name, "error_description": description }));
+            .details(json!({ "grant_type": grant_name, "error_description": e.to_string() }));
         if let Some(c) = claimed {
             event = event.client(c);
         }

@@ -26,6 +26,7 @@ use crate::{
     protect::{client_ip::TrustedProxies, lockout::Lockout, quota::Quotas, rate_limit::RateLimits},
     store::Storage,
     tls::{self, ReloadingCert, TlsFiles},
+    token::VerifiedTokens,
 };
 
 /// A built, bound, not yet running server.
@@ -272,6 +273,7 @@ fn token_server(
             settings.limits.token_quota_per_day,
         )),
         replays: Arc::default(),
+        verified: VerifiedTokens::new(crate::token::verified::CAPACITY),
         // Replaced by the view loaded from the database.
         revoked: Arc::default(),
         dpop_nonces: Nonces::new(

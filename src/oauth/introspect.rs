@@ -14,7 +14,7 @@ use super::{
 use crate::{
     clients::{Client, ClientId, GrantType},
     store::StoreError,
-    token::{verify, Audience},
+    token::Audience,
 };
 
 /// An introspection response.
@@ -114,7 +114,10 @@ impl TokenServer {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Details>, OAuthError> {
-        let Ok(claims) = verify(&self.keys, &self.issuer, token, now, true) else {
+        let Ok(claims) = self
+            .verified
+            .verify(&self.keys, &self.issuer, token, now, true)
+        else {
             return Ok(None);
         };
         // Answered from memory; as before, not while the database is known

@@ -49,6 +49,8 @@ pub struct TokenServer {
     pub lockout: Arc<Lockout>,
     /// Token quotas.
     pub quotas: Arc<Quotas>,
+    /// Access tokens whose signature verified, by their bytes (introspection).
+    pub verified: crate::token::VerifiedTokens,
     /// Revoked access tokens not yet expired, in memory (introspection's check).
     pub revoked: Arc<super::revoked::RevokedJtis>,
     /// Assertion and DPoP proof ids accepted while the database was unavailable.

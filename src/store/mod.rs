@@ -9,6 +9,7 @@
 //! `tests/api/store.rs` runs against both real engines.
 
 mod audit_codec;
+mod audit_names;
 mod audit_store;
 mod client_columns;
 mod federations;

@@ -38,6 +38,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// `audit_names` ids already read.
+    audit_names: super::audit_names::AuditNames,
 }
 
 impl PgStore {
@@ -62,7 +64,10 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            audit_names: super::audit_names::AuditNames::default(),
+        })
     }
 }
 

@@ -23,6 +23,9 @@ pub(super) const SELECT_AUDIT: &str = "SELECT e.id, e.occurred_at, k.name AS kin
 /// index leaves these events out).
 pub(super) const TOKEN_ISSUED: i64 = 1;
 
+/// Rows per audit `INSERT` (9 parameters each).
+pub(super) const INSERT_ROWS: usize = 100;
+
 /// Expands to the audit helpers for the engine `$db` (private functions of
 /// the engine module).
 macro_rules! shared_audit_helpers {
@@ -51,18 +54,32 @@ macro_rules! shared_audit_helpers {
 
         /// The `audit_names` ids of `names`, adding the missing ones (the
         /// caller holds the audit lock, the only writer of the table).
+        /// Ids already read are answered from `known`.
         async fn audit_name_ids(
             tx: &mut sqlx::Transaction<'static, $db>,
             names: std::collections::BTreeSet<&str>,
+            known: &super::audit_names::AuditNames,
         ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+            let (mut ids, names) = known.split(names);
+            if names.is_empty() {
+                return Ok(ids);
+            }
             let mut q = sqlx::QueryBuilder::<$db>::new("SELECT name, id FROM audit_names WHERE name IN (");
             let mut list = q.separated(", ");
             for name in &names {
                 list.push_bind((*name).to_owned());
             }
             q.push(")");
-            let mut ids: std::collections::HashMap<String, i64> =
-                q.build_query_as::<(String, i64)>().fetch_all(&mut **tx).await?.into_iter().collect();
+            // Lists of every length would each stay prepared on the connection: not kept.
+            let read: std::collections::HashMap<String, i64> = q
+                .build_query_as::<(String, i64)>()
+                .persistent(false)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .collect();
+            known.learn(&read);
+            ids.extend(read);
             let missing: Vec<&str> = names.into_iter().filter(|n| !ids.contains_key(*n)).collect();
             if missing.is_empty() {
                 return Ok(ids);
@@ -77,7 +94,7 @@ macro_rules! shared_audit_helpers {
                 ids.insert((*name).to_owned(), next);
                 row.push_bind(next).push_bind((*name).to_owned());
             });
-            insert.build().execute(&mut **tx).await?;
+            insert.build().persistent(false).execute(&mut **tx).await?;
             Ok(ids)
         }
 
@@ -85,6 +102,7 @@ macro_rules! shared_audit_helpers {
         async fn insert_audit_records(
             tx: &mut sqlx::Transaction<'static, $db>,
             records: &[chain::AuditRecord],
+            known: &super::audit_names::AuditNames,
         ) -> Result<(), StoreError> {
             if records.is_empty() {
                 return Ok(());
@@ -93,8 +111,8 @@ macro_rules! shared_audit_helpers {
                 .iter()
                 .flat_map(|r| std::iter::once(r.kind.as_str()).chain(r.client_id.as_deref()))
                 .collect();
-            let ids = audit_name_ids(tx, names).await?;
-            for chunk in records.chunks(100) {
+            let ids = audit_name_ids(tx, names, known).await?;
+            for chunk in records.chunks(super::shared_audit::INSERT_ROWS) {
                 let mut insert = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO audit_events (id, occurred_at, kind, client, actor, request_id, reason, details, hash) ",
                 );
@@ -111,7 +129,14 @@ macro_rules! shared_audit_helpers {
                         .push_bind(audit_codec::encode_details(&r.details))
                         .push_bind(audit_codec::encode_hash(&r.hash));
                 });
-                insert.build().execute(&mut **tx).await?;
+                // Only the full chunk's statement is kept prepared: a statement for
+                // every shorter length would fill each connection's statement cache
+                // (and its memory) with large inserts used once.
+                insert
+                    .build()
+                    .persistent(chunk.len() == super::shared_audit::INSERT_ROWS)
+                    .execute(&mut **tx)
+                    .await?;
             }
             Ok(())
         }
@@ -167,7 +192,7 @@ macro_rules! shared_audit_methods {
                 prev.clone_from(&record.hash);
                 records.push(record);
             }
-            insert_audit_records(&mut tx, &records).await?;
+            insert_audit_records(&mut tx, &records, &self.audit_names).await?;
             // ... and the journal's cursor moves in the same transaction.
             if let Some(j) = journal.filter(|_| !events.is_empty()) {
                 sqlx::query(

@@ -154,16 +154,20 @@ impl Storage {
 }
 
 /// Runs the engine's method through the guard.
+/// Runs a store call on the engine under the health guard. The engine's
+/// future is boxed: sqlx futures run to kilobytes, and inlined they would
+/// make every request future that merely *might* call the store (a quota, a
+/// refresh family) that large, copied whole each time it moves.
 macro_rules! delegate {
     ($self:ident, $method:ident($($arg:expr),*)) => {
         $self
             .health
-            .guard($self.deadline, async {
+            .guard($self.deadline, Box::pin(async {
                 match &$self.engine {
                     Engine::Postgres(s) => s.$method($($arg),*).await,
                     Engine::Sqlite(s) => s.$method($($arg),*).await,
                 }
-            })
+            }))
             .await
     };
 }

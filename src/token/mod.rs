@@ -4,8 +4,10 @@
 mod claims;
 pub mod refresh;
 mod signer;
+pub mod verified;
 pub mod verify;
 
 pub use claims::{AccessTokenClaims, Audience};
 pub use signer::{encode, SignError};
+pub use verified::VerifiedTokens;
 pub use verify::{verify, VerifyError};

@@ -50,6 +50,17 @@ pub fn verify(
     now: DateTime<Utc>,
     check_time: bool,
 ) -> Result<AccessTokenClaims, VerifyError> {
+    verify_with_kid(keys, issuer, token, now, check_time).map(|(_, claims)| claims)
+}
+
+/// [`verify`], also giving the id of the key that signed the token.
+pub(super) fn verify_with_kid(
+    keys: &KeySet,
+    issuer: &str,
+    token: &str,
+    now: DateTime<Utc>,
+    check_time: bool,
+) -> Result<(String, AccessTokenClaims), VerifyError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(VerifyError::Malformed);
     }
@@ -69,11 +80,8 @@ pub fn verify(
     if header.typ.as_deref() != Some("at+jwt") {
         return Err(VerifyError::Malformed);
     }
-    let key = header
-        .kid
-        .as_deref()
-        .and_then(|kid| keys.verifying_key(kid))
-        .ok_or(VerifyError::UnknownKey)?;
+    let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+    let key = keys.verifying_key(&kid).ok_or(VerifyError::UnknownKey)?;
     if header.alg != key.alg().as_str() {
         return Err(VerifyError::BadSignature);
     }
@@ -87,7 +95,7 @@ pub fn verify(
         return Err(VerifyError::ForeignIssuer);
     }
     check_times(&claims, now.timestamp(), check_time)?;
-    Ok(claims)
+    Ok((kid, claims))
 }
 
 /// The time rules of a signed token, without arithmetic that could wrap:
@@ -96,7 +104,11 @@ pub fn verify(
 /// another time), in order (`iat` ≤ `exp`, `nbf` ≤ `exp`), and `exp - iat`
 /// must fit the `u32` lifetime this server issues with. With `check_time`,
 /// `now` must also lie in `nbf`..`exp`.
-fn check_times(claims: &AccessTokenClaims, now: i64, check_time: bool) -> Result<(), VerifyError> {
+pub(super) fn check_times(
+    claims: &AccessTokenClaims,
+    now: i64,
+    check_time: bool,
+) -> Result<(), VerifyError> {
     let representable = |t: i64| DateTime::<Utc>::from_timestamp(t, 0).is_some();
     let ordered = claims.iat <= claims.exp && claims.nbf <= claims.exp;
     let lifetime_fits = claims
@@ -118,12 +130,12 @@ fn check_times(claims: &AccessTokenClaims, now: i64, check_time: bool) -> Result
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const NOW: i64 = 1_800_000_000;
+    pub(crate) const NOW: i64 = 1_800_000_000;
 
-    fn claims(iat: i64, nbf: i64, exp: i64) -> AccessTokenClaims {
+    pub(crate) fn claims(iat: i64, nbf: i64, exp: i64) -> AccessTokenClaims {
         AccessTokenClaims {
             iss: "https://as.example".into(),
             sub: "svc".into(),
@@ -138,12 +150,12 @@ mod tests {
         }
     }
 
-    fn at(t: i64) -> DateTime<Utc> {
+    pub(crate) fn at(t: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(t, 0).unwrap()
     }
 
     /// A key set whose current key is ES256, with an EdDSA key published next.
-    fn key_set() -> KeySet {
+    pub(crate) fn key_set() -> KeySet {
         use crate::keys::{generate, Algorithm, Kek, KekRing, KeyState, StoredKey};
         let kek = Kek::from_bytes(&[7; 32]).unwrap();
         let stored = |alg, state| {
@@ -167,7 +179,7 @@ mod tests {
         KeySet::new(KeySet::snapshot(&keys, &KekRing::single(kek), None).unwrap())
     }
 
-    const ISS: &str = "https://as.example";
+    pub(crate) const ISS: &str = "https://as.example";
 
     fn b64_json(value: &serde_json::Value) -> String {
         URL_SAFE_NO_PAD.encode(value.to_string())

@@ -541,8 +541,16 @@ async fn a_compromised_key_leaves_the_jwks_at_once(
 ) {
     let app = TestApp::spawn_with(engine, fast_rotation()).await;
     let (id, secret) = app.standard_client().await;
+    let (rs, rs_secret) = app.refresh_client(json!({})).await;
     let leaked_token = app.access_token(&id, &secret).await;
     let leaked = kid_of(&leaked_token);
+    // Introspected once, so its verified signature is remembered.
+    for _ in 0..2 {
+        assert_eq!(
+            app.introspect(&rs, &rs_secret, &leaked_token).await["active"],
+            true
+        );
+    }
 
     let res = rotate(&app, json!({"compromised": true})).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -569,6 +577,11 @@ async fn a_compromised_key_leaves_the_jwks_at_once(
             .await
             .is_err(),
         "tokens of the leaked key fail"
+    );
+    assert_eq!(
+        app.introspect(&rs, &rs_secret, &leaked_token).await,
+        json!({"active": false}),
+        "the remembered signature does not outlive its key"
     );
     let token = app.access_token(&id, &secret).await;
     assert_ne!(kid_of(&token), leaked);

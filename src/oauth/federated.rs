@@ -262,7 +262,9 @@ impl TokenServer {
             }
             _ => return Ok(None),
         };
-        let Some(federation) = self.federation_of(token).await? else {
+        // Boxed: most requests carry no assertion, and their futures need
+        // not be sized for this path.
+        let Some(federation) = Box::pin(self.federation_of(token)).await? else {
             if as_grant {
                 return Err(grant_refused(&FederatedTokenError::UnknownIssuer));
             }
@@ -275,8 +277,7 @@ impl TokenServer {
                 client_refused(e)
             }
         };
-        let (client, mut identity) = self
-            .verify_federated(&federation, token, now)
+        let (client, mut identity) = Box::pin(self.verify_federated(&federation, token, now))
             .await
             .map_err(|e| refuse(&e))?;
         *claimed = Some(client.id.to_string());

@@ -31,6 +31,8 @@ impl TokenServer {
         ctx: RequestContext,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, OAuthError> {
+        // The other grants' futures are boxed, so that the common
+        // client-credentials request is not sized (and moved) for them.
         match request {
             TokenRequest::ClientCredentials { scope, resources } => {
                 let grant = Grant::new("client_credentials", ctx);
@@ -43,19 +45,15 @@ impl TokenServer {
                 resources,
             } => {
                 let grant = Grant::new("refresh_token", ctx);
-                self.refresh(client, &refresh_token, scope, &resources, &grant, now)
-                    .await
+                Box::pin(self.refresh(client, &refresh_token, scope, &resources, &grant, now)).await
             }
             TokenRequest::JwtBearer {
                 assertion,
                 scope,
                 resources,
-            } => {
-                self.jwt_bearer(client, &assertion, scope, &resources, ctx, now)
-                    .await
-            }
+            } => Box::pin(self.jwt_bearer(client, &assertion, scope, &resources, ctx, now)).await,
             TokenRequest::TokenExchange(exchange) => {
-                self.exchange(client, *exchange, ctx, now).await
+                Box::pin(self.exchange(client, *exchange, ctx, now)).await
             }
         }
     }

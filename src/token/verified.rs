@@ -59,7 +59,7 @@ impl VerifiedTokens {
         }
     }
 
-    /// [`super::verify`], answered from memory for a token whose signature
+    /// [`fn@super::verify`], answered from memory for a token whose signature
     /// verified before (with the checks of the module documentation).
     pub fn verify(
         &self,

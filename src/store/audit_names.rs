@@ -8,7 +8,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 /// Most names held.
@@ -24,9 +24,7 @@ impl AuditNames {
         &self,
         names: BTreeSet<&'a str>,
     ) -> (HashMap<String, i64>, BTreeSet<&'a str>) {
-        let Ok(known) = self.0.lock() else {
-            return (HashMap::new(), names);
-        };
+        let known = self.lock();
         let mut ids = HashMap::with_capacity(names.len());
         let mut unknown = BTreeSet::new();
         for name in names {
@@ -44,9 +42,7 @@ impl AuditNames {
 
     /// Remembers ids read from committed rows.
     pub(super) fn learn<'a>(&self, read: impl IntoIterator<Item = (&'a String, &'a i64)>) {
-        let Ok(mut known) = self.0.lock() else {
-            return;
-        };
+        let mut known = self.lock();
         for (name, &id) in read {
             if known.len() >= MAX {
                 known.clear();
@@ -58,7 +54,12 @@ impl AuditNames {
     /// Names held.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.0.lock().map_or(0, |k| k.len())
+        self.lock().len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        // Nothing panics while the lock is held; a poisoned map is still consistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

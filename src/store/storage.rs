@@ -153,7 +153,6 @@ impl Storage {
     }
 }
 
-/// Runs the engine's method through the guard.
 /// Runs a store call on the engine under the health guard. The engine's
 /// future is boxed: sqlx futures run to kilobytes, and inlined they would
 /// make every request future that merely *might* call the store (a quota, a

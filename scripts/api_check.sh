@@ -41,8 +41,9 @@ free_port() {
 }
 
 # Starts the server on $1 (a database URL) with a fresh KEK and journal, the
-# per-address and per-client rate limits off (the check sends thousands of
-# requests from one address), and waits until /readyz answers 200.
+# per-address and per-client rate limits and the delay of failed
+# authentications off (the check sends thousands of requests from one
+# address), and waits until /readyz answers 200.
 start_server() {
     local dir="$WORK/$2"
     mkdir -p "$dir"
@@ -65,6 +66,7 @@ start_server() {
         PORTCULLIS_RATE_LIMIT_ADMIN_PER_SECOND=0 \
         PORTCULLIS_RATE_LIMIT_JWKS_PER_SECOND=0 \
         PORTCULLIS_LOCKOUT_THRESHOLD=0 \
+        PORTCULLIS_AUTH_FAILURE_DELAY_MS=0 \
         PORTCULLIS_MAX_ACCESS_TOKEN_TTL=86400 \
         PORTCULLIS_LOG_LEVEL=warn \
         "$BIN" serve >"$dir/server.log" 2>&1 &

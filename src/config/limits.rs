@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// Protection against floods and guessing (`rate_limit_*`, `token_quota_*`,
-/// `lockout_*`, `argon2_concurrency`, `jwks_consumers_*`,
-/// `metrics_client_labels`).
+/// `lockout_*`, `auth_failure_delay_ms`, `argon2_concurrency`,
+/// `jwks_consumers_*`, `metrics_client_labels`).
 #[derive(Clone, Debug, Deserialize)]
 pub struct LimitSettings {
     /// Token, introspection and revocation requests per second per source address (0: off).
@@ -60,10 +60,17 @@ pub struct LimitSettings {
     /// How long a lock lasts, in seconds.
     #[serde(default = "defaults::lockout_duration")]
     pub lockout_duration: u64,
+    /// How long after its request arrived a failed client authentication
+    /// (`invalid_client`) is answered, in milliseconds (0: at once).
+    #[serde(default = "defaults::auth_failure_delay_ms")]
+    pub auth_failure_delay_ms: u64,
     /// Concurrent argon2 verifications; 0 means the number of CPU cores.
     #[serde(default)]
     pub argon2_concurrency: usize,
 }
+
+/// Longest `auth_failure_delay_ms`.
+const MAX_AUTH_FAILURE_DELAY_MS: u64 = 10_000;
 
 mod defaults {
     pub fn rate_limit_ip_per_second() -> u32 {
@@ -105,6 +112,9 @@ mod defaults {
     pub fn lockout_duration() -> u64 {
         900
     }
+    pub fn auth_failure_delay_ms() -> u64 {
+        100
+    }
 }
 
 impl LimitSettings {
@@ -115,12 +125,24 @@ impl LimitSettings {
                 "lockout_window and lockout_duration must be at least 1 second".to_owned(),
             ));
         }
+        if self.auth_failure_delay_ms > MAX_AUTH_FAILURE_DELAY_MS {
+            return Err(ConfigError::Invalid(format!(
+                "auth_failure_delay_ms must be at most {MAX_AUTH_FAILURE_DELAY_MS} (a failed \
+                 authentication waits that long holding its connection)"
+            )));
+        }
         if self.jwks_consumers_max == 0 {
             return Err(ConfigError::Invalid(
                 "jwks_consumers_max must be at least 1".to_owned(),
             ));
         }
         Ok(())
+    }
+
+    /// How long after its arrival a failed client authentication is answered.
+    #[must_use]
+    pub fn auth_failure_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.auth_failure_delay_ms)
     }
 
     /// Number of argon2 verifications allowed at once.

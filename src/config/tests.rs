@@ -46,6 +46,24 @@ fn jwks_and_metrics_protections_are_on_by_default() {
 }
 
 #[test]
+fn failed_authentications_wait_100_ms_by_default_and_at_most_10_s() {
+    let l = settings(&[]).unwrap().limits;
+    assert_eq!(
+        l.auth_failure_delay(),
+        std::time::Duration::from_millis(100)
+    );
+    let l = settings(&[("auth_failure_delay_ms", 0.into())])
+        .unwrap()
+        .limits;
+    assert!(l.auth_failure_delay().is_zero());
+    assert!(settings(&[("auth_failure_delay_ms", 10_000.into())]).is_ok());
+    assert!(settings(&[("auth_failure_delay_ms", 10_001.into())])
+        .unwrap_err()
+        .to_string()
+        .contains("auth_failure_delay_ms must be at most 10000"));
+}
+
+#[test]
 fn admin_tokens_accept_a_comma_separated_string_or_a_list() {
     let s = settings(&[(
         "admin_tokens",
@@ -132,7 +150,7 @@ fn sections_read_disjoint_keys_and_together_every_documented_one() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), keys.len(), "a key read by two sections");
-    assert_eq!(keys.len(), 78);
+    assert_eq!(keys.len(), 79);
     let readme = include_str!("../../README.md");
     for key in keys {
         assert!(

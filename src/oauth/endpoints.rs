@@ -116,7 +116,32 @@ impl TokenServer {
     /// Applies the per-address limit, then authenticates the client (Basic,
     /// post, assertion or certificate). `claimed` receives the client id the
     /// caller named; `before_auth` parses the endpoint's own parameters.
+    ///
+    /// A failed authentication (`invalid_client`) is answered
+    /// `auth_failure_delay_ms` after the request arrived, whatever the check
+    /// cost: waiting costs no CPU, so a wrong-secret flood on N connections
+    /// gets at most N answers per delay instead of the core, and every
+    /// failure takes the same time (a slow hash's included).
     async fn authenticate_form(
+        &self,
+        post: FormPost<'_>,
+        caller: &Caller,
+        claimed: &mut Option<String>,
+        before_auth: impl FnOnce(&FormParams) -> Result<(), OAuthError>,
+    ) -> Result<Authenticated, OAuthError> {
+        let arrived = tokio::time::Instant::now();
+        let outcome = self.identify(post, caller, claimed, before_auth).await;
+        if let Err(e) = &outcome {
+            if e.code() == "invalid_client" {
+                let delay = self.settings.limits.auth_failure_delay();
+                tokio::time::sleep_until(arrived + delay).await;
+            }
+        }
+        outcome
+    }
+
+    /// [`Self::authenticate_form`] without the delay of failures.
+    async fn identify(
         &self,
         post: FormPost<'_>,
         caller: &Caller,

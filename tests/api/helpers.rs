@@ -76,6 +76,8 @@ pub fn test_settings(database_url: &str, dir: &TempDir, overrides: Value) -> Set
         "rate_limit_ip_per_second": 0,
         "rate_limit_client_per_second": 0,
         "rate_limit_admin_per_second": 0,
+        // Failures are answered at once; the delay has its own test.
+        "auth_failure_delay_ms": 0,
     });
     Settings::from_figment(
         &Figment::new()

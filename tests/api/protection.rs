@@ -348,6 +348,73 @@ async fn unknown_and_known_client_ids_cost_the_same_hash_work_to_reject(
     }
 }
 
+#[rstest]
+#[tokio::test]
+async fn failed_authentications_are_answered_after_the_delay_without_holding_up_others(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    const DELAY: StdDuration = StdDuration::from_millis(1500);
+    let app = TestApp::spawn_with(engine, json!({ "auth_failure_delay_ms": 1500 })).await;
+    let (id, secret) = app.standard_client().await;
+    let token = app.access_token(&id, &secret).await;
+    // Wrong secrets for a known and an unknown client, on every endpoint
+    // that authenticates clients, started together with one right secret.
+    let failures: Vec<_> = [
+        (
+            "/token",
+            id.clone(),
+            vec![("grant_type", "client_credentials")],
+        ),
+        (
+            "/token",
+            "no-such-client".to_owned(),
+            vec![("grant_type", "client_credentials")],
+        ),
+        ("/introspect", id.clone(), vec![("token", token.as_str())]),
+        ("/revoke", id.clone(), vec![("token", token.as_str())]),
+    ]
+    .into_iter()
+    .map(|(path, client, form)| {
+        let req = app
+            .http
+            .post(app.url(path))
+            .header("Authorization", basic(&client, "wrong-secret"))
+            .form(&form);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let res = req.send().await.unwrap();
+            (path, started.elapsed(), res)
+        })
+    })
+    .collect();
+    let right = token_status(&app, &id, &secret, None).await;
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(
+        failures.iter().all(|f| !f.is_finished()),
+        "the right secret is answered while the failures still wait"
+    );
+    for failure in failures {
+        let (path, took, res) = failure.await.unwrap();
+        assert!(took >= DELAY, "{path}: answered after {took:?}");
+        assert_error(res, StatusCode::UNAUTHORIZED, "invalid_client", path).await;
+    }
+    // The failed revocation left the token active.
+    let rs = app
+        .register_client(json!({
+            "allowed_audiences": ["https://api.example.com"],
+            "allow_introspection": true,
+        }))
+        .await;
+    let (rs_id, rs_secret) = (
+        rs["client_id"].as_str().unwrap(),
+        rs["client_secret"].as_str().unwrap(),
+    );
+    assert_eq!(
+        app.introspect(rs_id, rs_secret, &token).await["active"],
+        true
+    );
+}
+
 fn raw_request(port: u16, request: &[u8], wait: StdDuration) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream

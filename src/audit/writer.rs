@@ -31,6 +31,9 @@ struct Item {
 struct Pending {
     items: Vec<Item>,
     closed: bool,
+    /// The thread waits for items (only then does a submission wake it:
+    /// while it writes, it takes everything submitted meanwhile anyway).
+    waiting: bool,
 }
 
 /// Where submissions wait for the writer thread.
@@ -68,7 +71,9 @@ impl Inbox {
             let _ = ack.send(Err(()));
         } else {
             pending.items.push(Item { payload, ack });
-            self.ready.notify_one();
+            if pending.waiting {
+                self.ready.notify_one();
+            }
         }
         answer
     }
@@ -100,10 +105,12 @@ impl Inbox {
             if pending.closed {
                 return None;
             }
+            pending.waiting = true;
             pending = self
                 .ready
                 .wait(pending)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending.waiting = false;
         }
     }
 }

@@ -8,9 +8,13 @@
 //! A directory holds `LOCK` (locked while a process uses the journal),
 //! `journal-id` (a UUID naming the journal in the database's cursor table)
 //! and segments `<first sequence number>.seg` of frames (length, CRC-32,
-//! sequence number, the event as JSON). The newest segment is never
-//! deleted, so sequence numbers keep rising across restarts even when
-//! everything was applied.
+//! sequence number, the event as JSON). The segment being appended to is
+//! filled with zeros up to [`ZERO_AHEAD`] beyond its records, so most syncs
+//! flush data alone (no change of the file's size to commit); zeros end
+//! the records like the end of the file does, and a segment is cut back to
+//! its records when the next one starts or the journal is opened. The
+//! newest segment is never deleted, so sequence numbers keep rising across
+//! restarts even when everything was applied.
 
 mod reader;
 mod record;
@@ -34,6 +38,11 @@ pub use record::{decode_event, encode_event, encode_token_issued};
 
 /// Largest segment file (smaller for small journals: a sixteenth of the limit).
 const MAX_SEGMENT: u64 = 64 << 20;
+/// How far ahead of its data the current segment is filled with zeros (at
+/// most a segment). A sync after writing into blocks that already exist
+/// flushes the data alone; one that grows the file also commits the
+/// file system's metadata — once per this many bytes instead of every time.
+const ZERO_AHEAD: u64 = 1 << 20;
 
 /// The journal could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +186,39 @@ impl Files {
 struct Segment {
     first: u64,
     file: File,
+    /// Bytes of records.
     len: u64,
+    /// Bytes of the file (records, then zeros).
+    zeroed: u64,
+}
+
+impl Segment {
+    /// Writes `frames` after the records, first extending the zeros ahead
+    /// of them when they would reach past, then syncs.
+    fn write(&mut self, frames: &[u8], ahead: u64) -> io::Result<()> {
+        let end = self.len + frames.len() as u64;
+        if end > self.zeroed {
+            let to = end.max(self.zeroed + ahead);
+            const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+            let mut at = self.zeroed;
+            while at < to {
+                let n = (to - at).min(ZEROS.len() as u64);
+                self.file.write_all_at(&ZEROS[..n as usize], at)?;
+                at += n;
+            }
+            self.zeroed = to;
+        }
+        self.file.write_all_at(frames, self.len)?;
+        self.file.sync_data()
+    }
+
+    /// Cuts the zeros off a segment that is no longer appended to.
+    fn finish(&self) -> io::Result<()> {
+        if self.zeroed > self.len {
+            self.file.set_len(self.len)?;
+        }
+        Ok(())
+    }
 }
 
 /// The writing end of a journal; holds the directory lock until dropped.
@@ -259,6 +300,11 @@ impl Journal {
             .as_ref()
             .is_none_or(|s| s.len > 0 && s.len >= self.files.segment_bytes);
         if roll {
+            if let Some(done) = &self.current {
+                if let Err(e) = done.finish() {
+                    tracing::warn!(error = %e, "could not cut the zeros off a full audit journal segment");
+                }
+            }
             self.start_segment()?;
             if let Err(e) = self.files.release() {
                 tracing::warn!(error = %e, "could not delete applied audit journal segments");
@@ -289,11 +335,8 @@ impl Journal {
         let Some(seg) = self.current.as_mut() else {
             return Err(Refused::Io(io::Error::other("no open segment")));
         };
-        let written = seg
-            .file
-            .write_all_at(&buf, seg.len)
-            .and_then(|()| seg.file.sync_data());
-        if let Err(e) = written {
+        let ahead = ZERO_AHEAD.min(self.files.segment_bytes);
+        if let Err(e) = seg.write(&buf, ahead) {
             // After a failed write or sync the file's tail is unknown: cut it
             // back and continue in a new segment; if it cannot be cut, its
             // sequence numbers are not used again.
@@ -329,7 +372,12 @@ impl Journal {
         let len = file.metadata()?.len();
         sync_dir(&self.files.dir)?;
         self.files.segments().insert(first, len);
-        self.current = Some(Segment { first, file, len });
+        self.current = Some(Segment {
+            first,
+            file,
+            len,
+            zeroed: len,
+        });
         Ok(())
     }
 }
@@ -383,6 +431,9 @@ fn recover(dir: &Path) -> io::Result<(BTreeMap<u64, u64>, u64)> {
             let file = OpenOptions::new().write(true).open(&path)?;
             file.set_len(valid as u64)?;
             file.sync_all()?;
+        }
+        // Zeros are the space filled ahead of the records, not a torn write.
+        if bytes[valid..].iter().any(|b| *b != 0) {
             tracing::warn!(
                 segment = %path.display(),
                 discarded_bytes = bytes.len() - valid,

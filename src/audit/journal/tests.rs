@@ -66,7 +66,7 @@ fn a_torn_tail_is_discarded_on_open() {
     let segment = dir.path().join(&segment_files(dir.path())[0]);
     let mut frame = Vec::new();
     record::write_frame(&mut frame, 3, &[b'x'; 30]);
-    let good = fs::metadata(&segment).unwrap().len();
+    let good = 2 * (record::HEADER as u64 + 30);
     fs::OpenOptions::new()
         .append(true)
         .open(&segment)
@@ -80,6 +80,46 @@ fn a_torn_tail_is_discarded_on_open() {
     assert_eq!(append(&mut journal, &payloads(1, 5)).unwrap(), (3, 1));
     let seqs: Vec<u64> = read_all(journal.files()).iter().map(|r| r.0).collect();
     assert_eq!(seqs, [1, 2, 3]);
+}
+
+#[test]
+fn the_segment_is_filled_with_zeros_ahead_of_its_records_and_cut_to_them_when_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = record::HEADER as u64 + 40;
+    let mut journal = Journal::open_with(dir.path(), 1 << 20, 10 * frame).unwrap();
+    append(&mut journal, &payloads(1, 40)).unwrap();
+    let first = journal.files().path(1);
+    // One record, zeros up to a segment's length ahead of it.
+    assert_eq!(fs::metadata(&first).unwrap().len(), 10 * frame);
+    append(&mut journal, &payloads(8, 40)).unwrap();
+    assert_eq!(
+        fs::metadata(&first).unwrap().len(),
+        10 * frame,
+        "written in place"
+    );
+    // A batch reaching past the zeros extends them a segment's length on.
+    append(&mut journal, &payloads(3, 40)).unwrap();
+    assert_eq!(fs::metadata(&first).unwrap().len(), 20 * frame);
+    assert_eq!(
+        journal.files().bytes(),
+        12 * frame,
+        "records count, zeros do not"
+    );
+    // Rolling over cuts the full segment back to its records.
+    append(&mut journal, &payloads(1, 40)).unwrap();
+    assert_eq!(fs::metadata(&first).unwrap().len(), 12 * frame);
+    let second = journal.files().path(13);
+    assert_eq!(fs::metadata(&second).unwrap().len(), 10 * frame);
+    drop(journal);
+
+    // Reopened, the zeros after the last record are no torn write: the
+    // records stay and numbering goes on.
+    let mut journal = Journal::open_with(dir.path(), 1 << 20, 10 * frame).unwrap();
+    assert_eq!(fs::metadata(&second).unwrap().len(), frame, "zeros cut off");
+    assert_eq!(journal.files().durable(), 13);
+    assert_eq!(append(&mut journal, &payloads(1, 40)).unwrap(), (14, 1));
+    let seqs: Vec<u64> = read_all(journal.files()).iter().map(|r| r.0).collect();
+    assert_eq!(seqs, (1..=14).collect::<Vec<_>>());
 }
 
 #[test]

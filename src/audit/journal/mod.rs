@@ -43,6 +43,8 @@ const MAX_SEGMENT: u64 = 64 << 20;
 /// flushes the data alone; one that grows the file also commits the
 /// file system's metadata — once per this many bytes instead of every time.
 const ZERO_AHEAD: u64 = 1 << 20;
+/// The zeros written at once.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// The journal could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -199,7 +201,6 @@ impl Segment {
         let end = self.len + frames.len() as u64;
         if end > self.zeroed {
             let to = end.max(self.zeroed + ahead);
-            const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
             let mut at = self.zeroed;
             while at < to {
                 let n = (to - at).min(ZEROS.len() as u64);

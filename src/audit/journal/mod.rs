@@ -9,7 +9,7 @@
 //! `journal-id` (a UUID naming the journal in the database's cursor table)
 //! and segments `<first sequence number>.seg` of frames (length, CRC-32,
 //! sequence number, the event as JSON). The segment being appended to is
-//! filled with zeros up to [`ZERO_AHEAD`] beyond its records, so most syncs
+//! filled with zeros up to 1 MiB beyond its records, so most syncs
 //! flush data alone (no change of the file's size to commit); zeros end
 //! the records like the end of the file does, and a segment is cut back to
 //! its records when the next one starts or the journal is opened. The

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
+use super::event::Shown;
+
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -39,26 +41,67 @@ pub struct AuditRecord {
 /// JSON array of every field, so no two different events serialize alike.
 #[must_use]
 pub fn link(record: &AuditRecord, prev_hash: &str) -> String {
-    // The array serialised straight from the fields: the same bytes as
-    // building it as a `serde_json::Value` first, without the copies.
-    let canonical = (
-        record.id,
-        record.occurred_at.timestamp_micros(),
-        &record.kind,
-        &record.actor,
-        &record.client_id,
-        &record.request_id,
-        &record.reason,
-        record.details.to_string(),
-        prev_hash,
-    );
-    let mut text = Vec::with_capacity(512);
-    if serde_json::to_writer(&mut text, &canonical).is_err() {
-        // Unreachable (strings and integers always serialise); a hash of
-        // nothing would only fail verification, never pass it.
-        text.clear();
+    Content {
+        id: record.id,
+        occurred_at: record.occurred_at,
+        kind: &record.kind,
+        actor: &record.actor,
+        client_id: record.client_id.as_deref(),
+        request_id: record.request_id.as_deref(),
+        reason: record.reason.as_deref(),
+        details: &record.details,
     }
-    hex(digest::digest(&digest::SHA256, &text).as_ref())
+    .link(prev_hash)
+}
+
+/// The hashed fields of an event, borrowed: what [`link`] hashes, for an
+/// event not (yet) held as an [`AuditRecord`].
+#[derive(Clone, Copy)]
+pub struct Content<'a> {
+    /// Position in the chain.
+    pub id: i64,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// What happened.
+    pub kind: &'a str,
+    /// Who did it.
+    pub actor: &'a str,
+    /// The client concerned.
+    pub client_id: Option<&'a str>,
+    /// The request it happened in.
+    pub request_id: Option<&'a str>,
+    /// Why.
+    pub reason: Option<&'a str>,
+    /// Event-specific JSON.
+    pub details: &'a serde_json::Value,
+}
+
+impl Content<'_> {
+    /// The hash of this content chained to `prev_hash` (see [`link`]).
+    #[must_use]
+    pub fn link(&self, prev_hash: &str) -> String {
+        // The array serialised straight from the fields, the details' text
+        // escaped as it is written: the same bytes as building it as a
+        // `serde_json::Value` first, without the copies.
+        let canonical = (
+            self.id,
+            self.occurred_at.timestamp_micros(),
+            self.kind,
+            self.actor,
+            self.client_id,
+            self.request_id,
+            self.reason,
+            Shown(self.details),
+            prev_hash,
+        );
+        let mut text = Vec::with_capacity(512);
+        if serde_json::to_writer(&mut text, &canonical).is_err() {
+            // Unreachable (strings and integers always serialise); a hash of
+            // nothing would only fail verification, never pass it.
+            text.clear();
+        }
+        hex(digest::digest(&digest::SHA256, &text).as_ref())
+    }
 }
 
 /// SHA-256 (lowercase hex) of `text`.

@@ -165,15 +165,26 @@ pub fn decode_hash(stored: &[u8]) -> Result<String, Malformed> {
 }
 
 fn canonical_uuid(s: &str) -> Option<uuid::Uuid> {
-    uuid::Uuid::parse_str(s).ok().filter(|u| u.to_string() == s)
+    let uuid = uuid::Uuid::parse_str(s).ok()?;
+    let mut text = uuid::Uuid::encode_buffer();
+    (*uuid.hyphenated().encode_lower(&mut text) == *s).then_some(uuid)
 }
 
-/// The stored form of `details`: binary when it round-trips exactly, else JSON text.
+/// The stored form of `details`: binary, else (nested deeper than the
+/// decoder reads) JSON text.
+///
+/// Every binary form decodes to exactly the value written: words and UUIDs
+/// are chosen only when the string is that word or that UUID's canonical
+/// text, integers keep their sign, and a float is its own bits. So the
+/// round trip is not re-checked here (decoding each event again cost a
+/// tenth of the audit writer's time); the tests check it on every kind of
+/// value, and debug builds on every event.
 #[must_use]
 pub fn encode_details(details: &Value) -> Vec<u8> {
-    let mut out = vec![BINARY];
-    write_value(&mut out, details);
-    if decode_details(&out).as_ref() == Ok(details) {
+    let mut out = Vec::with_capacity(64);
+    out.push(BINARY);
+    if write_value(&mut out, details, 0) {
+        debug_assert_eq!(decode_details(&out).as_ref(), Ok(details));
         out
     } else {
         details.to_string().into_bytes()
@@ -225,7 +236,12 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn write_value(out: &mut Vec<u8>, v: &Value) {
+/// Writes the binary form of `v`; `false` when it nests deeper than
+/// [`MAX_DEPTH`] (the reader would refuse it).
+fn write_value(out: &mut Vec<u8>, v: &Value, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
     match v {
         Value::Null => out.push(tag::NULL),
         Value::Bool(false) => out.push(tag::FALSE),
@@ -246,9 +262,7 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
         Value::Array(items) => {
             out.push(tag::ARRAY);
             write_varint(out, items.len() as u64);
-            for item in items {
-                write_value(out, item);
-            }
+            return items.iter().all(|item| write_value(out, item, depth + 1));
         }
         Value::Object(map) => {
             let shape = SHAPES.iter().position(|keys| {
@@ -258,19 +272,17 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
                 out.push(tag::SHAPED);
                 #[allow(clippy::cast_possible_truncation)] // SHAPES has fewer than 256 entries
                 out.push(i as u8);
-                for item in map.values() {
-                    write_value(out, item);
-                }
-                return;
+                return map.values().all(|item| write_value(out, item, depth + 1));
             }
             out.push(tag::OBJECT);
             write_varint(out, map.len() as u64);
-            for (k, item) in map {
+            return map.iter().all(|(k, item)| {
                 write_string(out, k);
-                write_value(out, item);
-            }
+                write_value(out, item, depth + 1)
+            });
         }
     }
+    true
 }
 
 struct Reader<'a> {
@@ -420,6 +432,28 @@ mod tests {
             assert_eq!(decode_details(&encode_details(&v)).unwrap(), v, "{v}");
             assert_eq!(decode_details(v.to_string().as_bytes()).unwrap(), v, "{v}");
         }
+    }
+
+    #[test]
+    fn details_nested_deeper_than_the_reader_goes_are_stored_as_text() {
+        let nested = |depth: usize| {
+            (0..depth).fold(json!("0b5e6a1c-4c2f-4d1e-9f3a-8e2b7c6d5a41"), |v, i| {
+                if i % 2 == 0 {
+                    json!([v])
+                } else {
+                    json!({ "jti": v })
+                }
+            })
+        };
+        let deepest = encode_details(&nested(MAX_DEPTH));
+        assert_eq!(
+            deepest[0], BINARY,
+            "the deepest value the reader takes is binary"
+        );
+        assert_eq!(decode_details(&deepest).unwrap(), nested(MAX_DEPTH));
+        let deeper = encode_details(&nested(MAX_DEPTH + 1));
+        assert_eq!(deeper, nested(MAX_DEPTH + 1).to_string().into_bytes());
+        assert_eq!(decode_details(&deeper).unwrap(), nested(MAX_DEPTH + 1));
     }
 
     #[test]

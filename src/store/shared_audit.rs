@@ -98,36 +98,40 @@ macro_rules! shared_audit_helpers {
             Ok(ids)
         }
 
-        /// Inserts chained records in their compact form.
+        /// Inserts chained events in their compact form: `events[i]` as
+        /// `first_id + i` with `hashes[i]`.
         async fn insert_audit_records(
             tx: &mut sqlx::Transaction<'static, $db>,
-            records: &[chain::AuditRecord],
+            events: &[AuditEvent],
+            first_id: i64,
+            hashes: &[String],
             known: &super::audit_names::AuditNames,
         ) -> Result<(), StoreError> {
-            if records.is_empty() {
+            if events.is_empty() {
                 return Ok(());
             }
-            let names = records
+            let names = events
                 .iter()
-                .flat_map(|r| std::iter::once(r.kind.as_str()).chain(r.client_id.as_deref()))
+                .flat_map(|e| std::iter::once(e.kind).chain(e.client_id.as_deref()))
                 .collect();
             let ids = audit_name_ids(tx, names, known).await?;
-            for chunk in records.chunks(super::shared_audit::INSERT_ROWS) {
+            let rows: Vec<_> = events.iter().zip(hashes).zip(first_id..).collect();
+            for chunk in rows.chunks(super::shared_audit::INSERT_ROWS) {
                 let mut insert = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO audit_events (id, occurred_at, kind, client, actor, request_id, reason, details, hash) ",
                 );
-                insert.push_values(chunk, |mut row, r| {
-                    let client = r.client_id.as_ref().and_then(|c| ids.get(c)).copied();
-                    let implied = r.client_id.as_ref().is_some_and(|c| r.actor.strip_prefix("client:") == Some(c));
-                    row.push_bind(r.id)
-                        .push_bind(DbTime(r.occurred_at))
-                        .push_bind(ids.get(&r.kind).copied())
+                insert.push_values(chunk, |mut row, &((e, hash), id)| {
+                    let client = e.client_id.as_ref().and_then(|c| ids.get(c)).copied();
+                    let implied = e.client_id.as_ref().is_some_and(|c| e.actor.strip_prefix("client:") == Some(c));
+                    row.push_bind(id)
+                        .push_bind(DbTime(e.occurred_at))
+                        .push_bind(ids.get(e.kind).copied())
                         .push_bind(client)
-                        .push_bind((!implied).then(|| r.actor.clone()))
-                        .push_bind(r.request_id.as_deref().map(audit_codec::encode_request_id))
-                        .push_bind(r.reason.clone())
-                        .push_bind(audit_codec::encode_details(&r.details))
-                        .push_bind(audit_codec::encode_hash(&r.hash));
+                        .push_bind((!implied).then_some(e.actor.as_str()))
+                        .push_bind(e.request_id.as_deref().map(audit_codec::encode_request_id))
+                        .push_bind(e.reason.as_deref())
+                        .push_bind(audit_codec::encode_details(&e.details))
+                        .push_bind(audit_codec::encode_hash(hash));
                 });
                 // Only the full chunk's statement is kept prepared: a statement for
                 // every shorter length would fill each connection's statement cache
@@ -172,27 +176,25 @@ macro_rules! shared_audit_methods {
                 // All of them were applied before (a replay after a crash).
                 return Ok(());
             }
-            let (mut id, mut prev) = audit_head(&mut tx).await?;
-            let mut records = Vec::with_capacity(events.len());
-            for e in events {
-                id += 1;
-                let mut record = chain::AuditRecord {
+            let (head, mut prev) = audit_head(&mut tx).await?;
+            // Each event is hashed from its own fields (no copy of them).
+            let mut hashes = Vec::with_capacity(events.len());
+            for (e, id) in events.iter().zip(head + 1..) {
+                let hash = chain::Content {
                     id,
                     occurred_at: e.occurred_at,
-                    kind: e.kind.to_owned(),
-                    actor: e.actor.clone(),
-                    client_id: e.client_id.clone(),
-                    request_id: e.request_id.clone(),
-                    reason: e.reason.clone(),
-                    details: e.details.clone(),
-                    prev_hash: prev.clone(),
-                    hash: String::new(),
-                };
-                record.hash = chain::link(&record, &prev);
-                prev.clone_from(&record.hash);
-                records.push(record);
+                    kind: e.kind,
+                    actor: &e.actor,
+                    client_id: e.client_id.as_deref(),
+                    request_id: e.request_id.as_deref(),
+                    reason: e.reason.as_deref(),
+                    details: &e.details,
+                }
+                .link(&prev);
+                prev.clone_from(&hash);
+                hashes.push(hash);
             }
-            insert_audit_records(&mut tx, &records, &self.audit_names).await?;
+            insert_audit_records(&mut tx, events, head + 1, &hashes, &self.audit_names).await?;
             // ... and the journal's cursor moves in the same transaction.
             if let Some(j) = journal.filter(|_| !events.is_empty()) {
                 sqlx::query(

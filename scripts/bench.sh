@@ -12,6 +12,7 @@
 #   scripts/bench.sh                 # both engines, 10 s per scenario
 #   BENCH_SECONDS=30 scripts/bench.sh
 #   BENCH_ENGINES=sqlite scripts/bench.sh
+#   BENCH_BIN=/tmp/portcullis-before scripts/bench.sh   # this binary instead of building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/postgres.sh
@@ -43,9 +44,14 @@ if ! command -v wrk >/dev/null; then
 fi
 command -v jq >/dev/null || { [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; } || true
 
-cargo build --release --quiet
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
-BIN="$TARGET/release/portcullis"
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$BENCH_BIN
+    [ -x "$BIN" ] || { log "BENCH_BIN=$BIN is not an executable"; exit 1; }
+else
+    cargo build --release --quiet
+    BIN="$TARGET/release/portcullis"
+fi
 FLOOR_DIR=${BENCH_FLOOR_DIR:-"$PWD/../shared/bench/floor"}
 FLOOR_BIN=""
 if [ -f "$FLOOR_DIR/Cargo.toml" ]; then
@@ -79,9 +85,25 @@ register() { # $1 = JSON body; prints "id secret"
         python3 -c 'import json,sys; c=json.load(sys.stdin); print(c["client_id"], c["client_secret"])'
 }
 
+# Waits (up to 60 s) until the audit events of earlier scenarios are in the
+# database, so that no scenario pays for the one before it (registration
+# leaves thousands of admin events to apply).
+settle() {
+    [ "$ENGINE" = none ] && return 0
+    local pending
+    for _ in $(seq 600); do
+        pending=$(curl -fs http://127.0.0.1:18099/metrics -H "Authorization: Bearer $ADMIN" |
+            awk '/^portcullis_audit_journal_pending_events / { print $2 }')
+        [ "${pending:-0}" = 0 ] && return 0
+        sleep 0.1
+    done
+    log "$ENGINE: $pending audit events still pending after 60 s"
+}
+
 run() { # $1 = scenario, rest = wrk arguments; prints a table row
     local name=$1; shift
     local out
+    settle
     # A short warm-up first (connections, caches), not measured.
     "${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d2s "$@" >/dev/null 2>&1 || true
     out=$("${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d"${SECONDS_PER_RUN}s" --latency "$@" 2>&1 | tail -n 1)
@@ -120,6 +142,7 @@ run_half_wrong() { # $1 = id, $2 = secret
     printf 'Basic %s\nBasic %s\n' "$(printf '%s:%s' "$1" "$2" | base64 -w0)" \
         "$(printf '%s:%s' "$1" "wrong-secret" | base64 -w0)" >"$WORK/half"
     local out rss busy ticks
+    settle
     "${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d2s -s bench/rotate.lua http://127.0.0.1:18099/token >/dev/null 2>&1 || true
     ticks=$(cpu_ticks)
     out=$(BENCH_AUTH_FILE="$WORK/half" "${LOAD_CPU[@]}" wrk -t1 -c$CONNECTIONS -d"${SECONDS_PER_RUN}s" --latency \
@@ -204,6 +227,7 @@ for ENGINE in $ENGINES; do
 
     # Valid clients while a second load floods wrong secrets (a SHA-256 check each for a generated secret).
     export BENCH_BODY="grant_type=client_credentials"
+    settle
     BENCH_AUTH="Basic $(printf '%s:%s' "$ID" "wrong-secret" | base64 -w0)" \
         "${LOAD_CPU[@]}" wrk -t1 -c32 -d"$((SECONDS_PER_RUN + 4))s" --timeout 10s \
         -s bench/post.lua http://127.0.0.1:18099/token >/dev/null 2>&1 &

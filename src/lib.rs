@@ -24,6 +24,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod oauth;
 pub mod policy;
+pub mod priority;
 pub mod protect;
 pub mod startup;
 pub mod store;

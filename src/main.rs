@@ -11,8 +11,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     keep_the_heap_in_small_pages();
+    // The runtime started here runs the background work (the audit apply,
+    // maintenance, cache refresh): below the serving threads, which actix
+    // starts from this thread at its priority.
+    portcullis::priority::remember_serving();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(portcullis::priority::run_in_background)
         .build()
     {
         Ok(runtime) => runtime,

@@ -4,8 +4,8 @@
 //! requests share one sync. Changes between accepting and refusing events
 //! are logged once each, not per event.
 //!
-//! The thread runs [`NICE_STEPS`] below the serving threads. Woken by a
-//! submission, it then does not take the core from a serving thread that
+//! The thread runs below the serving threads ([`crate::priority`]). Woken
+//! by a submission, it then does not take the core from a serving thread that
 //! still has requests to answer: those requests submit their events too,
 //! and one sync covers them all. When the serving threads have nothing left
 //! but to wait for it, it runs at once.
@@ -121,41 +121,15 @@ impl Inbox {
     }
 }
 
-/// How far below the serving threads the writer thread's scheduling
-/// priority is, in `nice` steps: about a tenth of a core's share against one
-/// busy serving thread (its syncs need far less), yet low enough that a
-/// submission does not preempt the request being answered. Measured on one
-/// core with 32 connections: 18 % more tokens per second and a lower p99,
-/// 2.5 times as many events per sync; at 128 connections 28–34 % more; no
-/// change with one connection.
-pub(super) const NICE_STEPS: i32 = 10;
-
 /// Starts the writer thread.
 pub(super) fn spawn(journal: Journal, inbox: Arc<Inbox>, metrics: Metrics) -> io::Result<()> {
     std::thread::Builder::new()
         .name("audit-journal".to_owned())
         .spawn(move || {
-            lower_priority();
+            crate::priority::run_below_serving(crate::priority::JOURNAL_STEPS);
             run(journal, &inbox, &metrics);
         })
         .map(|_| ())
-}
-
-/// Lowers the calling thread's priority by [`NICE_STEPS`] (Linux, where a
-/// thread has its own; elsewhere the thread keeps the process's). Raising
-/// `nice` needs no privilege; should it still fail, the journal works as
-/// before, only with more syncs under load.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::process::{getpriority_process, setpriority_process};
-        let me = Some(rustix::thread::gettid());
-        let lowered = getpriority_process(me)
-            .and_then(|nice| setpriority_process(me, (nice + NICE_STEPS).min(19)));
-        if let Err(e) = lowered {
-            tracing::debug!(error = %e, "the audit journal thread keeps the serving threads' priority");
-        }
-    }
 }
 
 fn run(mut journal: Journal, inbox: &Inbox, metrics: &Metrics) {
@@ -205,29 +179,5 @@ fn report(inbox: &Inbox, journal: &Journal, refused: Option<&Refused>) {
         ),
         None if !was => tracing::warn!(journal = %dir, "the audit journal accepts events again"),
         _ => {}
-    }
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use rustix::{process::getpriority_process, thread::gettid};
-
-    #[test]
-    fn the_writer_thread_alone_runs_below_the_serving_threads() {
-        let here = getpriority_process(Some(gettid())).unwrap();
-        let (theirs, before) = std::thread::spawn(|| {
-            let me = Some(gettid());
-            let before = getpriority_process(me).unwrap();
-            super::lower_priority();
-            (getpriority_process(me).unwrap(), before)
-        })
-        .join()
-        .unwrap();
-        assert_eq!(theirs, (before + super::NICE_STEPS).min(19));
-        assert_eq!(
-            getpriority_process(Some(gettid())).unwrap(),
-            here,
-            "the other threads keep theirs"
-        );
     }
 }

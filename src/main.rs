@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     portcullis::priority::remember_serving();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_name("background")
         .on_thread_start(portcullis::priority::run_in_background)
         .build()
     {

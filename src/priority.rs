@@ -5,8 +5,9 @@
 //! core they do not stall the requests in flight, and still run at once
 //! whenever the serving threads wait:
 //!
-//! - the background runtime (the audit apply, maintenance, cache refresh,
-//!   and their blocking threads), [`BACKGROUND_STEPS`] below: about a
+//! - the background runtime (threads named `background`: the audit apply,
+//!   maintenance, cache refresh, and their blocking threads),
+//!   [`BACKGROUND_STEPS`] below: about a
 //!   quarter of a core against one busy serving thread instead of half. A
 //!   batch of audit rows being applied (up to 2,000 events, several
 //!   milliseconds of CPU) no longer halves the serving thread's speed while

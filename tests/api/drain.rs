@@ -1,7 +1,8 @@
 //! Shutdown as Kubernetes drives it: the real binary, configured the way a
 //! pod is (service-link variables present, the database URL from a mounted
 //! file), gets SIGTERM; `/readyz` answers 503 for `shutdown_drain_delay`
-//! while everything else is served, then it exits 0.
+//! while everything else is served, then it exits 0. Also, on Linux: the
+//! running binary's background threads run below its serving threads.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -170,4 +171,77 @@ async fn sigterm_flips_readiness_then_drains_and_exits_zero() {
     assert!(all.contains("PORTCULLIS_SERVICE_HOST"), "{all}");
     assert!(all.contains("\"signal\":\"SIGTERM\""), "{all}");
     assert!(all.contains("portcullis stopped"), "{all}");
+}
+
+/// Each thread of process `pid`: its name and `nice` value (Linux `/proc`).
+#[cfg(target_os = "linux")]
+fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after the name, which is in parentheses and may hold spaces:
+        // state is field 3, nice field 19.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = rest.split(' ').nth(16).unwrap().parse().unwrap();
+        threads.push((name.trim_end().to_owned(), nice));
+    }
+    threads
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn background_threads_run_below_the_serving_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let Server {
+        mut child, addr, ..
+    } = start(&dir);
+    // A refused token request: its audit event goes through the journal
+    // writer and the apply, so both have run.
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/token"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let threads = thread_priorities(child.id());
+    child.kill().ok();
+    child.wait().ok();
+    let serving = threads
+        .iter()
+        .find(|(name, _)| name == "portcullis")
+        .map(|(_, nice)| *nice)
+        .expect("the main thread");
+    let of = |prefix: &str| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    let (workers, background, journal) =
+        (of("actix-server"), of("background"), of("audit-journal"));
+    assert!(
+        !workers.is_empty() && !background.is_empty() && journal.len() == 1,
+        "{threads:?}"
+    );
+    assert!(
+        workers.iter().all(|n| *n == serving),
+        "serving threads keep the priority: {threads:?}"
+    );
+    assert!(
+        background.iter().all(|n| *n == (serving + 5).min(19)),
+        "the background runtime runs 5 steps below: {threads:?}"
+    );
+    assert_eq!(
+        journal,
+        [(serving + 10).min(19)],
+        "the journal writer 10 below: {threads:?}"
+    );
 }

@@ -9,7 +9,7 @@
 //!   maintenance, cache refresh, and their blocking threads),
 //!   [`BACKGROUND_STEPS`] below: about a
 //!   quarter of a core against one busy serving thread instead of half. A
-//!   batch of audit rows being applied (up to 2,000 events, several
+//!   batch of audit rows being applied (up to 8,000 events, tens of
 //!   milliseconds of CPU) no longer halves the serving thread's speed while
 //!   it runs, which is what the slowest requests waited for;
 //! - the audit journal's writer thread, [`JOURNAL_STEPS`] below (see

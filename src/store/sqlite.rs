@@ -36,6 +36,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// `PRAGMA cache_size` of every connection: 256 KiB (negative: KiB).
 const CACHE_SIZE: &str = "-256";
+/// `PRAGMA cache_spill` of every connection: a transaction writes its dirty
+/// pages to the WAL mid-way only once they pass 4,096 pages (16 MiB at the
+/// default page size). An audit batch of 8,000 events from 1,000 clients
+/// dirties some 1,500 pages; spilled at the 256 KiB cache size, the same
+/// index pages were written to the WAL several times per transaction. The
+/// pages are held only while the transaction runs (one writer at a time),
+/// and a larger transaction (a retention cut) still spills past the bound.
+const CACHE_SPILL: &str = "4096";
 
 /// SQLite storage.
 #[derive(Clone, Debug)]
@@ -72,7 +80,8 @@ impl SqliteStore {
             // Each pooled connection has its own page cache (SQLite's default
             // is 2 MiB): 256 KiB each bounds the pool's to 4 MiB at the
             // default 16 connections; the operating system caches the file.
-            .pragma("cache_size", CACHE_SIZE);
+            .pragma("cache_size", CACHE_SIZE)
+            .pragma("cache_spill", CACHE_SPILL);
         create_private_file(options.get_filename())
             .map_err(|e| StoreError::Backend(sqlx::Error::Io(e)))?;
         let pool = SqlitePoolOptions::new()

@@ -6,8 +6,6 @@ use chrono::{DateTime, Utc};
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
-use super::event::Shown;
-
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -80,9 +78,18 @@ impl Content<'_> {
     /// The hash of this content chained to `prev_hash` (see [`link`]).
     #[must_use]
     pub fn link(&self, prev_hash: &str) -> String {
-        // The array serialised straight from the fields, the details' text
-        // escaped as it is written: the same bytes as building it as a
-        // `serde_json::Value` first, without the copies.
+        hex(&self.digest(prev_hash))
+    }
+
+    /// The SHA-256 of this content chained to `prev_hash`, as bytes: what
+    /// [`Self::link`] gives in hex.
+    #[must_use]
+    pub fn digest(&self, prev_hash: &str) -> [u8; 32] {
+        // The details' text first (a `Value` serialises to the bytes of its
+        // `Display`), then the array straight from the fields with that text
+        // as one of its strings: the same bytes as building the array as a
+        // `serde_json::Value`, without the copies.
+        let details = serde_json::to_string(self.details).unwrap_or_default();
         let canonical = (
             self.id,
             self.occurred_at.timestamp_micros(),
@@ -91,16 +98,18 @@ impl Content<'_> {
             self.client_id,
             self.request_id,
             self.reason,
-            Shown(self.details),
+            details.as_str(),
             prev_hash,
         );
-        let mut text = Vec::with_capacity(512);
+        let mut text = Vec::with_capacity(details.len() + 384);
         if serde_json::to_writer(&mut text, &canonical).is_err() {
             // Unreachable (strings and integers always serialise); a hash of
             // nothing would only fail verification, never pass it.
             text.clear();
         }
-        hex(digest::digest(&digest::SHA256, &text).as_ref())
+        let mut out = [0; 32];
+        out.copy_from_slice(digest::digest(&digest::SHA256, &text).as_ref());
+        out
     }
 }
 

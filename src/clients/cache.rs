@@ -52,8 +52,8 @@ type Remembered = ([u8; 32], Option<DateTime<Utc>>);
 
 /// A client as cached: registration, active secret hashes, remembered credentials.
 pub struct CachedClient {
-    /// The registration.
-    pub client: Client,
+    /// The registration (shared with the requests it authenticates).
+    pub client: Arc<Client>,
     secrets: Vec<ExpiringSecret>,
     loaded_at: DateTime<Utc>,
     /// The cache's staleness epoch when the load began.
@@ -188,7 +188,7 @@ impl ClientCache {
             })
             .unwrap_or_default();
         let entry = Arc::new(CachedClient {
-            client,
+            client: Arc::new(client),
             secrets,
             loaded_at: now,
             epoch,

@@ -48,7 +48,7 @@ impl TokenServer {
         endpoint: &str,
         ip: IpAddr,
         now: DateTime<Utc>,
-    ) -> Result<Client, OAuthError> {
+    ) -> Result<Arc<Client>, OAuthError> {
         let client = match &creds.credential {
             Credential::Secret { secret, basic } => {
                 self.authenticate_secret(creds, secret, *basic, ip, now)
@@ -92,7 +92,7 @@ impl TokenServer {
         basic: bool,
         ip: IpAddr,
         now: DateTime<Utc>,
-    ) -> Result<Client, OAuthError> {
+    ) -> Result<Arc<Client>, OAuthError> {
         let entry = self.lookup(&creds.client_id, now).await?;
         let hashes = entry
             .as_ref()
@@ -122,7 +122,7 @@ impl TokenServer {
             ok
         };
         let client = match entry {
-            Some(e) if verified => e.client.clone(),
+            Some(e) if verified => Arc::clone(&e.client),
             Some(e) => {
                 let reason = if locked {
                     "client_locked"
@@ -176,12 +176,12 @@ impl TokenServer {
         &self,
         creds: &ClientCredentials,
         now: DateTime<Utc>,
-    ) -> Result<Client, OAuthError> {
+    ) -> Result<Arc<Client>, OAuthError> {
         let Some(entry) = self.lookup(&creds.client_id, now).await? else {
             tracing::info!(reason = "unknown_client", "client authentication failed");
             return Err(OAuthError::authentication_failed(false));
         };
-        let client = entry.client.clone();
+        let client = Arc::clone(&entry.client);
         if !creds.fits(client.auth_method) {
             return Err(wrong_method(creds, false));
         }

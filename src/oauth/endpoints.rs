@@ -38,7 +38,7 @@ use crate::{
 /// A form from a client whose authentication succeeded.
 struct Authenticated {
     params: FormParams,
-    client: Client,
+    client: Arc<Client>,
     ctx: RequestContext,
 }
 

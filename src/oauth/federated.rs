@@ -169,7 +169,7 @@ impl TokenServer {
         federation: &Federation,
         token: &str,
         now: DateTime<Utc>,
-    ) -> Result<(Client, FederatedIdentity), FederatedTokenError> {
+    ) -> Result<(Arc<Client>, FederatedIdentity), FederatedTokenError> {
         if !federation.enabled {
             return Err(FederatedTokenError::Disabled);
         }
@@ -243,7 +243,7 @@ impl TokenServer {
         params: &FormParams,
         claimed: &mut Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<Option<(Client, FederatedIdentity)>, OAuthError> {
+    ) -> Result<Option<(Arc<Client>, FederatedIdentity)>, OAuthError> {
         let assertion = params.single("client_assertion")?;
         let typed = params.single("client_assertion_type")? == Some(JWT_BEARER);
         let other_auth = authorization.is_some() || params.single("client_secret")?.is_some();

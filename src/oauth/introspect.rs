@@ -3,6 +3,8 @@
 //! active token of ours — unknown, expired, revoked, tampered, `alg: none`,
 //! another issuer's, garbage — is just `{"active": false}`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -219,7 +221,7 @@ impl TokenServer {
         &self,
         id: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Client>, OAuthError> {
+    ) -> Result<Option<Arc<Client>>, OAuthError> {
         let Ok(id) = ClientId::parse(id) else {
             return Ok(None);
         };
@@ -228,6 +230,6 @@ impl TokenServer {
             .get(&self.store, &id, now)
             .await
             .map_err(OAuthError::server)?;
-        Ok(entry.map(|e| e.client.clone()).filter(|c| c.enabled))
+        Ok(entry.map(|e| Arc::clone(&e.client)).filter(|c| c.enabled))
     }
 }

@@ -99,12 +99,13 @@ macro_rules! shared_audit_helpers {
         }
 
         /// Inserts chained events in their compact form: `events[i]` as
-        /// `first_id + i` with `hashes[i]`.
+        /// `first_id + i` with `hashes[i]` (its 32 bytes: the stored form of
+        /// a hash, see `audit_codec::encode_hash`).
         async fn insert_audit_records(
             tx: &mut sqlx::Transaction<'static, $db>,
             events: &[AuditEvent],
             first_id: i64,
-            hashes: &[String],
+            hashes: &[[u8; 32]],
             known: &super::audit_names::AuditNames,
         ) -> Result<(), StoreError> {
             if events.is_empty() {
@@ -131,7 +132,7 @@ macro_rules! shared_audit_helpers {
                         .push_bind(e.request_id.as_deref().map(audit_codec::encode_request_id))
                         .push_bind(e.reason.as_deref())
                         .push_bind(audit_codec::encode_details(&e.details))
-                        .push_bind(audit_codec::encode_hash(hash));
+                        .push_bind(hash.to_vec());
                 });
                 // Only the full chunk's statement is kept prepared: a statement for
                 // every shorter length would fill each connection's statement cache
@@ -177,7 +178,8 @@ macro_rules! shared_audit_methods {
                 return Ok(());
             }
             let (head, mut prev) = audit_head(&mut tx).await?;
-            // Each event is hashed from its own fields (no copy of them).
+            // Each event is hashed from its own fields (no copy of them); the
+            // hash is stored as its bytes and chains on as hex.
             let mut hashes = Vec::with_capacity(events.len());
             for (e, id) in events.iter().zip(head + 1..) {
                 let hash = chain::Content {
@@ -190,8 +192,8 @@ macro_rules! shared_audit_methods {
                     reason: e.reason.as_deref(),
                     details: &e.details,
                 }
-                .link(&prev);
-                prev.clone_from(&hash);
+                .digest(&prev);
+                prev = chain::hex(&hash);
                 hashes.push(hash);
             }
             insert_audit_records(&mut tx, events, head + 1, &hashes, &self.audit_names).await?;

@@ -192,7 +192,12 @@ fn parse_basic(header: &[u8]) -> Result<(String, SecretString), OAuthError> {
 /// Reverses the `application/x-www-form-urlencoded` encoding RFC 6749 §2.3.1
 /// applies to the id and secret before Basic encoding.
 fn form_decode(s: &str) -> Result<String, OAuthError> {
-    percent_encoding::percent_decode_str(&s.replace('+', " "))
+    if !s.bytes().any(|b| b == b'+' || b == b'%') {
+        return Ok(s.to_owned());
+    }
+    // The copy may hold the secret: wiped when dropped, like the decoded header.
+    let spaced = zeroize::Zeroizing::new(s.replace('+', " "));
+    percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
         .map(std::borrow::Cow::into_owned)
         .map_err(|_| OAuthError::InvalidRequest("HTTP Basic credentials are not valid UTF-8"))
@@ -222,6 +227,31 @@ mod tests {
         assert_eq!(secret.expose_secret(), "p:ss word");
         assert!(basic);
         assert!(c.fits(AuthMethod::ClientSecretBasic));
+    }
+
+    #[test]
+    fn basic_credentials_decode_only_what_is_encoded() {
+        for (raw, id, secret) in [
+            ("plain-id:plain.secret_~", "plain-id", "plain.secret_~"),
+            ("a+b:c%2Bd+e", "a b", "c+d e"),
+            ("%C3%A9:%25", "\u{e9}", "%"),
+        ] {
+            let c = extract(Some(&basic(raw)), "").unwrap();
+            assert_eq!(c.client_id, id, "{raw}");
+            let Credential::Secret { secret: s, .. } = &c.credential else {
+                panic!("not a secret")
+            };
+            assert_eq!(s.expose_secret(), secret, "{raw}");
+        }
+        for raw in ["id:%FF", "%C3:x"] {
+            assert!(
+                matches!(
+                    extract(Some(&basic(raw)), ""),
+                    Err(OAuthError::InvalidRequest(m)) if m.contains("UTF-8")
+                ),
+                "{raw}"
+            );
+        }
     }
 
     #[test]

@@ -91,7 +91,10 @@ impl Scheme {
 #[must_use]
 pub fn sha256_text(secret: &[u8]) -> String {
     let digest = digest::digest(&digest::SHA256, secret);
-    format!("{FAST_PREFIX}{}", URL_SAFE_NO_PAD.encode(digest.as_ref()))
+    let mut text = String::with_capacity(FAST_PREFIX.len() + 43);
+    text.push_str(FAST_PREFIX);
+    URL_SAFE_NO_PAD.encode_string(digest.as_ref(), &mut text);
+    text
 }
 
 /// Whether `candidate` matches the stored `text` (false for anything malformed).

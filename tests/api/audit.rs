@@ -142,6 +142,70 @@ async fn an_edited_or_deleted_event_makes_audit_verify_fail_at_that_event(
     assert_eq!(report["first_broken"]["id"], 4, "{report}");
 }
 
+/// Kinds and client ids are numbered in one table (`audit_names`): a trail
+/// that has seen tens of thousands of client ids still stores an event of a
+/// kind it has not seen before. (PostgreSQL's `kind` column was a `SMALLINT`
+/// until migration 0015: the first new kind past id 32,767 stopped the audit
+/// apply for good, and the journal filled up behind it.)
+#[rstest]
+#[tokio::test]
+async fn a_new_event_kind_after_40000_client_ids_is_stored(
+    #[values(Engine::Sqlite, Engine::Postgres)] engine: Engine,
+) {
+    // Arrange: a trail whose names table already holds 40,000 client ids.
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.standard_client().await;
+    app.access_token(&id, &secret).await;
+    app.state.oauth.audit.flush().await;
+    let max: i64 = app
+        .column("SELECT CAST(MAX(id) AS TEXT) FROM audit_names")
+        .await[0]
+        .parse()
+        .unwrap();
+    let (from, to) = (max + 1, max + 40_000);
+    let fill = if app.database_url.starts_with("sqlite") {
+        format!(
+            "WITH RECURSIVE g(n) AS (SELECT {from} UNION ALL SELECT n + 1 FROM g WHERE n < {to}) \
+             INSERT INTO audit_names (id, name) SELECT n, 'bulk-client-' || n FROM g \
+             RETURNING CAST(id AS TEXT)"
+        )
+    } else {
+        format!(
+            "INSERT INTO audit_names (id, name) SELECT n, 'bulk-client-' || n \
+             FROM generate_series({from}::bigint, {to}::bigint) AS n RETURNING CAST(id AS TEXT)"
+        )
+    };
+    assert_eq!(app.column(&fill).await.len(), 40_000);
+
+    // Act: an admin change records the trail's first `client_deleted` event.
+    let res = app
+        .admin(Method::DELETE, &format!("/admin/clients/{id}"), None)
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let applied = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.state.oauth.audit.flush(),
+    )
+    .await;
+
+    // Assert: applied, numbered past 32,767, listed, and the chain verifies.
+    assert!(
+        applied.is_ok(),
+        "{engine}: the audit apply did not catch up"
+    );
+    let kind_id: i64 = app
+        .column("SELECT CAST(id AS TEXT) FROM audit_names WHERE name = 'client_deleted'")
+        .await[0]
+        .parse()
+        .unwrap();
+    assert!(kind_id > to, "{kind_id}");
+    let deleted = events(&app, "kind=client_deleted").await;
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0]["client_id"], json!(id));
+    let (ok, report, stderr) = verify_cli(&app);
+    assert!(ok, "{report} {stderr}");
+}
+
 #[rstest]
 #[tokio::test]
 async fn the_audit_api_filters_and_pages(
